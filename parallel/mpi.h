@@ -1,0 +1,47 @@
+// MPI process runtime: init/finalize, world rank/size, the node-local rank that picks a GPU,
+// and LS_MPI_CHECK, which names the failed call and where it was made.
+// Without mpirun the same code runs as a world of one.
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+
+namespace ls::parallel {
+
+[[noreturn]] void mpi_fail(const char* call, int code, const char* file, int line);
+
+#define LS_MPI_CHECK(call)                                                  \
+  do {                                                                      \
+    int ls_mpi_rc_ = (call);                                                \
+    if (ls_mpi_rc_ != MPI_SUCCESS) ::ls::parallel::mpi_fail(#call, ls_mpi_rc_, __FILE__, __LINE__); \
+  } while (0)
+
+// One per process, created first in main(). Finalizes MPI when destroyed.
+class MpiRuntime {
+ public:
+  MpiRuntime(int* argc, char*** argv);
+  ~MpiRuntime();
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  // Rank among the processes on this node (OpenMPI's OMPI_COMM_WORLD_LOCAL_RANK, else a
+  // shared-memory split): the GPU index this rank uses.
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+
+  // Ends every rank of the job with this message: one failing rank must never leave the others
+  // waiting in a collective.
+  [[noreturn]] static void abort_world(const std::string& message, int code = 1);
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
+  bool owns_init_ = false;
+};
+
+}  // namespace ls::parallel
