@@ -4,6 +4,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"  // header-only: UserError, fail()
@@ -39,6 +40,40 @@ std::vector<int> Tokenizer::encode(std::string_view text) const {
   ids.insert(ids.end(), body.begin(), body.end());
   if (options_.add_eos) ids.push_back(eos_id());
   return ids;
+}
+
+WordEncoding Tokenizer::encode_words(const std::vector<std::string>& words) const {
+  std::string sentence;
+  std::vector<size_t> word_begins;  // byte where word k's share of the sentence begins
+  word_begins.reserve(words.size());
+  for (size_t k = 0; k < words.size(); ++k) {
+    if (k) sentence.push_back(' ');
+    word_begins.push_back(k ? sentence.size() - 1 : 0);  // the separating space is the word's
+    sentence.append(words[k]);
+  }
+  sentencepiece::ImmutableSentencePieceText encoded;
+  auto status = processor_->Encode(sentence, encoded.mutable_proto());
+  if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
+
+  WordEncoding out;
+  const size_t n = encoded.pieces_size();
+  out.ids.reserve(n + 2);
+  out.word_ids.reserve(n + 2);
+  if (options_.add_bos) {
+    out.ids.push_back(bos_id());
+    out.word_ids.push_back(-1);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto piece = encoded.pieces(static_cast<int>(i));
+    const auto after = std::upper_bound(word_begins.begin(), word_begins.end(), piece.begin());
+    out.ids.push_back(static_cast<int>(piece.id()));
+    out.word_ids.push_back(static_cast<int>(after - word_begins.begin()) - 1);
+  }
+  if (options_.add_eos) {
+    out.ids.push_back(eos_id());
+    out.word_ids.push_back(-1);
+  }
+  return out;
 }
 
 std::vector<std::string> Tokenizer::pieces(std::string_view text) const {

@@ -19,6 +19,12 @@ class SentencePieceProcessor;
 
 namespace ls::data {
 
+// Ids of a sentence given as words, with the word each id came from (-1: BOS/EOS).
+struct WordEncoding {
+  std::vector<int> ids;
+  std::vector<int> word_ids;
+};
+
 struct TokenizerOptions {
   bool add_bos = true;
   bool add_eos = false;
@@ -37,6 +43,12 @@ class Tokenizer {
   // Text to ids without BOS/EOS (pieces of a larger sequence).
   std::vector<int> encode_plain(std::string_view text) const;
   std::vector<std::string> pieces(std::string_view text) const;
+  // Words joined by single spaces and encoded as one sentence (BOS/EOS per the options), so the
+  // ids are exactly encode(join(words, " ")): the sub-words of a word are the ones it gets inside
+  // the sentence, with the space before every word but the first. Each id's word comes from the
+  // byte offset sentencepiece reports for its piece; a piece that begins on the space before a
+  // word belongs to that word. A word that gets no piece of its own (an empty word) has no id.
+  WordEncoding encode_words(const std::vector<std::string>& words) const;
   std::string decode(const std::vector<int>& ids) const;
 
   int vocab_size() const;

@@ -1,0 +1,64 @@
+// collate(): examples -> padded int64 tensors (see batch.h).
+#include "data/batch.h"
+
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace ls::data {
+
+PaddingSide parse_padding_side(std::string_view name) {
+  if (name == "right") return PaddingSide::kRight;
+  if (name == "left") return PaddingSide::kLeft;
+  fail("unknown padding side '{}' (expected right or left)", name);
+}
+
+Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
+              const CollateOptions& options) {
+  LS_ASSERT(options.pad_to_multiple_of >= 1, "pad_to_multiple_of {}", options.pad_to_multiple_of);
+  const bool token_task = dataset.task == TaskType::kToken;
+  const int64_t rows = static_cast<int64_t>(indices.size());
+  int64_t width = 0;
+  for (int64_t index : indices) {
+    LS_ASSERT(index >= 0 && index < dataset.size(), "example {} of {}", index, dataset.size());
+    width = std::max<int64_t>(width, static_cast<int64_t>(dataset.examples[index].input_ids.size()));
+  }
+  const int64_t multiple = options.pad_to_multiple_of;
+  width = (width + multiple - 1) / multiple * multiple;
+
+  const auto long_options = at::TensorOptions().dtype(at::kLong).pinned_memory(options.pin_memory);
+  auto make = [&](std::initializer_list<int64_t> shape, int64_t fill) {
+    at::Tensor t = at::empty(shape, long_options);
+    std::fill_n(t.data_ptr<int64_t>(), t.numel(), fill);
+    return t;
+  };
+  Batch batch;
+  batch.example_indices = indices;
+  batch.input_ids = make({rows, width}, options.pad_id);
+  batch.attention_mask = make({rows, width}, 0);
+  batch.labels = token_task ? make({rows, width}, kIgnoreIndex) : make({rows}, kIgnoreIndex);
+  if (token_task) batch.word_ids = make({rows, width}, -1);
+
+  int64_t* ids = batch.input_ids.data_ptr<int64_t>();
+  int64_t* mask = batch.attention_mask.data_ptr<int64_t>();
+  int64_t* labels = batch.labels.data_ptr<int64_t>();
+  int64_t* words = token_task ? batch.word_ids.data_ptr<int64_t>() : nullptr;
+  for (int64_t r = 0; r < rows; ++r) {
+    const Example& example = dataset.examples[indices[r]];
+    const int64_t length = static_cast<int64_t>(example.input_ids.size());
+    const int64_t offset = r * width + (options.padding_side == PaddingSide::kLeft ? width - length : 0);
+    std::copy(example.input_ids.begin(), example.input_ids.end(), ids + offset);
+    std::fill_n(mask + offset, length, 1);
+    if (token_task) {
+      std::copy(example.labels.begin(), example.labels.end(), labels + offset);
+      std::copy(example.word_ids.begin(), example.word_ids.end(), words + offset);
+    } else {
+      labels[r] = example.label;
+    }
+  }
+  return batch;
+}
+
+}  // namespace ls::data

@@ -1,0 +1,51 @@
+// Batch: what the trainer consumes, and collate(), which pads examples into one. This and
+// loader.cpp are the only parts of data/ that see ATen.
+//
+// Padding is dynamic (to the longest example in the batch, optionally rounded up to a multiple),
+// on the right by default or on the left. LLaMA's tokenizer has no pad piece, so the pad id is
+// configured; padded positions have attention_mask 0 and label kIgnoreIndex, so which id pads
+// does not change results unless the model is told to attend to padding.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/sampler.h"
+
+namespace ls::data {
+
+enum class PaddingSide { kRight, kLeft };
+PaddingSide parse_padding_side(std::string_view name);  // "right" | "left"; UserError otherwise
+
+struct CollateOptions {
+  int64_t pad_id = 0;
+  PaddingSide padding_side = PaddingSide::kRight;
+  int64_t pad_to_multiple_of = 1;  // e.g. 8 for tensor cores
+  bool pin_memory = false;         // page-locked host tensors, for asynchronous copies to the GPU
+};
+
+struct Batch {
+  at::Tensor input_ids;       // [B, T] int64
+  at::Tensor attention_mask;  // [B, T] int64: 1 on ids, 0 on padding
+  at::Tensor labels;          // sequence task [B] int64; token task [B, T] int64; kIgnoreIndex
+                              // where nothing is to be learned
+  at::Tensor word_ids;        // token task [B, T] int64: word index of each id, -1 elsewhere;
+                              // undefined for sequence tasks
+  std::vector<int64_t> example_indices;  // dataset index of each row, for predictions
+  int64_t epoch = 0;          // which epoch, and which of its batches, this is
+  int64_t index = 0;
+  SamplerPosition next;       // the position after this batch: save it to resume after it
+
+  int64_t size() const { return static_cast<int64_t>(example_indices.size()); }
+};
+
+// Pads the examples at `indices` of `dataset` into a Batch (CPU tensors). An empty index list
+// gives [0, 0] tensors (a rank's empty share of an evaluation epoch).
+Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
+              const CollateOptions& options);
+
+}  // namespace ls::data

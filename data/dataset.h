@@ -1,0 +1,77 @@
+// Dataset: one split tokenized, labels mapped to ids, NER labels aligned to sub-words, truncated
+// to max_length. Built once before training (every data error surfaces before step one), so the
+// sampler can group by length and the batch loader only pads and copies.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/label_map.h"
+#include "data/reader.h"
+#include "data/tokenizer.h"
+
+namespace ls::data {
+
+struct Example {
+  std::vector<int32_t> input_ids;
+  // Token task: one label per id (kIgnoreIndex on BOS/EOS, on sub-words after a word's first
+  // unless label_all_subwords, and everywhere when unlabeled). Empty for sequence tasks.
+  std::vector<int32_t> labels;
+  // Token task: the word index of every id (-1 for BOS/EOS), to map predictions back to words.
+  // Pre-tokenized input has no words: each id is its own "word".
+  std::vector<int32_t> word_ids;
+  int32_t label = kIgnoreIndex;  // sequence task: the class id (kIgnoreIndex when unlabeled)
+  int32_t num_words = 0;         // token task: words in the source sentence (before truncation)
+  int64_t line = 0;              // where the example starts in its file
+  int32_t full_length = 0;       // ids before truncation
+  bool truncated = false;
+};
+
+struct DatasetOptions {
+  TaskType task = TaskType::kSequence;
+  ReaderOptions reader;
+  // Ids per example including BOS/EOS; longer examples are cut at the end (EOS, when enabled,
+  // stays last). 0: no limit.
+  int max_length = 64;
+  bool label_all_subwords = false;  // NER: every sub-word carries its word's label
+  int num_threads = 0;              // tokenizing threads; 0: one per hardware thread
+};
+
+struct DatasetStats {
+  int64_t examples = 0;
+  int64_t truncated = 0;             // examples longer than max_length, cut
+  int64_t tokens = 0;                // ids after truncation
+  int64_t longest = 0;               // ids of the longest example before truncation
+  int64_t words = 0;                 // token task: words read
+  int64_t words_cut = 0;             // token task: labelled words lost to truncation
+  int64_t bio_warnings = 0;          // token task: I- tags that do not continue an entity
+  std::string first_bio_warning;     // "file:line: word 3 'Paris' tagged I-LOC after O"
+};
+
+struct Dataset {
+  std::string path;
+  TaskType task = TaskType::kSequence;
+  std::vector<Example> examples;
+  DatasetStats stats;
+
+  int64_t size() const { return static_cast<int64_t>(examples.size()); }
+  // Ids per example: what length-grouped batching sorts on.
+  std::vector<int64_t> lengths() const;
+  // One line for the log: "train.jsonl: 67349 examples, 812 truncated to 64 ids, ...".
+  std::string summary(int max_length) const;
+};
+
+// The label map a training split implies (LabelMap::infer over its distinct labels).
+LabelMap infer_label_map(const RawDataset& train);
+
+// Tokenizes, maps and aligns one split. Throws UserError naming file:line for a label the map
+// lacks and for pre-tokenized ids outside the vocabulary.
+Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const LabelMap& labels,
+                      const DatasetOptions& options);
+
+// read_raw_dataset + build_dataset.
+Dataset load_dataset(const std::string& path, const Tokenizer& tokenizer, const LabelMap& labels,
+                     const DatasetOptions& options);
+
+}  // namespace ls::data

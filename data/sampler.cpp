@@ -1,0 +1,125 @@
+// Sampler (see sampler.h).
+#include "data/sampler.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+
+namespace ls::data {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Uniform in [0, bound) by rejection: std::uniform_int_distribution is implementation-defined,
+// and the order must not change with the standard library.
+uint64_t bounded(std::mt19937_64& rng, uint64_t bound) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+  uint64_t x;
+  do x = rng();
+  while (x >= limit);
+  return x % bound;
+}
+
+}  // namespace
+
+Sampler::Sampler(std::vector<int64_t> lengths, SamplerOptions options)
+    : lengths_(std::move(lengths)), options_(options) {
+  if (lengths_.empty()) fail("cannot sample from an empty dataset");
+  if (options_.batch_size < 1) fail("batch size must be at least 1, got {}", options_.batch_size);
+  if (options_.dp_size < 1 || options_.dp_rank < 0 || options_.dp_rank >= options_.dp_size)
+    fail("data-parallel rank {} of {} is not a valid rank", options_.dp_rank, options_.dp_size);
+  if (options_.mega_batch_factor < 1)
+    fail("mega_batch_factor must be at least 1, got {}", options_.mega_batch_factor);
+}
+
+std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order(lengths_.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (options_.shuffle) {
+    std::mt19937_64 rng(splitmix64(options_.seed ^ splitmix64(static_cast<uint64_t>(epoch))));
+    for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[bounded(rng, i + 1)]);
+  }
+  if (options_.group_by_length) {
+    const size_t mega = static_cast<size_t>(options_.batch_size * options_.dp_size *
+                                            options_.mega_batch_factor);
+    for (size_t begin = 0; begin < order.size(); begin += mega) {
+      const auto first = order.begin() + static_cast<std::ptrdiff_t>(begin);
+      const auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), begin + mega));
+      std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths_[a] > lengths_[b]; });
+    }
+  }
+  return order;
+}
+
+int64_t Sampler::batches_per_epoch() const {
+  const int64_t n = dataset_size(), global = options_.batch_size * options_.dp_size;
+  const int64_t rem = n % global;
+  const bool last = !options_.drop_last && rem > 0 &&
+                    (!options_.equal_shares || rem / options_.dp_size > 0);
+  return n / global + (last ? 1 : 0);
+}
+
+std::vector<std::vector<int64_t>> Sampler::epoch_batches(int64_t epoch) const {
+  const std::vector<int64_t> order = epoch_order(epoch);
+  const int64_t n = dataset_size(), b = options_.batch_size, size = options_.dp_size,
+                rank = options_.dp_rank, global = b * size;
+  const int64_t full = n / global, rem = n % global;
+  std::vector<std::vector<int64_t>> batches;
+  batches.reserve(static_cast<size_t>(batches_per_epoch()));
+  auto slice = [&](int64_t begin, int64_t count) {
+    batches.emplace_back(order.begin() + begin, order.begin() + begin + count);
+  };
+  for (int64_t g = 0; g < full; ++g) slice(g * global + rank * b, b);
+  if (static_cast<int64_t>(batches.size()) < batches_per_epoch()) {
+    const int64_t start = full * global, share = rem / size, extra = rem % size;
+    if (options_.equal_shares) {
+      slice(start + rank * share, share);
+    } else {
+      slice(start + rank * share + std::min(rank, extra), share + (rank < extra ? 1 : 0));
+    }
+  }
+  return batches;
+}
+
+nlohmann::json Sampler::save(const SamplerPosition& position) const {
+  return {{"epoch", position.epoch},
+          {"batch", position.batch},
+          {"dataset_size", dataset_size()},
+          {"batch_size", options_.batch_size},
+          {"dp_size", options_.dp_size},
+          {"seed", options_.seed},
+          {"shuffle", options_.shuffle},
+          {"group_by_length", options_.group_by_length},
+          {"mega_batch_factor", options_.mega_batch_factor},
+          {"drop_last", options_.drop_last},
+          {"equal_shares", options_.equal_shares}};
+}
+
+SamplerPosition Sampler::restore(const nlohmann::json& state) const {
+  const nlohmann::json expected = save({});
+  if (!state.is_object()) fail("sampler state: expected a JSON object, found {}", state.type_name());
+  for (const auto& [key, value] : expected.items()) {
+    if (!state.contains(key)) fail("sampler state: missing \"{}\"", key);
+    if (key != "epoch" && key != "batch" && state[key] != value)
+      fail("sampler state was saved with {} = {}, but this run has {}: resuming would not "
+           "replay the same batches",
+           key, state[key].dump(), value.dump());
+  }
+  if (!state["epoch"].is_number_integer() || !state["batch"].is_number_integer())
+    fail("sampler state: \"epoch\" and \"batch\" must be integers");
+  SamplerPosition position{state["epoch"].get<int64_t>(), state["batch"].get<int64_t>()};
+  if (position.epoch < 0 || position.batch < 0 || position.batch > batches_per_epoch())
+    fail("sampler state: position epoch {} batch {} is outside an epoch of {} batches",
+         position.epoch, position.batch, batches_per_epoch());
+  return position;
+}
+
+}  // namespace ls::data
