@@ -1,0 +1,108 @@
+// Config: defaults, overrides, and every class of user error as one line naming file, line, key.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace {
+
+const char* kMinimal = "model: {path: /models/llama}\ndata: {train: train.jsonl}\n";
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    ls::Config::parse(yaml, "cfg.yaml", overrides);
+  } catch (const ls::UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, DefaultsAreThePaperRecipe) {
+  auto c = ls::Config::parse(kMinimal, "cfg.yaml");
+  EXPECT_EQ(c.lora.r, 12);
+  EXPECT_EQ(c.lora.alpha, 32);
+  EXPECT_DOUBLE_EQ(c.lora.dropout, 0.1);
+  EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-4);
+  EXPECT_DOUBLE_EQ(c.train.weight_decay, 0.01);
+  EXPECT_EQ(c.train.batch_size, 8);
+  EXPECT_EQ(c.data.max_length, 64);
+  EXPECT_EQ(c.model.attention, "causal");
+  EXPECT_FALSE(c.model.attend_to_padding);
+}
+
+TEST(Config, ValuesAndOverridesApply) {
+  auto c = ls::Config::parse(std::string(kMinimal) +
+                                 "train: {lr: 2e-4, epochs: 3}\nlora: {targets: [q_proj, k_proj, v_proj]}\n",
+                             "cfg.yaml", {"train.lr=5e-5", "model.attention=bidirectional", "lora.targets=[v_proj]"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 5e-5);  // --set wins over the file
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.model.attention, "bidirectional");
+  EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"v_proj"}));
+}
+
+TEST(Config, ResolvedYamlRoundTrips) {
+  auto c = ls::Config::parse(std::string(kMinimal) + "task: {type: token, labels: [O, B-PER, I-PER]}\n", "cfg.yaml",
+                             {"data.pair_separator= | "});
+  auto again = ls::Config::parse(c.to_yaml(), "config.yaml");
+  EXPECT_EQ(again.to_yaml(), c.to_yaml());
+  EXPECT_EQ(again.task.labels, c.task.labels);
+  EXPECT_EQ(again.data.pair_separator, c.data.pair_separator);
+}
+
+TEST(Config, UnknownKeySuggestsTheNearestAndNamesTheLine) {
+  auto e = error_of(std::string(kMinimal) + "train:\n  epochs: 2\n  learning_rate: 1e-4\n");
+  EXPECT_NE(e.find("cfg.yaml:5"), std::string::npos) << e;
+  EXPECT_NE(e.find("train.learning_rate"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.lr'"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "trian: {epochs: 2}\n");
+  EXPECT_NE(e.find("unknown section 'trian' (did you mean 'train'"), std::string::npos) << e;
+  e = error_of(kMinimal, {"lora.rank=8"});
+  EXPECT_NE(e.find("did you mean 'lora.r'"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypeNamesKeyExpectedAndFound) {
+  auto e = error_of(std::string(kMinimal) + "train: {batch_size: eight}\n");
+  EXPECT_NE(e.find("cfg.yaml:3: train.batch_size: expected integer, found 'eight'"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "lora: {targets: q_proj}\n");
+  EXPECT_NE(e.find("lora.targets: expected list of strings"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "model: {attention: sideways}\n");
+  EXPECT_NE(e.find("'sideways' is not one of: causal, bidirectional"), std::string::npos) << e;
+}
+
+TEST(Config, MissingRequiredAndImpossibleValuesAreRejected) {
+  EXPECT_NE(error_of("data: {train: t.jsonl}\n").find("model.path: required"), std::string::npos);
+  EXPECT_NE(error_of("model: {path: m}\n").find("data.train: required"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 0}\n").find("cfg.yaml:3: train.batch_size: must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 8, micro_batch_size: 3}\n").find("must divide"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"lora.targets=[q_proj, lm_head]"}).find("'lm_head' is not a LLaMA linear"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"train.eval_every=sometimes"}).find("train.eval_every"), std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"parallel.tp=0"}).find("parallel.tp: must be >= 1"), std::string::npos);
+}
+
+TEST(Config, SyntaxErrorsAndMissingFilesNameTheFile) {
+  auto e = error_of("model: {path: [unclosed\n");
+  EXPECT_NE(e.find("cfg.yaml:"), std::string::npos) << e;
+  EXPECT_NE(e.find("YAML syntax error"), std::string::npos) << e;
+  try {
+    ls::Config::load("/nonexistent/cfg.yaml");
+    FAIL();
+  } catch (const ls::UserError& err) {
+    EXPECT_NE(std::string(err.what()).find("/nonexistent/cfg.yaml"), std::string::npos);
+  }
+}
+
+TEST(Config, EveryKeyIsDocumentedInTheReadme) {
+  std::ifstream readme(LS_SOURCE_DIR "/README.md");
+  std::string text((std::istreambuf_iterator<char>(readme)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty());
+  for (const auto& path : ls::config_key_paths())
+    EXPECT_NE(text.find("`" + path + "`"), std::string::npos) << path << " is not documented in README.md";
+}
