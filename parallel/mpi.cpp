@@ -3,8 +3,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <stdexcept>
 #include <string>
+
+#include "core/error.h"
 
 namespace ls::parallel {
 
@@ -52,6 +55,73 @@ void MpiRuntime::abort_world(const std::string& message, int code) {
   MPI_Initialized(&initialized);
   if (initialized) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);
+}
+
+int world_rank() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return 0;
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+namespace {
+
+const char* g_program = "ls-train";
+
+std::string where() {
+  int initialized = 0, finalized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return "rank " + std::to_string(world_rank()) + " of " + std::to_string(size);
+}
+
+// Exceptions that escape a thread other than main's (data loader, NCCL watchdog) land here.
+[[noreturn]] void abort_on_terminate() {
+  std::string message = "terminate called without an active exception";
+  if (std::exception_ptr current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "unknown exception";
+    }
+  }
+  MpiRuntime::abort_world(std::string(g_program) + ": internal error (" + where() + "): " + message, 1);
+}
+
+}  // namespace
+
+int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv),
+                 int argc, char** argv) {
+  g_program = program;
+  std::set_terminate(abort_on_terminate);
+  std::string message;
+  int code = 0;
+  try {
+    MpiRuntime mpi(&argc, &argv);
+    const std::string who = mpi.size() == 1 ? "" : " (" + where() + ")";
+    try {
+      return body(mpi, argc, argv);
+    } catch (const UserError& e) {
+      message = std::string(program) + ": error" + who + ": " + e.what();
+      code = 2;
+    } catch (const std::exception& e) {
+      message = std::string(program) + ": internal error" + who + ": " + e.what();
+      code = 1;
+    }
+    // Peers may be blocked in a collective this rank will never join: end them all, now.
+    if (mpi.size() > 1) MpiRuntime::abort_world(message, code);
+  } catch (const std::exception& e) {  // MPI itself failed to start
+    message = std::string(program) + ": internal error: " + e.what();
+    code = 1;
+  }
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return code;
 }
 
 }  // namespace ls::parallel

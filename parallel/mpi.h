@@ -3,8 +3,10 @@
 // Without mpirun the same code runs as a world of one.
 #pragma once
 
+#include <fmt/format.h>
 #include <mpi.h>
 
+#include <cstdio>
 #include <string>
 
 namespace ls::parallel {
@@ -43,5 +45,24 @@ class MpiRuntime {
   int local_size_ = 1;
   bool owns_init_ = false;
 };
+
+// Rank in MPI_COMM_WORLD, 0 before MPI_Init and after MPI_Finalize (a world of one).
+int world_rank();
+
+// Output from rank 0 only: the one voice of a job, as llm.c's print0.
+template <typename... Args>
+void print0(fmt::format_string<Args...> format, Args&&... args) {
+  if (world_rank() != 0) return;
+  std::fputs(fmt::format(format, std::forward<Args>(args)...).c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// main() for programs that may run under mpirun: initialises MPI, runs body, and turns an
+// exception on any rank into "PROGRAM: error (rank R of N): message" on stderr and an abort of the
+// whole job (exit status 2 for a UserError, 1 otherwise), so no rank is left waiting for a peer
+// that will never arrive. An exception escaping another thread aborts the same way.
+// In a world of one it behaves as ls::run_main.
+int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv),
+                 int argc, char** argv);
 
 }  // namespace ls::parallel

@@ -1,0 +1,214 @@
+// Tensor-parallel linears with LoRA (see tp_linear.h).
+#include "parallel/tp_linear.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "parallel/tp_ops.h"
+
+namespace ls::parallel {
+
+double LoraOptions::scaling() const {
+  return rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+SliceReader slice_of(at::Tensor full) {
+  return [full = std::move(full)](int64_t dim, int64_t begin, int64_t size) {
+    return full.narrow(dim, begin, size);
+  };
+}
+
+namespace {
+
+std::vector<ShardRange> checked_shards(std::vector<ShardRange> shards, int64_t total, int tp,
+                                       const char* what) {
+  if (shards.empty()) return even_shards(total, tp);
+  LS_ASSERT(static_cast<int>(shards.size()) == tp, "{} {} shards for a tp group of {}",
+            shards.size(), what, tp);
+  for (const ShardRange& s : shards)
+    LS_ASSERT(s.begin >= 0 && s.size > 0 && s.begin + s.size <= total,
+              "{} shard [{}, {}) outside [0, {})", what, s.begin, s.begin + s.size, total);
+  return shards;
+}
+
+bool shards_overlap(std::vector<ShardRange> shards) {
+  std::sort(shards.begin(), shards.end(),
+            [](const ShardRange& a, const ShardRange& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < shards.size(); ++i)
+    if (shards[i].begin < shards[i - 1].begin + shards[i - 1].size) return true;
+  return false;
+}
+
+// This rank's piece of a full tensor read through `read`.
+at::Tensor read_piece(const SliceReader& read, int64_t dim, const ShardRange& range) {
+  return read(dim < 0 ? 0 : dim, range.begin, range.size);
+}
+
+}  // namespace
+
+TensorParallelLinear::TensorParallelLinear(std::shared_ptr<Communicator> tp,
+                                           const ParallelLinearOptions& options, Split weight_split,
+                                           int64_t lora_a_dim, int64_t lora_b_dim)
+    : tp_(std::move(tp)), options_(options), weight_split_(std::move(weight_split)) {
+  const int64_t in = options.in_features, out = options.out_features, r = options.lora.r;
+  LS_ASSERT(in > 0 && out > 0 && r >= 0, "linear of in {} out {} r {}", in, out, r);
+  const ShardRange mine = weight_split_.shards[tp_->rank()];
+  std::vector<int64_t> weight_shape = {out, in};
+  weight_shape[weight_split_.dim] = mine.size;
+  weight_ = register_parameter("weight", torch::empty(weight_shape, options.weight_options),
+                               /*requires_grad=*/false);
+  if (!options.lora.enabled()) return;
+
+  // A [r, in] follows the base's input split; B [out, r] its output split.
+  lora_a_split_ = {lora_a_dim, lora_a_dim == 1 ? weight_split_.shards : std::vector<ShardRange>{}};
+  lora_b_split_ = {lora_b_dim, lora_b_dim == 0 ? weight_split_.shards : std::vector<ShardRange>{}};
+  const int64_t a_in = lora_a_dim == 1 ? mine.size : in;
+  const int64_t b_out = lora_b_dim == 0 ? mine.size : out;
+  auto lora_a = register_module("lora_A", std::make_shared<torch::nn::Module>());
+  auto lora_b = register_module("lora_B", std::make_shared<torch::nn::Module>());
+  lora_a_ = lora_a->register_parameter("weight", torch::empty({r, a_in}, options.lora_options));
+  lora_b_ = lora_b->register_parameter("weight", torch::empty({b_out, r}, options.lora_options));
+  reset_lora();
+}
+
+const TensorParallelLinear::Split& TensorParallelLinear::split_of(const std::string& name) const {
+  if (name == "weight") return weight_split_;
+  if (name == "lora_A.weight") return lora_a_split_;
+  if (name == "lora_B.weight") return lora_b_split_;
+  LS_ASSERT(false, "no parameter '{}' in a tensor-parallel linear", name);
+}
+
+void TensorParallelLinear::load_weight(const SliceReader& read) {
+  torch::NoGradGuard no_grad;
+  at::Tensor piece = read_piece(read, weight_split_.dim, weight_split_.shards[tp_->rank()]);
+  LS_ASSERT(piece.sizes() == weight_.sizes(), "weight slice {} for a shard of {}",
+            c10::str(piece.sizes()), c10::str(weight_.sizes()));
+  weight_.copy_(piece);
+}
+
+void TensorParallelLinear::load_lora(const SliceReader& read_a, const SliceReader& read_b) {
+  LS_ASSERT(options_.lora.enabled(), "load_lora on a linear without an adapter");
+  torch::NoGradGuard no_grad;
+  auto load = [&](at::Tensor& param, const SliceReader& read, const Split& split) {
+    const ShardRange range = split.dim < 0 ? ShardRange{0, param.size(0)} : split.shards[tp_->rank()];
+    at::Tensor piece = read_piece(read, split.dim, range);
+    LS_ASSERT(piece.sizes() == param.sizes(), "adapter slice {} for a shard of {}", c10::str(piece.sizes()),
+              c10::str(param.sizes()));
+    param.copy_(piece);
+  };
+  load(lora_a_, read_a, lora_a_split_);
+  load(lora_b_, read_b, lora_b_split_);
+}
+
+void TensorParallelLinear::reset_lora() {
+  if (!options_.lora.enabled()) return;
+  torch::NoGradGuard no_grad;
+  // kaiming_uniform_(a = sqrt 5) on [r, in]: bound = sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(options_.in_features));
+  at::Tensor full_a = torch::empty({options_.lora.r, options_.in_features}, torch::kFloat)
+                          .uniform_(-bound, bound);
+  lora_a_.copy_(lora_a_split_.dim < 0
+                    ? full_a
+                    : full_a.narrow(1, lora_a_split_.shards[tp_->rank()].begin, lora_a_.size(1)));
+  lora_b_.zero_();
+}
+
+at::Tensor TensorParallelLinear::lora_input(const at::Tensor& x) const {
+  at::Tensor in = x.to(lora_a_.scalar_type());
+  return options_.lora.dropout > 0 ? torch::dropout(in, options_.lora.dropout, is_training()) : in;
+}
+
+at::Tensor TensorParallelLinear::unshard(const std::string& name, const at::Tensor& local) const {
+  const Split& split = split_of(name);
+  if (split.dim < 0 || tp_->size() == 1) return local;
+  // Shards may differ in size (and overlap): pad each to the largest, gather, and place each
+  // rank's piece at its range. Overlapping rows carry equal values on every holder.
+  int64_t widest = 0;
+  for (const ShardRange& s : split.shards) widest = std::max(widest, s.size);
+  std::vector<int64_t> padded_shape(local.sizes().begin(), local.sizes().end());
+  padded_shape[split.dim] = widest;
+  at::Tensor padded = torch::zeros(padded_shape, local.options());
+  padded.narrow(split.dim, 0, local.size(split.dim)).copy_(local);
+  at::Tensor gathered = torch::empty({tp_->size(), padded.numel()}, local.options());
+  tp_->all_gather(padded, gathered);
+
+  std::vector<int64_t> full_shape = padded_shape;
+  full_shape[split.dim] = split.dim == 0 ? options_.out_features : options_.in_features;
+  at::Tensor full = torch::empty(full_shape, local.options());
+  for (int r = 0; r < tp_->size(); ++r) {
+    const ShardRange& s = split.shards[r];
+    full.narrow(split.dim, s.begin, s.size)
+        .copy_(gathered[r].view(padded_shape).narrow(split.dim, 0, s.size));
+  }
+  return full;
+}
+
+ColumnParallelLinearImpl::ColumnParallelLinearImpl(std::shared_ptr<Communicator> tp,
+                                                   const ParallelLinearOptions& options,
+                                                   std::vector<ShardRange> rows)
+    : TensorParallelLinear(tp, options,
+                           Split{0, checked_shards(std::move(rows), options.out_features,
+                                                   tp->size(), "output row")},
+                           /*lora_a_dim=*/-1, /*lora_b_dim=*/0),
+      rows_overlap_(shards_overlap(weight_split_.shards)) {}
+
+at::Tensor ColumnParallelLinearImpl::forward(const at::Tensor& input) {
+  at::Tensor x = copy_to_tp_region(input, *tp_);
+  at::Tensor y = torch::linear(x, weight_);
+  if (!options_.lora.enabled()) return y;
+  at::Tensor a = copy_to_tp_region(lora_a_, *tp_);
+  at::Tensor b = rows_overlap_ ? sum_grad_over_shared_rows(lora_b_, *tp_, weight_split_.shards,
+                                                           options_.out_features)
+                               : lora_b_;
+  at::Tensor update = torch::linear(torch::linear(lora_input(x), a), b) * options_.lora.scaling();
+  return y + update.to(y.scalar_type());
+}
+
+RowParallelLinearImpl::RowParallelLinearImpl(std::shared_ptr<Communicator> tp,
+                                             const ParallelLinearOptions& options,
+                                             std::vector<ShardRange> columns)
+    : TensorParallelLinear(tp, options,
+                           Split{1, checked_shards(std::move(columns), options.in_features,
+                                                   tp->size(), "input column")},
+                           /*lora_a_dim=*/1, /*lora_b_dim=*/-1) {
+  LS_ASSERT(!shards_overlap(weight_split_.shards), "row-parallel input columns must not overlap");
+}
+
+at::Tensor RowParallelLinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = reduce_from_tp_region(torch::linear(x, weight_), *tp_);
+  if (!options_.lora.enabled()) return y;
+  at::Tensor h = reduce_from_tp_region(torch::linear(lora_input(x), lora_a_), *tp_);
+  at::Tensor update = torch::linear(h, lora_b_) * options_.lora.scaling();
+  return y + update.to(y.scalar_type());
+}
+
+std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch::nn::Module& root,
+                                                                     bool trainable_only,
+                                                                     bool gradients) {
+  // Parameter name -> the sharded module that owns it and its name there.
+  std::map<std::string, std::pair<const ShardedModule*, std::string>> owner;
+  auto note_owner = [&](const torch::nn::Module& module, const std::string& prefix) {
+    const auto* sharded = dynamic_cast<const ShardedModule*>(&module);
+    if (sharded == nullptr) return;
+    for (const auto& param : module.named_parameters()) owner[prefix + param.key()] = {sharded, param.key()};
+  };
+  note_owner(root, "");
+  for (const auto& item : root.named_modules(/*name_prefix=*/"", /*include_self=*/false))
+    note_owner(*item.value(), item.key() + ".");
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& param : root.named_parameters()) {
+    const at::Tensor& p = param.value();
+    if (trainable_only && !p.requires_grad()) continue;
+    at::Tensor local = !gradients ? p.detach() : p.grad().defined() ? p.grad() : torch::zeros_like(p);
+    auto it = owner.find(param.key());
+    out.emplace_back(param.key(),
+                     it == owner.end() ? local : it->second.first->unshard(it->second.second, local));
+  }
+  return out;
+}
+
+}  // namespace ls::parallel
