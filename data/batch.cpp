@@ -52,6 +52,10 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
     std::copy(example.input_ids.begin(), example.input_ids.end(), ids + offset);
     std::fill_n(mask + offset, length, 1);
     if (token_task) {
+      LS_ASSERT(example.labels.size() == example.input_ids.size() &&
+                    example.word_ids.size() == example.input_ids.size(),
+                "example {}: {} ids but {} labels and {} word ids", indices[r], length,
+                example.labels.size(), example.word_ids.size());
       std::copy(example.labels.begin(), example.labels.end(), labels + offset);
       std::copy(example.word_ids.begin(), example.word_ids.end(), words + offset);
     } else {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "data/text_file.h"
 #include "data/tokenizer.h"
 
 namespace {
@@ -29,6 +30,8 @@ int tokenize_main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (size_t bad = ls::data::find_invalid_utf8(line); bad != std::string::npos)
+      ls::fail("stdin:{}: invalid UTF-8 at byte {} of the line", line_number, bad + 1);
     std::vector<int> ids;
     try {
       ids = tokenizer.encode(line);
