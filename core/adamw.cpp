@@ -1,0 +1,87 @@
+// AdamW (see adamw.h).
+#include "core/adamw.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace ls {
+
+AdamW::AdamW(std::vector<Param> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  for (const auto& p : params_) {
+    LS_ASSERT(p.tensor.scalar_type() == at::kFloat, "{}: AdamW keeps f32 master weights, got {}", p.name,
+              c10::toString(p.tensor.scalar_type()));
+    exp_avg_.push_back(at::zeros_like(p.tensor));
+    exp_avg_sq_.push_back(at::zeros_like(p.tensor));
+  }
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  ++steps_;
+  const double bias_correction1 = 1 - std::pow(options_.beta1, steps_);
+  const double bias_correction2_sqrt = std::sqrt(1 - std::pow(options_.beta2, steps_));
+  const double step_size = lr / bias_correction1;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor param = params_[i].tensor;
+    at::Tensor grad = param.grad();
+    if (!grad.defined()) grad = at::zeros_like(param);
+    if (params_[i].decay && options_.weight_decay != 0) param.mul_(1 - lr * options_.weight_decay);
+    exp_avg_[i].lerp_(grad, 1 - options_.beta1);
+    exp_avg_sq_[i].mul_(options_.beta2).addcmul_(grad, grad, 1 - options_.beta2);
+    at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias_correction2_sqrt).add_(options_.eps);
+    param.addcdiv_(exp_avg_[i], denom, -step_size);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_)
+    if (p.tensor.grad().defined()) p.tensor.mutable_grad() = at::Tensor();
+}
+
+std::map<std::string, at::Tensor> AdamW::state() const {
+  std::map<std::string, at::Tensor> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out[params_[i].name + ".exp_avg"] = exp_avg_[i];
+    out[params_[i].name + ".exp_avg_sq"] = exp_avg_sq_[i];
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& state, long steps) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    for (auto [suffix, target] : {std::pair{".exp_avg", &exp_avg_[i]}, std::pair{".exp_avg_sq", &exp_avg_sq_[i]}}) {
+      auto it = state.find(params_[i].name + suffix);
+      if (it == state.end()) fail("optimizer state has no '{}{}'", params_[i].name, suffix);
+      if (!it->second.sizes().equals(target->sizes()))
+        fail("optimizer state '{}{}' has shape {}, the parameter {}", params_[i].name, suffix,
+             c10::str(it->second.sizes()), c10::str(target->sizes()));
+      target->copy_(it->second);
+    }
+  }
+  steps_ = steps;
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const auto& t : tensors)
+    if (t.grad().defined()) grads.push_back(t.grad());
+  if (grads.empty()) return 0.0;
+  std::vector<at::Tensor> norms;
+  for (const auto& g : grads) norms.push_back(g.norm(2).to(at::kFloat));
+  double total = at::stack(norms).norm(2).item<double>();
+  if (max_norm > 0) {
+    double coefficient = max_norm / (total + 1e-6);
+    if (coefficient < 1)
+      for (auto& g : grads) g.mul_(coefficient);
+  }
+  return total;
+}
+
+}  // namespace ls

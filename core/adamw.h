@@ -1,0 +1,52 @@
+// AdamW with decoupled weight decay over the trainable tensors (LoRA, head), numerically the
+// single-tensor torch.optim.AdamW. State (moments, step) is exposed as named tensors so the
+// trainer can save it to safetensors for exact resume.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ls {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+};
+
+class AdamW {
+ public:
+  struct Param {
+    std::string name;  // the parameter's checkpoint name; keys its state
+    at::Tensor tensor; // f32 master weight, updated in place
+    bool decay = true; // weight decay applies
+  };
+
+  AdamW(std::vector<Param> params, AdamWOptions options);
+
+  // One update with learning rate `lr` from each tensor's .grad() (a missing grad counts as zero).
+  void step(double lr);
+  void zero_grad();
+  long steps() const { return steps_; }
+  const std::vector<Param>& params() const { return params_; }
+
+  // "<name>.exp_avg", "<name>.exp_avg_sq" for every parameter.
+  std::map<std::string, at::Tensor> state() const;
+  void load_state(const std::map<std::string, at::Tensor>& state, long steps);
+
+ private:
+  std::vector<Param> params_;
+  AdamWOptions options_;
+  std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
+  long steps_ = 0;
+};
+
+// Scales all gradients so that their global L2 norm is at most max_norm (as
+// torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm);
+
+}  // namespace ls
