@@ -1,0 +1,113 @@
+// The LLaMA decoder, in HF's structure and parameter names, without the lm_head:
+//   embed_tokens -> N x [x + attn(norm(x)), x + mlp(norm(x))] -> norm  = final hidden states.
+// Attention is GQA through at::scaled_dot_product_attention; the mask of each layer comes from
+// the AttentionPolicy (causal, bidirectional, or bidirectional from layer k). Every linear layer
+// is built by a ProjectionFactory, so tensor parallelism swaps them without touching this file.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "core/attention_policy.h"
+#include "core/llama_config.h"
+#include "core/lora.h"
+#include "core/rope.h"
+
+namespace ls {
+
+class Checkpoint;
+
+// y = w * x / sqrt(mean(x^2) + eps), normalised in float32 and cast back before the weight.
+class RMSNorm : public torch::nn::Module {
+ public:
+  RMSNorm(int64_t dim, double eps, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  at::Tensor weight_;
+  double eps_;
+};
+
+class TokenEmbedding : public torch::nn::Module {
+ public:
+  TokenEmbedding(int64_t vocab_size, int64_t dim, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& input_ids);  // ids outside the vocabulary: UserError
+
+ private:
+  at::Tensor weight_;
+};
+
+class LlamaAttention : public torch::nn::Module {
+ public:
+  LlamaAttention(const LlamaConfig& config, int64_t layer, const ProjectionFactory& factory,
+                 const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope,
+                     const std::optional<at::Tensor>& mask);
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+  double dropout_;
+  std::shared_ptr<Projection> q_proj_, k_proj_, v_proj_, o_proj_;
+};
+
+// SwiGLU: down(silu(gate(x)) * up(x)).
+class LlamaMLP : public torch::nn::Module {
+ public:
+  LlamaMLP(const LlamaConfig& config, int64_t layer, const ProjectionFactory& factory,
+           const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  std::shared_ptr<Projection> gate_proj_, up_proj_, down_proj_;
+};
+
+class LlamaDecoderLayer : public torch::nn::Module {
+ public:
+  LlamaDecoderLayer(const LlamaConfig& config, int64_t layer, const ProjectionFactory& factory,
+                    const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope,
+                     const std::optional<at::Tensor>& mask);
+
+ private:
+  std::shared_ptr<RMSNorm> input_layernorm_, post_attention_layernorm_;
+  std::shared_ptr<LlamaAttention> self_attn_;
+  std::shared_ptr<LlamaMLP> mlp_;
+};
+
+// HF's LlamaModel: registered as `model` by the classifier, so parameter names read
+// `model.layers.0.self_attn.q_proj.weight` exactly as in the checkpoint. Weights are allocated
+// uninitialised; load() fills them.
+class LlamaModel : public torch::nn::Module {
+ public:
+  LlamaModel(LlamaConfig config, AttentionPolicy policy, const ProjectionFactory& factory,
+             const at::TensorOptions& options);
+
+  // input_ids, attention_mask [B, T] (mask: 1 real, 0 padding) -> final-norm hidden [B, T, H].
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+
+  // Reads every base weight from `checkpoint`, whose names carry `prefix` ("model."). Projections
+  // read their own (possibly sharded) weights; the rest are read whole.
+  void load(const Checkpoint& checkpoint, const std::string& prefix);
+
+  const LlamaConfig& config() const { return config_; }
+  const AttentionPolicy& policy() const { return policy_; }
+  void set_policy(const AttentionPolicy& policy) { policy_ = policy; }
+  // Every projection of the model, in order.
+  struct ProjectionRef {
+    int64_t layer;
+    std::string name;  // "q_proj"
+    std::string path;  // "layers.0.self_attn.q_proj", relative to this module
+    std::shared_ptr<Projection> projection;
+  };
+  std::vector<ProjectionRef> projections();
+
+ private:
+  LlamaConfig config_;
+  AttentionPolicy policy_;
+  at::Tensor inv_freq_;  // a buffer of the model, not a checkpoint tensor
+  std::shared_ptr<TokenEmbedding> embed_tokens_;
+  torch::nn::ModuleList layers_;
+  std::shared_ptr<RMSNorm> norm_;
+};
+
+}  // namespace ls

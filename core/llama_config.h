@@ -1,0 +1,48 @@
+// The HF LLaMA `config.json`, in both layouts users meet: legacy (LLaMA-2: `rope_theta`,
+// `rope_scaling`, no `head_dim`) and transformers-5 (`rope_parameters`, `head_dim`). Only what
+// the model needs is kept, already validated.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace ls {
+
+enum class RopeType { kDefault, kLinear, kLlama3 };
+
+struct RopeConfig {
+  RopeType type = RopeType::kDefault;
+  double theta = 10000.0;
+  double factor = 1.0;  // linear and llama3
+  // llama3 only (LLaMA-3.1's wavelength-dependent scaling).
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct LlamaConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;  // = num_attention_heads when absent (no GQA)
+  int64_t head_dim = 0;             // = hidden_size / num_attention_heads when absent
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double attention_dropout = 0.0;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  std::optional<int64_t> pad_token_id;
+  RopeConfig rope;
+};
+
+// Parses `text` (the contents of `file`, which errors name along with the offending key).
+LlamaConfig parse_llama_config(const std::string& text, const std::string& file);
+LlamaConfig load_llama_config(const std::filesystem::path& config_json);
+
+std::string rope_type_name(RopeType type);
+
+}  // namespace ls

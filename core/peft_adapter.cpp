@@ -1,0 +1,128 @@
+// PEFT adapter_config.json (see peft_adapter.h).
+#include "core/peft_adapter.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace ls {
+
+using nlohmann::json;
+
+PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_json) {
+  const auto file = config_json.string();
+  std::ifstream in(config_json);
+  if (!in) fail("{}: cannot open", file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto root = json::parse(text.str(), nullptr, false);
+  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file);
+  auto get = [&](const char* key) -> const json* {
+    const auto it = root.find(key);
+    return it == root.end() || it->is_null() ? nullptr : &*it;
+  };
+  auto number = [&](const char* key, double fallback) {
+    const auto* value = get(key);
+    if (!value) return fallback;
+    if (!value->is_number()) fail("{}: '{}' must be a number", file, key);
+    return value->get<double>();
+  };
+  auto flag = [&](const char* key) {
+    const auto* value = get(key);
+    if (value && !value->is_boolean()) fail("{}: '{}' must be true or false", file, key);
+    return value && value->get<bool>();
+  };
+
+  const auto* peft_type = get("peft_type");
+  if (!peft_type || !peft_type->is_string()) fail("{}: missing key 'peft_type'", file);
+  if (*peft_type != "LORA") fail("{}: 'peft_type' is {}; ls-train loads LORA adapters", file, peft_type->dump());
+
+  PeftAdapterConfig config;
+  const auto* r = get("r");
+  if (!r) fail("{}: missing key 'r'", file);
+  if (!r->is_number_integer()) fail("{}: 'r' must be an integer", file);
+  config.lora.r = r->get<int64_t>();
+  config.lora.alpha = number("lora_alpha", 8.0);
+  config.lora.dropout = number("lora_dropout", 0.0);
+  config.lora.use_rslora = flag("use_rslora");
+
+  const auto* targets = get("target_modules");
+  if (!targets) fail("{}: missing key 'target_modules'", file);
+  if (targets->is_string()) {
+    if (*targets == "all-linear") config.lora.targets = {"all-linear"};
+    else config.lora.target_regex = targets->get<std::string>();
+  } else if (targets->is_array()) {
+    config.lora.targets.clear();
+    for (const auto& target : *targets) {
+      if (!target.is_string()) fail("{}: 'target_modules' must list module names", file);
+      config.lora.targets.push_back(target.get<std::string>());
+    }
+  } else {
+    fail("{}: 'target_modules' must be a list of module names or a regex string", file);
+  }
+  if (const auto* layers = get("layers_to_transform")) {
+    if (layers->is_number_integer()) config.lora.layers = {layers->get<int64_t>()};
+    else if (layers->is_array() && std::all_of(layers->begin(), layers->end(), [](const json& v) { return v.is_number_integer(); }))
+      config.lora.layers = layers->get<std::vector<int64_t>>();
+    else fail("{}: 'layers_to_transform' must be an integer or a list of integers", file);
+  }
+
+  // What ls-train does not implement is refused rather than silently computed differently.
+  if (flag("use_dora")) fail("{}: 'use_dora' is true; DoRA adapters are not supported", file);
+  if (flag("fan_in_fan_out")) fail("{}: 'fan_in_fan_out' is true; LLaMA projections are not Conv1D", file);
+  if (const auto* bias = get("bias"); bias && *bias != "none")
+    fail("{}: 'bias' is {}; only \"none\" is supported", file, bias->dump());
+  for (const char* key : {"rank_pattern", "alpha_pattern"})
+    if (const auto* pattern = get(key); pattern && !pattern->empty())
+      fail("{}: '{}' is not supported (one r and alpha for every module)", file, key);
+
+  if (const auto* task = get("task_type"); task && task->is_string()) {
+    if (*task == "SEQ_CLS") config.task = TaskType::kSequence;
+    else if (*task == "TOKEN_CLS") config.task = TaskType::kToken;
+  }
+  if (const auto* modules = get("modules_to_save"); modules && modules->is_array())
+    for (const auto& module : *modules)
+      if (module.is_string()) config.modules_to_save.push_back(module.get<std::string>());
+  config.lora.validate(file);
+  return config;
+}
+
+std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task) {
+  json targets;
+  if (lora.target_regex) {
+    targets = *lora.target_regex;
+  } else if (lora.targets == std::vector<std::string>{"all-linear"}) {
+    targets = "all-linear";
+  } else {
+    auto sorted = lora.targets;
+    std::sort(sorted.begin(), sorted.end());
+    targets = sorted;
+  }
+  // The fields PEFT's LoraConfig needs to rebuild the same adapter; the rest take its defaults.
+  const json config = {
+      {"peft_type", "LORA"},
+      {"task_type", task == TaskType::kSequence ? "SEQ_CLS" : "TOKEN_CLS"},
+      {"base_model_name_or_path", nullptr},
+      {"r", lora.r},
+      {"lora_alpha", lora.alpha},
+      {"lora_dropout", lora.dropout},
+      {"use_rslora", lora.use_rslora},
+      {"target_modules", targets},
+      {"layers_to_transform", lora.layers.empty() ? json(nullptr) : json(lora.layers)},
+      {"bias", "none"},
+      {"fan_in_fan_out", false},
+      {"use_dora", false},
+      {"init_lora_weights", true},
+      {"inference_mode", true},
+      {"modules_to_save", {"score"}},
+      {"rank_pattern", json::object()},
+      {"alpha_pattern", json::object()},
+  };
+  return config.dump(2) + "\n";
+}
+
+}  // namespace ls

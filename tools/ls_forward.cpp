@@ -1,0 +1,103 @@
+// ls_forward: one forward (and optionally backward) pass of LsLlama on a saved batch, written to
+// a safetensors file. It is the parity and debugging tool: the Python reference tests run HF
+// transformers + PEFT on the same inputs and compare tensor by tensor.
+//
+//   in:  input_ids, attention_mask [B, T] (+ seq_labels [B] or tok_labels [B, T] with --labels)
+//   out: hidden [B, T, H], logits, loss (with --labels), and with --grads the gradient of every
+//        trainable tensor under its PEFT name (base_model.model.model.layers.0...lora_A.weight).
+#include <CLI/CLI.hpp>
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <string>
+
+#include "core/checkpoint.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/ls_llama.h"
+#include "core/safetensors.h"
+
+namespace {
+
+int forward_main(int argc, char** argv) {
+  CLI::App app{"Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
+  std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
+  std::string inputs, out, dtype = "f32", device = "cpu";
+  int64_t num_labels = 2;
+  uint64_t seed = 0;
+  bool attend_to_padding = false, with_labels = false, with_grads = false;
+  app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")->required();
+  app.add_option("--adapter", adapter_dir, "PEFT adapter directory (LoRA + head)");
+  app.add_option("--task", task, "sequence | token")->required();
+  app.add_option("--attention", attention,
+                 "causal | bidirectional | bidirectional:K- | bidirectional:K-L");
+  app.add_flag("--attend-to-padding", attend_to_padding,
+               "let every token attend to padding (the original LS-unLLaMA code)");
+  app.add_option("--pooling", pooling, "sequence pooling: last | mean | max");
+  app.add_option("--num-labels", num_labels, "labels of a fresh head (without --adapter)");
+  app.add_option("--seed", seed, "seed for the fresh head");
+  app.add_option("--dtype", dtype, "base weights: f32 | bf16 | f16");
+  app.add_option("--device", device, "cpu | cuda | cuda:N");
+  app.add_option("--inputs", inputs, "safetensors with input_ids, attention_mask (and labels)")->required();
+  app.add_option("--out", out, "safetensors to write")->required();
+  app.add_flag("--labels", with_labels, "read seq_labels/tok_labels and write the loss");
+  app.add_flag("--grads", with_grads, "backward from the loss; write every trainable gradient");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (with_grads && !with_labels) ls::fail("--grads needs --labels (gradients are of the loss)");
+
+  ls::ModelOptions options;
+  options.dtype = ls::parse_dtype(dtype, "--dtype");
+  options.device = c10::Device(device);
+  options.attention = ls::parse_attention_policy(attention, "--attention");
+  options.attention.attend_to_padding = attend_to_padding;
+  ls::HeadOptions head;
+  head.task = ls::parse_task_type(task, "--task");
+  head.pooling = ls::parse_pooling(pooling, "--pooling");
+  head.num_labels = num_labels;
+  at::manual_seed(seed);
+
+  // The batch first: a bad input file fails before seconds of weight loading.
+  const auto batch = ls::Checkpoint::open_file(inputs);
+  const auto input_ids = batch.view("input_ids").to(at::kLong);
+  const auto attention_mask = batch.view("attention_mask").to(at::kLong);
+  at::Tensor labels;
+  if (with_labels)
+    labels = batch.view(head.task == ls::TaskType::kSequence ? "seq_labels" : "tok_labels").to(at::kLong);
+
+  ls::LoadStats stats;
+  auto model = ls::LsLlama::from_pretrained(model_dir, options, head, &stats);
+  std::fprintf(stderr, "ls_forward: loaded %lld tensors (%.3f GB, %s) from %s in %.2f s\n",
+               static_cast<long long>(stats.tensors), static_cast<double>(stats.bytes) / 1e9,
+               dtype.c_str(), model_dir.c_str(), stats.seconds);
+  if (!adapter_dir.empty()) model->load_adapter(adapter_dir);
+  model->eval();  // no dropout: the pass is deterministic
+
+  std::optional<at::NoGradGuard> no_grad;
+  if (!with_grads) no_grad.emplace();
+  const auto hidden = model->hidden_states(input_ids, attention_mask);
+  const auto logits = model->logits(hidden, attention_mask);
+  std::vector<std::pair<std::string, at::Tensor>> results = {{"hidden", hidden.to(at::kFloat)},
+                                                             {"logits", logits}};
+  if (with_labels) {
+    const auto loss = model->loss(logits, labels.to(logits.device()));
+    results.emplace_back("loss", loss);
+    if (with_grads) {
+      loss.backward();
+      for (const auto& [name, parameter] : model->trainable_parameters()) {
+        const auto& grad = parameter.grad();
+        results.emplace_back(ls::LsLlama::peft_name(name),
+                             grad.defined() ? grad.to(at::kFloat) : at::zeros_like(parameter));
+      }
+    }
+  }
+  ls::write_safetensors(out, results);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ls::run_main("ls_forward", forward_main, argc, argv); }
