@@ -1,0 +1,236 @@
+// Tensor-parallel linears with LoRA at tp = 2 against the unsharded math on the same random
+// weights: outputs, input gradients and the (gathered) adapter gradients agree to float32
+// precision; a SwiGLU MLP at tp = 2 equals the same MLP at tp = 1. At 4 ranks the grid is
+// dp 2 x tp 2 and each tp group checks itself.
+#include <torch/torch.h>
+#include <gtest/gtest.h>
+
+#include "parallel/tp_linear.h"
+#include "parallel/tp_ops.h"
+#include "tests/mpi_gtest_main.h"
+
+namespace ls::parallel {
+namespace {
+
+constexpr double kRtol = 1e-4, kAtol = 1e-5;  // float32, sums of a few dozen products
+
+Topology tp2() { return Topology(make_world_communicator(at::Device(at::kCPU)), 2); }
+
+void expect_close(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  EXPECT_TRUE(torch::allclose(got, want, kRtol, kAtol))
+      << what << ": max abs difference " << (got - want).abs().max().item<double>();
+}
+
+// The unsharded reference: y = x W^T + s (x A^T) B^T.
+at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a,
+                       const at::Tensor& b, double s) {
+  return torch::linear(x, w) + torch::linear(torch::linear(x, a), b) * s;
+}
+
+struct FullLinear {
+  at::Tensor w, a, b;
+  FullLinear(int64_t in, int64_t out, int64_t r)
+      : w(torch::randn({out, in})), a(torch::randn({r, in})), b(torch::randn({out, r})) {}
+  // Leaf copies that collect the reference gradients.
+  FullLinear trainable() const {
+    FullLinear copy = *this;
+    copy.a = a.clone().requires_grad_(true);
+    copy.b = b.clone().requires_grad_(true);
+    return copy;
+  }
+};
+
+ParallelLinearOptions options(int64_t in, int64_t out, int64_t r) {
+  ParallelLinearOptions o;
+  o.in_features = in;
+  o.out_features = out;
+  o.lora.r = r;
+  o.lora.alpha = 2.0 * r;
+  return o;
+}
+
+TEST(TensorParallel, ColumnParallelLoraMatchesUnsharded) {
+  Topology grid = tp2();
+  Communicator& tp = *grid.tp_group();
+  torch::manual_seed(11);  // the same full tensors on every rank
+  const int64_t in = 8, out = 12, r = 4;
+  FullLinear full(in, out, r);
+  at::Tensor x = torch::randn({3, 5, in});
+  at::Tensor probe = torch::randn({3, 5, out});  // loss = <Y, probe>
+
+  ColumnParallelLinear layer(grid.tp_group(), options(in, out, r));
+  layer->load_weight(slice_of(full.w));
+  layer->load_lora(slice_of(full.a), slice_of(full.b));
+  EXPECT_EQ(layer->rows(), (ShardRange{grid.tp_rank() * out / 2, out / 2}));
+  EXPECT_FALSE(layer->weight().requires_grad());
+
+  at::Tensor x_tp = x.clone().requires_grad_(true);
+  at::Tensor y_local = layer->forward(x_tp);
+  at::Tensor y = gather_from_tp_region(y_local, tp);
+  (y * probe).sum().backward();
+
+  FullLinear ref = full.trainable();
+  at::Tensor x_ref = x.clone().requires_grad_(true);
+  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
+  (y_ref * probe).sum().backward();
+
+  expect_close(y, y_ref, "output");
+  expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
+  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
+  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
+  expect_close(layer->unshard("weight", layer->weight()), full.w, "gathered base weight");
+}
+
+TEST(TensorParallel, RowParallelLoraMatchesUnsharded) {
+  Topology grid = tp2();
+  Communicator& tp = *grid.tp_group();
+  torch::manual_seed(12);
+  const int64_t in = 12, out = 8, r = 4;
+  FullLinear full(in, out, r);
+  at::Tensor x = torch::randn({3, 5, in});
+  at::Tensor probe = torch::randn({3, 5, out});
+
+  RowParallelLinear layer(grid.tp_group(), options(in, out, r));
+  layer->load_weight(slice_of(full.w));
+  layer->load_lora(slice_of(full.a), slice_of(full.b));
+  EXPECT_EQ(layer->columns(), (ShardRange{grid.tp_rank() * in / 2, in / 2}));
+
+  at::Tensor x_tp = x.clone().requires_grad_(true);
+  at::Tensor y = layer->forward(scatter_to_tp_region(x_tp, tp));
+  (y * probe).sum().backward();
+
+  FullLinear ref = full.trainable();
+  at::Tensor x_ref = x.clone().requires_grad_(true);
+  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
+  (y_ref * probe).sum().backward();
+
+  expect_close(y, y_ref, "output");
+  expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
+  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
+  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
+}
+
+TEST(TensorParallel, ReplicatedKvRowsGetTheGradientOfEveryRankThatReadsThem) {
+  // One kv head shared by both tp ranks (GQA with tp > kv heads): each rank uses the full k/v
+  // output with its own q heads (a different probe per rank), and the shared B rows must receive
+  // the sum of both uses.
+  Topology grid = tp2();
+  Communicator& tp = *grid.tp_group();
+  LayerShape shape;
+  shape.hidden_size = 16;
+  shape.num_attention_heads = 4;
+  shape.num_key_value_heads = 1;
+  shape.intermediate_size = 8;
+  TensorParallelPlan plan(shape, 2);
+  ASSERT_TRUE(plan.kv_replicated());
+  torch::manual_seed(13);
+  const int64_t in = 16, out = 4, r = 2;  // out = one kv head of head_dim 4
+  FullLinear full(in, out, r);
+  at::Tensor x = torch::randn({2, 3, in});
+  at::Tensor probes = torch::randn({2, 2, 3, out});  // one probe per tp rank
+
+  ColumnParallelLinear layer(grid.tp_group(), options(in, out, r), plan.kv_rows());
+  layer->load_weight(slice_of(full.w));
+  layer->load_lora(slice_of(full.a), slice_of(full.b));
+  at::Tensor x_tp = x.clone().requires_grad_(true);
+  at::Tensor y_local = layer->forward(x_tp);
+  at::Tensor partial = (y_local * probes[grid.tp_rank()]).sum(-1);
+  reduce_from_tp_region(partial, tp).sum().backward();
+
+  FullLinear ref = full.trainable();
+  at::Tensor x_ref = x.clone().requires_grad_(true);
+  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
+  ((y_ref * probes[0]).sum() + (y_ref * probes[1]).sum()).backward();
+
+  expect_close(y_local, y_ref, "output (the whole kv head on each rank)");
+  expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
+  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
+  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
+}
+
+// LLaMA's MLP: down(silu(gate(x)) * up(x)), gate/up column-parallel, down row-parallel.
+struct SwiGluMlp : torch::nn::Module {
+  SwiGluMlp(const std::shared_ptr<Communicator>& tp, int64_t hidden, int64_t ffn, int64_t r)
+      : gate_proj(register_module("gate_proj", ColumnParallelLinear(tp, options(hidden, ffn, r)))),
+        up_proj(register_module("up_proj", ColumnParallelLinear(tp, options(hidden, ffn, r)))),
+        down_proj(register_module("down_proj", RowParallelLinear(tp, options(ffn, hidden, r)))) {}
+  at::Tensor forward(const at::Tensor& x) {
+    return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  }
+  void load(const std::map<std::string, FullLinear>& full) {
+    for (const auto& child : named_children()) {
+      auto* layer = dynamic_cast<TensorParallelLinear*>(child.value().get());
+      const FullLinear& f = full.at(child.key());
+      layer->load_weight(slice_of(f.w));
+      layer->load_lora(slice_of(f.a), slice_of(f.b));
+    }
+  }
+  ColumnParallelLinear gate_proj, up_proj;
+  RowParallelLinear down_proj;
+};
+
+TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
+  Topology grid = tp2();
+  auto alone = grid.world()->split(grid.rank(), 0);  // a tp group of one
+  torch::manual_seed(14);
+  const int64_t hidden = 8, ffn = 16, r = 2;
+  std::map<std::string, FullLinear> full = {{"gate_proj", FullLinear(hidden, ffn, r)},
+                                            {"up_proj", FullLinear(hidden, ffn, r)},
+                                            {"down_proj", FullLinear(ffn, hidden, r)}};
+  at::Tensor x = torch::randn({2, 6, hidden});
+  at::Tensor probe = torch::randn({2, 6, hidden});
+
+  auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn, r);
+  auto single = std::make_shared<SwiGluMlp>(std::shared_ptr<Communicator>(std::move(alone)), hidden,
+                                            ffn, r);
+  sharded->load(full);
+  single->load(full);
+  at::Tensor x_tp = x.clone().requires_grad_(true), x_1 = x.clone().requires_grad_(true);
+  at::Tensor y_tp = sharded->forward(x_tp), y_1 = single->forward(x_1);
+  (y_tp * probe).sum().backward();
+  (y_1 * probe).sum().backward();
+
+  expect_close(y_tp, y_1, "MLP output");
+  expect_close(x_tp.grad(), x_1.grad(), "MLP input gradient");
+  auto grads_tp = unsharded_parameters(*sharded, /*trainable_only=*/true, /*gradients=*/true);
+  auto grads_1 = unsharded_parameters(*single, true, true);
+  ASSERT_EQ(grads_tp.size(), 6u);  // lora_A and lora_B of three projections
+  for (size_t i = 0; i < grads_tp.size(); ++i) {
+    EXPECT_EQ(grads_tp[i].first, grads_1[i].first);
+    expect_close(grads_tp[i].second, grads_1[i].second, "gradient of " + grads_tp[i].first);
+  }
+  // The saved layout is the unsharded one, under the PEFT names.
+  auto saved = unsharded_parameters(*sharded, /*trainable_only=*/false);
+  ASSERT_EQ(saved.size(), 9u);
+  for (const auto& [name, value] : saved) {
+    const std::string module = name.substr(0, name.find('.'));
+    const std::string param = name.substr(name.find('.') + 1);
+    const FullLinear& f = full.at(module);
+    const at::Tensor& want = param == "weight" ? f.w : param == "lora_A.weight" ? f.a : f.b;
+    expect_close(value, want, "saved " + name);
+  }
+}
+
+TEST(TensorParallel, FreshAdaptersAreTheSameForEveryTp) {
+  Topology grid = tp2();
+  auto alone = std::shared_ptr<Communicator>(grid.world()->split(grid.rank(), 0));
+  for (bool column : {true, false}) {
+    auto make = [&](const std::shared_ptr<Communicator>& tp) -> std::shared_ptr<TensorParallelLinear> {
+      torch::manual_seed(15);
+      if (column) return ColumnParallelLinear(tp, options(8, 6, 3)).ptr();
+      return RowParallelLinear(tp, options(8, 6, 3)).ptr();
+    };
+    auto sharded = make(grid.tp_group());
+    auto single = make(alone);
+    expect_close(sharded->unshard("lora_A.weight", sharded->lora_A()), single->lora_A(),
+                 column ? "column A" : "row A");
+    EXPECT_LE(single->lora_A().abs().max().item<double>(), 1.0 / std::sqrt(8.0));
+    EXPECT_EQ(sharded->lora_B().abs().sum().item<double>(), 0.0);
+  }
+}
+
+}  // namespace
+}  // namespace ls::parallel
+
+LS_MPI_GTEST_MAIN()
