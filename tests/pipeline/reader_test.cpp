@@ -135,7 +135,7 @@ TEST(CsvReader, ReadsTsvAndKeepsQuotesLiteralWithoutQuoting) {
 TEST(CsvReader, JoinsTextPairColumns) {
   ReaderOptions options;
   options.text_fields = {"sentence1", "sentence2"};
-  options.pair_separator = "\n";
+  options.pair_separator.assign(1, '\n');  // (GCC 12 -Wrestrict misfires on = "\n")
   const RawDataset raw = parse("rte.csv", "sentence1,sentence2,label\nA,B,entailment\n",
                                TaskType::kSequence, options);
   EXPECT_EQ(raw.records.at(0).text, "A\nB");
