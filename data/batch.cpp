@@ -2,6 +2,7 @@
 #include "data/batch.h"
 
 #include <ATen/ops/empty.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -63,6 +64,28 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
     }
   }
   return batch;
+}
+
+std::vector<int32_t> word_predictions(const Dataset& dataset, const Batch& batch, int64_t row,
+                                      const at::Tensor& predicted) {
+  LS_ASSERT(dataset.task == TaskType::kToken, "word predictions of a sequence task");
+  LS_ASSERT(predicted.dim() == 2 && predicted.size(0) == batch.size() &&
+                predicted.size(1) == batch.word_ids.size(1),
+            "predictions of shape [{}] for a batch of {} x {}", fmt::join(predicted.sizes(), ", "),
+            batch.size(),
+            batch.word_ids.size(1));
+  const Example& example = dataset.examples.at(batch.example_indices.at(row));
+  const at::Tensor classes = predicted[row].to(at::kLong).contiguous();
+  const at::Tensor words = batch.word_ids[row].contiguous();
+  const int64_t* p = classes.data_ptr<int64_t>();
+  const int64_t* w = words.data_ptr<int64_t>();
+  std::vector<int32_t> out(static_cast<size_t>(example.num_words), kIgnoreIndex);
+  int64_t previous = -1;
+  for (int64_t t = 0; t < words.numel(); ++t) {
+    if (w[t] >= 0 && w[t] != previous) out.at(static_cast<size_t>(w[t])) = static_cast<int32_t>(p[t]);
+    if (w[t] >= 0) previous = w[t];
+  }
+  return out;
 }
 
 }  // namespace ls::data

@@ -43,6 +43,13 @@ struct Batch {
   int64_t size() const { return static_cast<int64_t>(example_indices.size()); }
 };
 
+// Word-level predictions of batch row `row`, from per-position class ids `predicted` ([B, T],
+// any integer dtype, on the CPU): each word takes the prediction at its first sub-word. Words with
+// no position in the batch (cut by truncation) get kIgnoreIndex. The result has one entry per word
+// of the source sentence, aligned with Example::word_labels. Token tasks only.
+std::vector<int32_t> word_predictions(const Dataset& dataset, const Batch& batch, int64_t row,
+                                      const at::Tensor& predicted);
+
 // Pads the examples at `indices` of `dataset` into a Batch (CPU tensors). An empty index list
 // gives [0, 0] tensors (a rank's empty share of an evaluation epoch).
 Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,

@@ -81,6 +81,7 @@ class ExampleBuilder {
         example.word_ids[i] = static_cast<int32_t>(i);
         if (record.has_label) example.labels[i] = label_id(record.tags[i], record.line);
       }
+      example.word_labels = example.labels;
     } else {
       align(record, example);
     }
@@ -97,8 +98,9 @@ class ExampleBuilder {
     example.input_ids.assign(encoding.ids.begin(), encoding.ids.end());
     example.word_ids.assign(encoding.word_ids.begin(), encoding.word_ids.end());
     example.labels.assign(encoding.ids.size(), kIgnoreIndex);
+    std::vector<int32_t>& word_labels = example.word_labels;
+    word_labels.assign(record.words.size(), kIgnoreIndex);
     if (!record.has_label) return;
-    std::vector<int32_t> word_labels(record.words.size());
     for (size_t w = 0; w < record.words.size(); ++w)
       word_labels[w] = label_id(record.tags[w], record.line);
     int previous_word = -1;

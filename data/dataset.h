@@ -21,6 +21,9 @@ struct Example {
   // Token task: the word index of every id (-1 for BOS/EOS), to map predictions back to words.
   // Pre-tokenized input has no words: each id is its own "word".
   std::vector<int32_t> word_ids;
+  // Token task: the gold class id of every word of the source sentence, truncated words too
+  // (kIgnoreIndex when unlabeled): what word-level metrics (seqeval) compare against.
+  std::vector<int32_t> word_labels;
   int32_t label = kIgnoreIndex;  // sequence task: the class id (kIgnoreIndex when unlabeled)
   int32_t num_words = 0;         // token task: words in the source sentence (before truncation)
   int64_t line = 0;              // where the example starts in its file

@@ -1,6 +1,7 @@
 // Readers for JSONL, CSV/TSV, CoNLL and pre-tokenized JSONL (see reader.h).
 #include "data/reader.h"
 
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <fmt/ranges.h>

@@ -81,6 +81,35 @@ TEST(Collate, EmptyShareGivesEmptyTensors) {
   EXPECT_EQ(batch.size(), 0);
 }
 
+TEST(WordPredictions, EachWordTakesItsFirstSubwordsPrediction) {
+  // Two sentences: words of 2, 1 and 3 sub-words after BOS; the second is cut after word 0.
+  Dataset dataset;
+  dataset.task = TaskType::kToken;
+  Example a;
+  a.input_ids = {1, 5, 6, 7, 8, 9, 10};
+  a.word_ids = {-1, 0, 0, 1, 2, 2, 2};
+  a.labels = {kIgnoreIndex, 1, kIgnoreIndex, 0, 2, kIgnoreIndex, kIgnoreIndex};
+  a.num_words = 3;
+  Example b;
+  b.input_ids = {1, 5};
+  b.word_ids = {-1, 0};
+  b.labels = {kIgnoreIndex, 1};
+  b.num_words = 2;
+  b.truncated = true;
+  dataset.examples = {a, b};
+  for (PaddingSide side : {PaddingSide::kRight, PaddingSide::kLeft}) {
+    CollateOptions options;
+    options.padding_side = side;
+    const Batch batch = collate(dataset, {1, 0}, options);
+    // Predict, at every position, its column index, so each prediction says where it was read.
+    const at::Tensor predicted = at::arange(batch.input_ids.size(1)).repeat({2, 1});
+    const int64_t shift = side == PaddingSide::kLeft ? 7 - 2 : 0;  // row 0 is the short one
+    EXPECT_EQ(word_predictions(dataset, batch, 0, predicted),
+              (std::vector<int32_t>{static_cast<int32_t>(1 + shift), kIgnoreIndex}));
+    EXPECT_EQ(word_predictions(dataset, batch, 1, predicted), (std::vector<int32_t>{1, 3, 4}));
+  }
+}
+
 Sampler make_sampler(const Dataset& dataset, int64_t batch_size) {
   SamplerOptions options;
   options.batch_size = batch_size;

@@ -92,6 +92,7 @@ TEST(WordAlignment, FirstSubwordCarriesTheLabelOthersAndBosIgnored) {
     const Example& example = dataset.examples.at(0);
     ASSERT_EQ(example.labels.size(), example.input_ids.size());
     EXPECT_EQ(example.num_words, 3);
+    EXPECT_EQ(example.word_labels, (std::vector<int32_t>{1, 0, 1}));
     EXPECT_EQ(example.labels[0], kIgnoreIndex);  // BOS
     const int word_labels[] = {1, 0, 1};
     int previous = -1;
@@ -150,6 +151,7 @@ TEST(Truncation, TokenTaskCountsTheWordsItCuts) {
   EXPECT_EQ(example.input_ids.size(), 4u);
   EXPECT_EQ(example.labels.size(), 4u);
   EXPECT_EQ(example.word_ids.size(), 4u);
+  EXPECT_EQ(example.word_labels.size(), 6u);  // gold tags of every word, cut ones too
   const int kept_words = example.word_ids.back() + 1;
   EXPECT_EQ(dataset.stats.words_cut, 6 - kept_words);
   EXPECT_EQ(dataset.stats.truncated, 1);
