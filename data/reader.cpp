@@ -112,7 +112,7 @@ class Parser {
         if (task_ == TaskType::kSequence) {
           sequence_label(doc, record);
         } else {
-          token_labels(doc, record, record.input_ids.size(), "input_ids");
+          token_labels(doc, record, record.input_ids.size(), options_.input_ids_field);
         }
       } else if (task_ == TaskType::kSequence) {
         record.text = joined_text(doc, line_number);
@@ -132,7 +132,8 @@ class Parser {
            "lists",
            file_.path());
     std::vector<DelimitedRow> rows = parse_delimited(file_, delimiter, options_.csv_quoting);
-    const DelimitedRow& header = rows.at(0);  // TextFile guarantees a non-blank file
+    if (rows.empty()) fail("{}: no header row", file_.path());
+    const DelimitedRow& header = rows[0];
     auto column = [&](const std::string& name, bool required) -> int {
       for (size_t i = 0; i < header.fields.size(); ++i)
         if (header.fields[i] == name) return static_cast<int>(i);

@@ -225,6 +225,7 @@ TEST(BadInput, CsvRowsMustMatchTheHeader) {
              "train.csv:3: expected 2 fields as in the header, found 3");
   EXPECT_HAS(parse_error("train.csv", "sentence,label\na,1\n", TaskType::kSequence),
              "train.csv:1: no column \"text\" in the header (columns: sentence, label)");
+  EXPECT_HAS(parse_error("train.csv", "\"\"\n", TaskType::kSequence), "train.csv: no header row");
   EXPECT_HAS(parse_error("train.csv", "text,label\n", TaskType::kSequence),
              "train.csv: no examples after the header");
   EXPECT_HAS(parse_error("train.csv", "text,label\na,1\n", TaskType::kToken), "token tasks read");
