@@ -5,6 +5,7 @@
 //   in:  input_ids, attention_mask [B, T] (+ seq_labels [B] or tok_labels [B, T] with --labels)
 //   out: hidden [B, T, H], logits, loss (with --labels), and with --grads the gradient of every
 //        trainable tensor under its PEFT name (base_model.model.model.layers.0...lora_A.weight).
+//   --save-adapter writes the model's adapter (loaded, or fresh from --lora-*) as PEFT saves it.
 #include <CLI/CLI.hpp>
 #include <ATen/ATen.h>
 
@@ -22,8 +23,11 @@ namespace {
 int forward_main(int argc, char** argv) {
   CLI::App app{"Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
-  std::string inputs, out, dtype = "f32", device = "cpu";
-  int64_t num_labels = 2;
+  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter;
+  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
+  int64_t num_labels = 2, lora_r = 0;
+  double lora_alpha = 8;
+  bool rslora = false;
   uint64_t seed = 0;
   bool attend_to_padding = false, with_labels = false, with_grads = false;
   app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")->required();
@@ -35,7 +39,12 @@ int forward_main(int argc, char** argv) {
                "let every token attend to padding (the original LS-unLLaMA code)");
   app.add_option("--pooling", pooling, "sequence pooling: last | mean | max");
   app.add_option("--num-labels", num_labels, "labels of a fresh head (without --adapter)");
-  app.add_option("--seed", seed, "seed for the fresh head");
+  app.add_option("--seed", seed, "seed for the fresh head and adapter");
+  app.add_option("--lora-r", lora_r, "add a fresh LoRA adapter of this rank (without --adapter)");
+  app.add_option("--lora-alpha", lora_alpha, "alpha of the fresh adapter");
+  app.add_option("--lora-targets", lora_targets, "modules of the fresh adapter")->delimiter(',');
+  app.add_flag("--rslora", rslora, "scale the fresh adapter by alpha / sqrt(r)");
+  app.add_option("--save-adapter", save_adapter, "write the adapter (PEFT layout) to this directory");
   app.add_option("--dtype", dtype, "base weights: f32 | bf16 | f16");
   app.add_option("--device", device, "cpu | cuda | cuda:N");
   app.add_option("--inputs", inputs, "safetensors with input_ids, attention_mask (and labels)")->required();
@@ -48,6 +57,7 @@ int forward_main(int argc, char** argv) {
     return app.exit(e);
   }
   if (with_grads && !with_labels) ls::fail("--grads needs --labels (gradients are of the loss)");
+  if (lora_r > 0 && !adapter_dir.empty()) ls::fail("--lora-r and --adapter both set: pick one");
 
   ls::ModelOptions options;
   options.dtype = ls::parse_dtype(dtype, "--dtype");
@@ -74,6 +84,14 @@ int forward_main(int argc, char** argv) {
                static_cast<long long>(stats.tensors), static_cast<double>(stats.bytes) / 1e9,
                dtype.c_str(), model_dir.c_str(), stats.seconds);
   if (!adapter_dir.empty()) model->load_adapter(adapter_dir);
+  if (lora_r > 0) {
+    ls::LoraOptions lora;
+    lora.r = lora_r;
+    lora.alpha = lora_alpha;
+    lora.use_rslora = rslora;
+    lora.targets = lora_targets;
+    model->add_lora(lora);
+  }
   model->eval();  // no dropout: the pass is deterministic
 
   std::optional<at::NoGradGuard> no_grad;
@@ -94,6 +112,7 @@ int forward_main(int argc, char** argv) {
       }
     }
   }
+  if (!save_adapter.empty()) model->save_adapter(save_adapter);
   ls::write_safetensors(out, results);
   return 0;
 }
