@@ -40,6 +40,9 @@ class DataParallelGradSync {
   void finish();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  // Buckets whose all-reduce has started since the last finish() (all of them right after a
+  // backward that produced every gradient: the communication is already under way).
+  int64_t buckets_started() const { return static_cast<int64_t>(next_to_start_); }
   Communicator& dp_group() const { return *dp_; }
 
  private:

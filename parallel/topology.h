@@ -65,6 +65,7 @@ class TensorParallelPlan {
   TensorParallelPlan(const LayerShape& shape, int tp);
 
   int tp() const { return tp_; }
+  const LayerShape& shape() const { return shape_; }
   bool kv_replicated() const { return kv_replicated_; }
   int64_t q_heads_per_rank() const { return shape_.num_attention_heads / tp_; }
 

@@ -35,6 +35,17 @@ std::vector<ShardRange> checked_shards(std::vector<ShardRange> shards, int64_t t
   return shards;
 }
 
+// Shared rows come as identical ranges; anything else must be disjoint.
+void check_identical_or_disjoint(const std::vector<ShardRange>& shards) {
+  for (size_t i = 0; i < shards.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const ShardRange &a = shards[i], &b = shards[j];
+      const bool disjoint = a.begin + a.size <= b.begin || b.begin + b.size <= a.begin;
+      LS_ASSERT(disjoint || a == b, "shards [{}, {}) and [{}, {}) overlap partly", a.begin,
+                a.begin + a.size, b.begin, b.begin + b.size);
+    }
+}
+
 bool shards_overlap(std::vector<ShardRange> shards) {
   std::sort(shards.begin(), shards.end(),
             [](const ShardRange& a, const ShardRange& b) { return a.begin < b.begin; });
@@ -147,6 +158,16 @@ at::Tensor TensorParallelLinear::unshard(const std::string& name, const at::Tens
   return full;
 }
 
+at::Tensor TensorParallelLinear::owned_part(const std::string& name, const at::Tensor& local) const {
+  const Split& split = split_of(name);
+  const at::Tensor none = local.reshape(-1).narrow(0, 0, 0);
+  if (split.dim < 0) return tp_->rank() == 0 ? local.reshape(-1) : none;
+  const ShardRange& mine = split.shards[tp_->rank()];
+  for (int r = 0; r < tp_->rank(); ++r)
+    if (split.shards[r] == mine) return none;  // a lower rank counts these rows
+  return local.reshape(-1);
+}
+
 ColumnParallelLinearImpl::ColumnParallelLinearImpl(std::shared_ptr<Communicator> tp,
                                                    const ParallelLinearOptions& options,
                                                    std::vector<ShardRange> rows)
@@ -154,7 +175,9 @@ ColumnParallelLinearImpl::ColumnParallelLinearImpl(std::shared_ptr<Communicator>
                            Split{0, checked_shards(std::move(rows), options.out_features,
                                                    tp->size(), "output row")},
                            /*lora_a_dim=*/-1, /*lora_b_dim=*/0),
-      rows_overlap_(shards_overlap(weight_split_.shards)) {}
+      rows_overlap_(shards_overlap(weight_split_.shards)) {
+  check_identical_or_disjoint(weight_split_.shards);
+}
 
 at::Tensor ColumnParallelLinearImpl::forward(const at::Tensor& input) {
   at::Tensor x = copy_to_tp_region(input, *tp_);
@@ -186,19 +209,32 @@ at::Tensor RowParallelLinearImpl::forward(const at::Tensor& x) {
   return y + update.to(y.scalar_type());
 }
 
+namespace {
+
+// Parameter name (as root.named_parameters() gives it) -> the sharded module that owns it and the
+// parameter's name inside that module.
+using OwnerMap = std::map<std::string, std::pair<const ShardedModule*, std::string>>;
+
+OwnerMap sharded_owners(const torch::nn::Module& root) {
+  OwnerMap owner;
+  auto note = [&](const torch::nn::Module& module, const std::string& prefix) {
+    const auto* sharded = dynamic_cast<const ShardedModule*>(&module);
+    if (sharded == nullptr) return;
+    for (const auto& param : module.named_parameters())
+      owner[prefix + param.key()] = {sharded, param.key()};
+  };
+  note(root, "");
+  for (const auto& item : root.named_modules(/*name_prefix=*/"", /*include_self=*/false))
+    note(*item.value(), item.key() + ".");
+  return owner;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch::nn::Module& root,
                                                                      bool trainable_only,
                                                                      bool gradients) {
-  // Parameter name -> the sharded module that owns it and its name there.
-  std::map<std::string, std::pair<const ShardedModule*, std::string>> owner;
-  auto note_owner = [&](const torch::nn::Module& module, const std::string& prefix) {
-    const auto* sharded = dynamic_cast<const ShardedModule*>(&module);
-    if (sharded == nullptr) return;
-    for (const auto& param : module.named_parameters()) owner[prefix + param.key()] = {sharded, param.key()};
-  };
-  note_owner(root, "");
-  for (const auto& item : root.named_modules(/*name_prefix=*/"", /*include_self=*/false))
-    note_owner(*item.value(), item.key() + ".");
+  const OwnerMap owner = sharded_owners(root);
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& param : root.named_parameters()) {
     const at::Tensor& p = param.value();
@@ -209,6 +245,22 @@ std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch
                      it == owner.end() ? local : it->second.first->unshard(it->second.second, local));
   }
   return out;
+}
+
+double total_grad_norm(const torch::nn::Module& root, Communicator& tp) {
+  const OwnerMap owner = sharded_owners(root);
+
+  double sum_of_squares = 0;
+  for (const auto& param : root.named_parameters()) {
+    const at::Tensor& grad = param.value().grad();
+    if (!param.value().requires_grad() || !grad.defined()) continue;
+    auto it = owner.find(param.key());
+    at::Tensor counted = it != owner.end() ? it->second.first->owned_part(it->second.second, grad)
+                         : tp.rank() == 0  ? grad
+                                           : grad.reshape(-1).narrow(0, 0, 0);
+    sum_of_squares += counted.to(torch::kDouble).pow(2).sum().item<double>();
+  }
+  return std::sqrt(all_reduce_value(tp, sum_of_squares, ReduceOp::kSum));
 }
 
 }  // namespace ls::parallel

@@ -66,11 +66,18 @@ class ShardedModule {
   // given this rank's `local` piece of it: the parameter itself or its gradient. Collective over
   // the tp group.
   virtual at::Tensor unshard(const std::string& name, const at::Tensor& local) const = 0;
+  // The elements of `local` this rank counts in a reduction over the tp group that must see each
+  // element of the full tensor once (a gradient norm): its shard, minus rows that a lower tp rank
+  // also holds; a replicated tensor counts on tp rank 0 only. Flattened.
+  virtual at::Tensor owned_part(const std::string& name, const at::Tensor& local) const = 0;
 };
 
 // Shared by the two layers: the parameters, how each is split, loading, init, unsharding.
 class TensorParallelLinear : public torch::nn::Module, public ShardedModule {
  public:
+  // [..., in] -> [..., out], each side full or split as the layer defines.
+  virtual at::Tensor forward(const at::Tensor& x) = 0;
+
   // Loads this rank's slice of the frozen base weight ([out, in] in the checkpoint).
   void load_weight(const SliceReader& read);
   // Loads this rank's slices of an existing adapter (PEFT lora_A [r, in], lora_B [out, r]).
@@ -86,6 +93,7 @@ class TensorParallelLinear : public torch::nn::Module, public ShardedModule {
   Communicator& tp_group() const { return *tp_; }
 
   at::Tensor unshard(const std::string& name, const at::Tensor& local) const override;
+  at::Tensor owned_part(const std::string& name, const at::Tensor& local) const override;
 
  protected:
   // The split of one parameter: along `dim` (-1: replicated), rank r holding shards[r].
@@ -107,12 +115,13 @@ class TensorParallelLinear : public torch::nn::Module, public ShardedModule {
 
 class ColumnParallelLinearImpl : public TensorParallelLinear {
  public:
-  // `rows`: the output rows each tp rank owns, in rank order; empty = equal split. Rows may
-  // overlap between ranks (kv heads replicated under GQA, TensorParallelPlan::kv_rows()).
+  // `rows`: the output rows each tp rank owns, in rank order; empty = equal split. Two ranks'
+  // rows are either disjoint or the same (kv heads replicated under GQA,
+  // TensorParallelPlan::kv_rows()).
   ColumnParallelLinearImpl(std::shared_ptr<Communicator> tp, const ParallelLinearOptions& options,
                            std::vector<ShardRange> rows = {});
   // [..., in] replicated -> [..., rows of this rank].
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) override;
   ShardRange rows() const { return weight_split_.shards[tp_->rank()]; }
 
  private:
@@ -126,7 +135,7 @@ class RowParallelLinearImpl : public TensorParallelLinear {
   RowParallelLinearImpl(std::shared_ptr<Communicator> tp, const ParallelLinearOptions& options,
                         std::vector<ShardRange> columns = {});
   // [..., columns of this rank] -> [..., out] replicated.
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) override;
   ShardRange columns() const { return weight_split_.shards[tp_->rank()]; }
 };
 TORCH_MODULE(RowParallelLinear);
@@ -138,5 +147,10 @@ TORCH_MODULE(RowParallelLinear);
 std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch::nn::Module& root,
                                                                      bool trainable_only,
                                                                      bool gradients = false);
+
+// The L2 norm of the gradients of `root`'s trainable parameters as the unsharded (tp=1) model
+// would compute it, for gradient clipping: every element counted once. Collective over the tp
+// group; call after DataParallelGradSync::finish(), when gradients agree across the dp group.
+double total_grad_norm(const torch::nn::Module& root, Communicator& tp);
 
 }  // namespace ls::parallel

@@ -38,6 +38,7 @@ struct Net : torch::nn::Module {
       p.mutable_grad().zero_();
     }
   }
+  torch::nn::Linear frozen{nullptr}, hidden{nullptr}, score{nullptr};
 };
 
 struct Batch {

@@ -5,6 +5,9 @@
 #include <torch/torch.h>
 #include <gtest/gtest.h>
 
+#include "core/error.h"
+#include "parallel/grad_sync.h"
+#include "parallel/llama_sharding.h"
 #include "parallel/tp_linear.h"
 #include "parallel/tp_ops.h"
 #include "tests/mpi_gtest_main.h"
@@ -147,6 +150,10 @@ TEST(TensorParallel, ReplicatedKvRowsGetTheGradientOfEveryRankThatReadsThem) {
   expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
   expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
   expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
+  // The shared rows count once in the norm used for clipping.
+  const double ref_norm = std::sqrt(ref.a.grad().pow(2).sum().item<double>() +
+                                    ref.b.grad().pow(2).sum().item<double>());
+  EXPECT_NEAR(total_grad_norm(*layer, tp), ref_norm, 1e-5 * ref_norm);
 }
 
 // LLaMA's MLP: down(silu(gate(x)) * up(x)), gate/up column-parallel, down row-parallel.
@@ -172,7 +179,7 @@ struct SwiGluMlp : torch::nn::Module {
 
 TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
   Topology grid = tp2();
-  auto alone = grid.world()->split(grid.rank(), 0);  // a tp group of one
+  std::shared_ptr<Communicator> alone = grid.world()->split(grid.rank(), 0);  // a tp group of one
   torch::manual_seed(14);
   const int64_t hidden = 8, ffn = 16, r = 2;
   std::map<std::string, FullLinear> full = {{"gate_proj", FullLinear(hidden, ffn, r)},
@@ -182,8 +189,7 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
   at::Tensor probe = torch::randn({2, 6, hidden});
 
   auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn, r);
-  auto single = std::make_shared<SwiGluMlp>(std::shared_ptr<Communicator>(std::move(alone)), hidden,
-                                            ffn, r);
+  auto single = std::make_shared<SwiGluMlp>(alone, hidden, ffn, r);
   sharded->load(full);
   single->load(full);
   at::Tensor x_tp = x.clone().requires_grad_(true), x_1 = x.clone().requires_grad_(true);
@@ -200,6 +206,8 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
     EXPECT_EQ(grads_tp[i].first, grads_1[i].first);
     expect_close(grads_tp[i].second, grads_1[i].second, "gradient of " + grads_tp[i].first);
   }
+  const double norm_1 = total_grad_norm(*single, *alone);
+  EXPECT_NEAR(total_grad_norm(*sharded, *grid.tp_group()), norm_1, 1e-5 * norm_1);
   // The saved layout is the unsharded one, under the PEFT names.
   auto saved = unsharded_parameters(*sharded, /*trainable_only=*/false);
   ASSERT_EQ(saved.size(), 9u);
@@ -210,6 +218,79 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
     const at::Tensor& want = param == "weight" ? f.w : param == "lora_A.weight" ? f.a : f.b;
     expect_close(value, want, "saved " + name);
   }
+}
+
+TEST(TensorParallel, MlpAtDpTimesTpWithGradSyncEqualsOneProcessOverTheGlobalBatch) {
+  // np 2: dp 1 x tp 2; np 4: dp 2 x tp 2. Each tp group takes its dp share of the batch.
+  Topology grid = tp2();
+  std::shared_ptr<Communicator> alone = grid.world()->split(grid.rank(), 0);
+  torch::manual_seed(16);
+  const int64_t hidden = 8, ffn = 16, r = 2, batch = 4;
+  std::map<std::string, FullLinear> full = {{"gate_proj", FullLinear(hidden, ffn, r)},
+                                            {"up_proj", FullLinear(hidden, ffn, r)},
+                                            {"down_proj", FullLinear(ffn, hidden, r)}};
+  at::Tensor x = torch::randn({batch, 3, hidden});
+  at::Tensor target = torch::randn({batch, 3, hidden});
+
+  auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn, r);
+  auto single = std::make_shared<SwiGluMlp>(alone, hidden, ffn, r);
+  sharded->load(full);
+  single->load(full);
+  std::vector<at::Tensor> trainable;
+  for (auto& p : sharded->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  DataParallelGradSync sync(grid.dp_group(), trainable, /*bucket_bytes=*/256);
+
+  const int64_t share = batch / grid.dp();
+  at::Tensor x_mine = x.narrow(0, grid.dp_rank() * share, share);
+  at::Tensor t_mine = target.narrow(0, grid.dp_rank() * share, share);
+  torch::mse_loss(sharded->forward(x_mine), t_mine).backward();
+  sync.finish();
+  torch::mse_loss(single->forward(x), target).backward();
+
+  auto grads_grid = unsharded_parameters(*sharded, true, true);
+  auto grads_1 = unsharded_parameters(*single, true, true);
+  ASSERT_EQ(grads_grid.size(), grads_1.size());
+  for (size_t i = 0; i < grads_grid.size(); ++i)
+    expect_close(grads_grid[i].second, grads_1[i].second, "gradient of " + grads_grid[i].first);
+}
+
+TEST(TensorParallel, LlamaProjectionsAreCutByThePlan) {
+  Topology grid = tp2();
+  LayerShape shape;
+  shape.hidden_size = 16;
+  shape.num_attention_heads = 4;
+  shape.num_key_value_heads = 2;
+  shape.intermediate_size = 24;
+  TensorParallelPlan plan(shape, 2);
+  LoraOptions lora;
+  lora.r = 2;
+  auto make = [&](const std::string& name) {
+    return make_llama_projection(name, plan, grid.tp_group(), lora, at::kFloat, at::kFloat);
+  };
+  const int64_t t = grid.tp_rank();
+  struct Expected {
+    std::string name;
+    bool column;
+    std::vector<int64_t> weight;
+  };
+  for (const Expected& e : std::vector<Expected>{{"q_proj", true, {8, 16}},
+                                                 {"k_proj", true, {4, 16}},
+                                                 {"v_proj", true, {4, 16}},
+                                                 {"o_proj", false, {16, 8}},
+                                                 {"gate_proj", true, {12, 16}},
+                                                 {"up_proj", true, {12, 16}},
+                                                 {"down_proj", false, {16, 12}}}) {
+    auto layer = make(e.name);
+    EXPECT_EQ(dynamic_cast<ColumnParallelLinearImpl*>(layer.get()) != nullptr, e.column) << e.name;
+    EXPECT_EQ(layer->weight().sizes().vec(), e.weight) << e.name;
+    if (e.column) {
+      EXPECT_EQ(dynamic_cast<ColumnParallelLinearImpl&>(*layer).rows().begin, t * e.weight[0]);
+    }
+  }
+  EXPECT_THROW(make("lm_head"), UserError);
+  EXPECT_TRUE(is_llama_projection("down_proj"));
+  EXPECT_FALSE(is_llama_projection("score"));
 }
 
 TEST(TensorParallel, FreshAdaptersAreTheSameForEveryTp) {
