@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -164,6 +165,7 @@ const std::vector<KeySpec>& schema() {
       key("output.tensorboard", &C::output, &OutputSection::tensorboard, "write TensorBoard scalar events"),
       key("output.plot", &C::output, &OutputSection::plot, "write curves.png (loss and validation metric) at the end"),
       key("output.overwrite", &C::output, &OutputSection::overwrite, "allow starting a new run in a non-empty directory"),
+      key("output.state_every", &C::output, &OutputSection::state_every, "also save the resumable state (state/) every N optimizer steps; it is always saved at evaluations, at the end and on SIGINT/SIGTERM"),
   };
   return keys;
 }
@@ -279,6 +281,28 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
   require(c.train.metric != "entity_f1" || c.task.type == "token", "train.metric",
           "entity_f1 needs task.type: token");
   require(c.parallel.tp >= 1, "parallel.tp", "must be >= 1");
+  require(c.output.state_every >= 0, "output.state_every", "must be >= 0");
+  require(!c.output.dir.empty(), "output.dir", "must name a directory");
+}
+
+// Keys that hold file system paths: relative ones are resolved against the config file's directory
+// (values from --set: against the working directory), so a run does not depend on where it starts.
+const std::vector<std::string> kPathKeys = {"model.path", "model.tokenizer", "lora.init_from", "data.train",
+                                            "data.validation", "data.test", "output.dir"};
+
+std::string* path_field(Config& c, const std::string& key) {
+  if (key == "model.path") return &c.model.path;
+  if (key == "model.tokenizer") return &c.model.tokenizer;
+  if (key == "lora.init_from") return &c.lora.init_from;
+  if (key == "data.train") return &c.data.train;
+  if (key == "data.validation") return &c.data.validation;
+  if (key == "data.test") return &c.data.test;
+  if (key == "output.dir") return &c.output.dir;
+  return nullptr;
+}
+
+void make_absolute(std::string& path, const std::filesystem::path& base) {
+  if (!path.empty() && std::filesystem::path(path).is_relative()) path = (base / path).lexically_normal().string();
 }
 
 YAML::Node load_yaml(const std::string& text, const std::string& origin) {
@@ -292,7 +316,7 @@ YAML::Node load_yaml(const std::string& text, const std::string& origin) {
 }  // namespace
 
 Config Config::parse(const std::string& yaml, const std::string& origin,
-                     const std::vector<std::string>& overrides) {
+                     const std::vector<std::string>& overrides, const std::filesystem::path& base_dir) {
   YAML::Node root = load_yaml(yaml, origin);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) fail("{}: a config is a mapping of sections (model:, task:, lora:, ...)", origin);
@@ -339,6 +363,8 @@ Config Config::parse(const std::string& yaml, const std::string& origin,
       assign(*spec, entry.second, key_at);
     }
   }
+  if (!base_dir.empty())
+    for (const auto& key : kPathKeys) make_absolute(*path_field(config, key), base_dir);
   for (const auto& item : overrides) {
     auto eq = item.find('=');
     if (eq == std::string::npos) fail("--set {}: expected KEY=VALUE (e.g. train.lr=2e-4)", item);
@@ -346,6 +372,8 @@ Config Config::parse(const std::string& yaml, const std::string& origin,
     const KeySpec* spec = find_key(path);
     if (!spec) unknown_key("--set", path);
     assign(*spec, load_yaml(item.substr(eq + 1), "--set " + path), "--set " + path);
+    // A path given on the command line is relative to the working directory.
+    if (std::string* field = path_field(config, path)) make_absolute(*field, std::filesystem::current_path());
   }
   validate(config, where);
   return config;
@@ -355,7 +383,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot read config file", path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse(text, path, overrides);
+  return parse(text, path, overrides, std::filesystem::absolute(path).parent_path());
 }
 
 std::string Config::to_yaml() const {

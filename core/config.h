@@ -6,6 +6,7 @@
 // key is an error that suggests the nearest valid one; every error names the file, line and key.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,7 @@ struct OutputSection {
   bool tensorboard = true;
   bool plot = true;
   bool overwrite = false;                // reuse a non-empty run directory
+  int state_every = 0;                   // save resumable state every N steps; 0 = at evaluations
 };
 
 struct Config {
@@ -103,11 +105,15 @@ struct Config {
   ParallelSection parallel;
   OutputSection output;
 
-  // Loads a YAML file, applies "a.b=value" overrides, validates. Throws UserError.
+  // Loads a YAML file, applies "a.b=value" overrides, validates. Throws UserError. Relative
+  // paths in the file are relative to the file's directory; in overrides, to the working
+  // directory. The result holds absolute paths.
   static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
-  // Same, from YAML text (`origin` names it in errors).
+  // Same, from YAML text (`origin` names it in errors); relative paths of the text are resolved
+  // against `base_dir` when it is given, else kept as written.
   static Config parse(const std::string& yaml, const std::string& origin,
-                      const std::vector<std::string>& overrides = {});
+                      const std::vector<std::string>& overrides = {},
+                      const std::filesystem::path& base_dir = {});
 
   // Every key with its value, in schema order: what a run saves as config.yaml.
   std::string to_yaml() const;

@@ -1,0 +1,189 @@
+// Evaluation (see evaluator.h).
+#include "core/evaluator.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "parallel/communicator.h"
+
+namespace ls {
+namespace {
+
+// Per word, the first position whose word id is new: where NER predictions are read.
+std::vector<int64_t> first_subword_positions(const data::Example& example) {
+  std::vector<int64_t> positions;
+  int32_t last_word = -1;
+  for (size_t t = 0; t < example.word_ids.size(); ++t) {
+    int32_t w = example.word_ids[t];
+    if (w >= 0 && w != last_word) positions.push_back(static_cast<int64_t>(t));
+    if (w >= 0) last_word = w;
+  }
+  return positions;
+}
+
+// Flattens this rank's predictions into one int64 tensor so ranks can exchange them:
+// per prediction [example, label, n_probs, probs as float bits..., n_tags, tags...].
+at::Tensor pack(const std::vector<Prediction>& predictions) {
+  std::vector<int64_t> flat;
+  for (const auto& p : predictions) {
+    flat.push_back(p.example);
+    flat.push_back(p.label);
+    flat.push_back(static_cast<int64_t>(p.probabilities.size()));
+    for (float f : p.probabilities) {
+      int32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      flat.push_back(bits);
+    }
+    flat.push_back(static_cast<int64_t>(p.tags.size()));
+    for (int t : p.tags) flat.push_back(t);
+  }
+  return at::tensor(flat, at::kLong);
+}
+
+void unpack(const int64_t* data, int64_t n, std::vector<Prediction>* out) {
+  int64_t i = 0;
+  while (i < n) {
+    Prediction p;
+    p.example = data[i++];
+    p.label = static_cast<int>(data[i++]);
+    int64_t n_probs = data[i++];
+    for (int64_t k = 0; k < n_probs; ++k) {
+      int32_t bits = static_cast<int32_t>(data[i++]);
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      p.probabilities.push_back(f);
+    }
+    int64_t n_tags = data[i++];
+    for (int64_t k = 0; k < n_tags; ++k) p.tags.push_back(static_cast<int>(data[i++]));
+    out->push_back(std::move(p));
+  }
+}
+
+// Every rank's predictions on every rank, sorted by example.
+std::vector<Prediction> gather(const std::vector<Prediction>& mine, parallel::Communicator* dp) {
+  if (!dp || dp->size() == 1) return mine;
+  at::Tensor local = pack(mine).to(dp->device());
+  int64_t longest = static_cast<int64_t>(parallel::all_reduce_value(*dp, static_cast<double>(local.numel()), parallel::ReduceOp::kMax));
+  at::Tensor padded = at::zeros({longest + 1}, local.options());
+  padded[0] = local.numel();
+  padded.narrow(0, 1, local.numel()).copy_(local);
+  at::Tensor all = parallel::all_gather_along(*dp, padded, 0).cpu().contiguous();
+  std::vector<Prediction> out;
+  for (int r = 0; r < dp->size(); ++r) {
+    const int64_t* row = all.data_ptr<int64_t>() + r * (longest + 1);
+    unpack(row + 1, row[0], &out);
+  }
+  std::sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) { return a.example < b.example; });
+  return out;
+}
+
+}  // namespace
+
+std::vector<int> gold_word_tags(const data::Example& example) {
+  std::vector<int> tags;
+  for (int64_t t : first_subword_positions(example)) tags.push_back(example.labels[t]);
+  return tags;
+}
+
+EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::LabelMap& labels,
+                    const EvalOptions& options, const std::shared_ptr<parallel::Communicator>& dp,
+                    c10::Device device) {
+  at::NoGradGuard no_grad;
+  model.eval();
+  data::SamplerOptions sampler_options;
+  sampler_options.batch_size = options.batch_size;
+  sampler_options.shuffle = false;
+  sampler_options.equal_shares = false;
+  sampler_options.dp_rank = dp ? dp->rank() : 0;
+  sampler_options.dp_size = dp ? dp->size() : 1;
+  data::Sampler sampler(dataset.lengths(), sampler_options);
+
+  const bool token_task = dataset.task == data::TaskType::kToken;
+  double loss_sum = 0;
+  int64_t label_count = 0;
+  std::vector<Prediction> mine;
+  for (const auto& indices : sampler.epoch_batches(0)) {
+    data::Batch batch = data::collate(dataset, indices, options.collate);
+    if (batch.size() == 0) continue;
+    auto logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)).to(at::kCPU);
+    if (options.labeled) {
+      int64_t count = batch.labels.ne(kIgnoreIndex).sum().item<int64_t>();
+      if (count > 0) {
+        loss_sum += cross_entropy(logits, batch.labels).item<double>() * count;
+        label_count += count;
+      }
+    }
+    if (!token_task) {
+      auto probs = logits.softmax(-1).contiguous();
+      auto argmax = logits.argmax(-1);
+      for (int64_t row = 0; row < batch.size(); ++row) {
+        Prediction p;
+        p.example = batch.example_indices[row];
+        p.label = static_cast<int>(argmax[row].item<int64_t>());
+        const float* pr = probs[row].data_ptr<float>();
+        p.probabilities.assign(pr, pr + probs.size(1));
+        mine.push_back(std::move(p));
+      }
+    } else {
+      auto argmax = logits.argmax(-1).contiguous();
+      const int64_t width = argmax.size(1);
+      const bool left_padded = options.collate.padding_side == data::PaddingSide::kLeft;
+      for (int64_t row = 0; row < batch.size(); ++row) {
+        const auto& example = dataset.examples[batch.example_indices[row]];
+        const int64_t offset = left_padded ? width - static_cast<int64_t>(example.input_ids.size()) : 0;
+        Prediction p;
+        p.example = batch.example_indices[row];
+        const int64_t* a = argmax[row].data_ptr<int64_t>();
+        for (int64_t t : first_subword_positions(example)) p.tags.push_back(static_cast<int>(a[offset + t]));
+        mine.push_back(std::move(p));
+      }
+    }
+  }
+
+  EvalResult result;
+  result.predictions = gather(mine, dp.get());
+  result.examples = static_cast<int64_t>(result.predictions.size());
+  if (!options.labeled) return result;
+
+  double global_loss = loss_sum, global_count = static_cast<double>(label_count);
+  if (dp && dp->size() > 1) {
+    global_loss = parallel::all_reduce_value(*dp, loss_sum);
+    global_count = parallel::all_reduce_value(*dp, global_count);
+  }
+  result.metrics["loss"] = global_count > 0 ? global_loss / global_count : 0.0;
+  if (!token_task) {
+    std::vector<int> predicted, gold;
+    for (const auto& p : result.predictions) {
+      int g = dataset.examples[p.example].label;
+      if (g == kIgnoreIndex) continue;
+      predicted.push_back(p.label);
+      gold.push_back(g);
+    }
+    result.metrics["accuracy"] = accuracy(predicted, gold);
+    result.metrics["macro_f1"] = macro_f1(predicted, gold);
+  } else {
+    std::vector<std::vector<std::string>> predicted, gold;
+    for (const auto& p : result.predictions) {
+      auto g = gold_word_tags(dataset.examples[p.example]);
+      std::vector<std::string> gs, ps;
+      for (size_t w = 0; w < g.size(); ++w) {
+        if (g[w] == kIgnoreIndex) continue;  // an unlabeled word
+        gs.push_back(labels.name(g[w]));
+        ps.push_back(labels.name(p.tags[w]));
+      }
+      gold.push_back(std::move(gs));
+      predicted.push_back(std::move(ps));
+    }
+    auto scores = entity_scores(predicted, gold, options.ner_mode);
+    result.metrics["entity_precision"] = scores.precision;
+    result.metrics["entity_recall"] = scores.recall;
+    result.metrics["entity_f1"] = scores.f1;
+    int64_t correct = 0, total = 0;
+    for (size_t s = 0; s < gold.size(); ++s)
+      for (size_t w = 0; w < gold[s].size(); ++w) correct += gold[s][w] == predicted[s][w], ++total;
+    result.metrics["tag_accuracy"] = total ? double(correct) / total : 0.0;
+  }
+  return result;
+}
+
+}  // namespace ls

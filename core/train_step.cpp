@@ -1,0 +1,64 @@
+// One optimizer step (see train_step.h).
+#include "core/train_step.h"
+
+#include <ATen/ATen.h>
+
+#include "parallel/communicator.h"
+#include "parallel/grad_sync.h"
+
+namespace ls {
+
+int64_t count_labels(const data::Batch& batch) {
+  return batch.labels.ne(kIgnoreIndex).sum().item<int64_t>();
+}
+
+StepRunner::StepRunner(LsLlama& model, AdamW& optimizer, std::shared_ptr<parallel::Communicator> dp,
+                       parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device)
+    : model_(model), optimizer_(optimizer), dp_(std::move(dp)), grad_sync_(grad_sync),
+      max_grad_norm_(max_grad_norm), device_(device) {
+  for (const auto& p : optimizer_.params()) trainable_.push_back(p.tensor);
+}
+
+StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double lr) {
+  const int dp_size = dp_ ? dp_->size() : 1;
+  int64_t local_labels = 0, local_tokens = 0;
+  for (const auto& b : micro_batches) {
+    local_labels += count_labels(b);
+    local_tokens += b.attention_mask.sum().item<int64_t>();
+  }
+  StepStats stats;
+  stats.labels = local_labels;
+  stats.tokens = local_tokens;
+  if (dp_ && dp_size > 1) {
+    stats.labels = static_cast<int64_t>(parallel::all_reduce_value(*dp_, static_cast<double>(local_labels)));
+    stats.tokens = static_cast<int64_t>(parallel::all_reduce_value(*dp_, static_cast<double>(local_tokens)));
+  }
+  const double normalizer = std::max<int64_t>(stats.labels, 1);
+
+  model_.train();
+  double local_loss_sum = 0;
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    const auto& b = micro_batches[i];
+    if (grad_sync_) grad_sync_->set_overlap(i + 1 == micro_batches.size());
+    auto input_ids = b.input_ids.to(device_, /*non_blocking=*/true);
+    auto mask = b.attention_mask.to(device_, true);
+    auto labels = b.labels.to(device_, true);
+    auto logits = model_.forward(input_ids, mask);
+    // sum of CE over this micro-batch's labels: mean * count (mean over an empty set is 0 here)
+    int64_t count = count_labels(b);
+    auto loss_sum = count > 0 ? model_.loss(logits, labels) * static_cast<double>(count)
+                              : logits.sum() * 0.0;
+    (loss_sum * (dp_size / normalizer)).backward();
+    local_loss_sum += loss_sum.item<double>();
+  }
+  if (grad_sync_) grad_sync_->finish();
+  stats.loss = local_loss_sum;
+  if (dp_ && dp_size > 1) stats.loss = parallel::all_reduce_value(*dp_, local_loss_sum);
+  stats.loss /= normalizer;
+  stats.grad_norm = clip_grad_norm(trainable_, max_grad_norm_);
+  optimizer_.step(lr);
+  optimizer_.zero_grad();
+  return stats;
+}
+
+}  // namespace ls

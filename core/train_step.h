@@ -1,0 +1,52 @@
+// One optimizer step over a global batch: forward and backward over this rank's micro-batches
+// (gradient accumulation), data-parallel gradient averaging, clipping, AdamW.
+//
+// The loss is the mean cross-entropy over every labelled position of the GLOBAL batch (all
+// micro-batches, all dp ranks), so a step is the same whatever the split into ranks and
+// micro-batches: each micro-batch contributes sum(CE) * dp / global_label_count, and the dp
+// average of those gradients is the gradient of the global mean.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/adamw.h"
+#include "core/ls_llama.h"
+#include "data/batch.h"
+
+namespace ls::parallel {
+class Communicator;
+class DataParallelGradSync;
+}  // namespace ls::parallel
+
+namespace ls {
+
+struct StepStats {
+  double loss = 0;         // global mean cross-entropy of the step
+  double grad_norm = 0;    // before clipping
+  int64_t tokens = 0;      // non-padding tokens, all ranks
+  int64_t labels = 0;      // labelled positions, all ranks
+};
+
+class StepRunner {
+ public:
+  // `dp` and `grad_sync` may be null in a world of one.
+  StepRunner(LsLlama& model, AdamW& optimizer, std::shared_ptr<parallel::Communicator> dp,
+             parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device);
+
+  StepStats step(const std::vector<data::Batch>& micro_batches, double lr);
+
+ private:
+  LsLlama& model_;
+  AdamW& optimizer_;
+  std::shared_ptr<parallel::Communicator> dp_;
+  parallel::DataParallelGradSync* grad_sync_;
+  double max_grad_norm_;
+  c10::Device device_;
+  std::vector<at::Tensor> trainable_;
+};
+
+// Counts labelled positions (label != -100) of a batch.
+int64_t count_labels(const data::Batch& batch);
+
+}  // namespace ls

@@ -1,0 +1,552 @@
+// The training loop and its run directory (see trainer.h).
+#include "core/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/cuda.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "core/adamw.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/evaluator.h"
+#include "core/lr_schedule.h"
+#include "core/ls_llama.h"
+#include "core/plot.h"
+#include "core/progress.h"
+#include "core/safetensors.h"
+#include "core/tensorboard.h"
+#include "core/train_step.h"
+#include "data/loader.h"
+#include "data/reader.h"
+#include "parallel/communicator.h"
+#include "parallel/grad_sync.h"
+#include "parallel/mpi.h"
+#include "parallel/topology.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ls {
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+// --- small helpers -------------------------------------------------------------------------------
+
+std::string format_metrics(const std::map<std::string, double>& metrics) {
+  std::string out;
+  for (const auto& [name, value] : metrics) out += fmt::format("{}{} {:.4f}", out.empty() ? "" : ", ", name, value);
+  return out;
+}
+
+// Replaces `target` by the fully written directory `staged` (a crash leaves the old or the new
+// one, never a mix): swap atomically where the file system allows, else rename aside then in.
+void replace_directory(const fs::path& staged, const fs::path& target) {
+  if (fs::exists(target)) {
+    fs::path old = target.string() + ".old";
+    fs::remove_all(old);
+    fs::rename(target, old);
+    fs::rename(staged, target);
+    fs::remove_all(old);
+  } else {
+    fs::rename(staged, target);
+  }
+}
+
+void append_line(const fs::path& path, const json& record) {
+  std::ofstream out(path, std::ios::app);
+  out << record.dump() << "\n";
+}
+
+data::ReaderOptions reader_options(const DataSection& d, bool labeled) {
+  data::ReaderOptions r;
+  r.format = data::parse_data_format(d.format);
+  r.text_fields = {d.text_field};
+  if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
+  r.pair_separator = d.pair_separator;
+  r.label_field = d.label_field;
+  r.tokens_field = d.tokens_field;
+  r.tags_field = d.tags_field;
+  r.conll_tag_column = d.conll_tag_column;
+  r.labeled = labeled;
+  return r;
+}
+
+std::string metric_name(const Config& c) {
+  if (c.train.metric != "auto") return c.train.metric;
+  return c.task.type == "token" ? "entity_f1" : "macro_f1";
+}
+
+// --- the run --------------------------------------------------------------------------------------
+
+class Run {
+ public:
+  Run(const Config& config, bool resume, parallel::MpiRuntime& mpi)
+      : config_(config), resume_(resume), mpi_(mpi), dir_(config.output.dir) {}
+
+  TrainOutcome execute();
+
+ private:
+  bool rank0() const { return topology_->is_rank0(); }
+  void log(const std::string& line) {
+    if (progress_) progress_->message(line);
+    else if (rank0()) fmt::print("{}\n", line);
+  }
+  void prepare_directory();
+  void load_data();
+  void build_model();
+  void save_state(int64_t step, const data::SamplerPosition& position);
+  bool restore_state();
+  void save_adapter(const std::string& name);
+  void write_predictions(const std::string& split, const data::RawDataset& raw, const data::Dataset& dataset,
+                         const EvalResult& result);
+  void record(json record);
+  bool stop_requested();
+
+  Config config_;
+  bool resume_;
+  parallel::MpiRuntime& mpi_;
+  fs::path dir_;
+  std::unique_ptr<parallel::Topology> topology_;
+  c10::Device device_ = c10::kCPU;
+  c10::ScalarType dtype_ = c10::kFloat;
+  std::unique_ptr<data::Tokenizer> tokenizer_;
+  data::LabelMap labels_;
+  data::RawDataset raw_validation_, raw_test_;
+  data::Dataset train_, validation_, test_;
+  std::shared_ptr<LsLlama> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Progress> progress_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+
+  // What state/ restores.
+  int64_t step_ = 0;
+  data::SamplerPosition position_;
+  std::optional<double> best_;
+  int64_t best_step_ = 0;
+  int64_t evals_without_improvement_ = 0;
+  std::map<std::string, double> best_metrics_;
+};
+
+void Run::prepare_directory() {
+  if (rank0()) {
+    if (resume_) {
+      if (!fs::exists(dir_ / "state" / "trainer.json"))
+        fail("{}: no resumable state (state/trainer.json) in this run directory", dir_.string());
+    } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
+      fail("{}: run directory exists and is not empty (resume it with --resume {}, or set output.overwrite: true, or choose another output.dir)",
+           dir_.string(), dir_.string());
+    } else if (fs::exists(dir_) && config_.output.overwrite) {
+      for (const char* name : {"state", "adapter", "adapter_last", "tensorboard", "metrics.jsonl", "curves.png",
+                               "predictions_validation.jsonl", "predictions_test.jsonl"})
+        fs::remove_all(dir_ / name);
+    }
+    fs::create_directories(dir_);
+    write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
+  }
+  topology_->world()->barrier();
+}
+
+void Run::load_data() {
+  const auto& d = config_.data;
+  fs::path tokenizer_path = config_.model.tokenizer.empty() ? fs::path(config_.model.path) / "tokenizer.model"
+                                                            : fs::path(config_.model.tokenizer);
+  tokenizer_ = std::make_unique<data::Tokenizer>(tokenizer_path.string(),
+                                                 data::TokenizerOptions{.add_bos = true, .add_eos = d.add_eos});
+  const auto task = data::parse_task_type(config_.task.type);
+  data::RawDataset raw_train = data::read_raw_dataset(d.train, task, reader_options(d, true));
+  if (resume_) {
+    labels_ = data::LabelMap::load((dir_ / "labels.json").string());
+  } else if (!config_.task.labels.empty()) {
+    labels_ = data::LabelMap(config_.task.labels);
+  } else {
+    labels_ = data::infer_label_map(raw_train);
+  }
+  if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
+
+  data::DatasetOptions options;
+  options.task = task;
+  options.reader = reader_options(d, true);
+  options.max_length = d.max_length;
+  options.label_all_subwords = d.label_all_subwords;
+  train_ = data::build_dataset(raw_train, *tokenizer_, labels_, options);
+  log(train_.summary(d.max_length));
+  if (!d.validation.empty()) {
+    raw_validation_ = data::read_raw_dataset(d.validation, task, reader_options(d, true));
+    validation_ = data::build_dataset(raw_validation_, *tokenizer_, labels_, options);
+    log(validation_.summary(d.max_length));
+  }
+  if (!d.test.empty()) {
+    raw_test_ = data::read_raw_dataset(d.test, task, reader_options(d, true));
+    test_ = data::build_dataset(raw_test_, *tokenizer_, labels_, options);
+    log(test_.summary(d.max_length));
+  }
+  if (task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
+    log(fmt::format("warning: {} I- tags do not continue an entity (first: {})", train_.stats.bio_warnings,
+                    train_.stats.first_bio_warning));
+}
+
+void Run::build_model() {
+  ModelOptions options;
+  options.device = device_;
+  options.dtype = dtype_;
+  options.attention = config_.model.attention == "causal"
+                          ? AttentionPolicy::causal()
+                          : AttentionPolicy::bidirectional_from(config_.model.bidirectional_from_layer);
+  options.attention.attend_to_padding = config_.model.attend_to_padding;
+  HeadOptions head;
+  head.task = parse_task_type(config_.task.type, "task.type");
+  head.num_labels = labels_.size();
+  head.pooling = parse_pooling(config_.task.pooling, "task.pooling");
+  head.dropout = config_.task.head_dropout;
+  LoadStats stats;
+  // Same seed on every rank: LoRA A and the head start identical across data-parallel ranks.
+  at::manual_seed(config_.train.seed);
+  model_ = LsLlama::from_pretrained(config_.model.path, options, head, &stats);
+  if (!config_.lora.init_from.empty()) {
+    model_->load_adapter(config_.lora.init_from);
+    if (model_->head().num_labels() != labels_.size())
+      fail("lora.init_from: {} has a head with {} labels, the task has {}", config_.lora.init_from,
+           model_->head().num_labels(), labels_.size());
+  } else {
+    LoraOptions lora;
+    lora.r = config_.lora.r;
+    lora.alpha = config_.lora.alpha;
+    lora.dropout = config_.lora.dropout;
+    lora.use_rslora = config_.lora.rslora;
+    lora.targets = config_.lora.targets;
+    model_->add_lora(lora);
+  }
+  log(fmt::format("model {}: {} layers, hidden {}, {} base tensors ({:.1f} MB {}) loaded in {:.2f} s on {}; attention {}",
+                  config_.model.path, model_->config().num_hidden_layers, model_->config().hidden_size, stats.tensors,
+                  stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(), options.attention.describe()));
+  std::vector<AdamW::Param> params;
+  int64_t count = 0;
+  for (auto& [name, tensor] : model_->trainable_parameters()) {
+    bool decay = config_.train.decay_biases_and_norms || tensor.dim() > 1;
+    params.push_back({name, tensor, decay});
+    count += tensor.numel();
+  }
+  log(fmt::format("trainable: {} tensors, {} parameters (LoRA r={} alpha={} on {}; head {} labels)", params.size(),
+                  count, config_.lora.r, config_.lora.alpha, fmt::join(config_.lora.targets, ","), labels_.size()));
+  optimizer_ = std::make_unique<AdamW>(
+      std::move(params), AdamWOptions{config_.train.adam_beta1, config_.train.adam_beta2, config_.train.adam_eps,
+                                      config_.train.weight_decay});
+}
+
+// state/: trainer.json (step, sampler position, best so far), weights.safetensors (the trained
+// tensors), optimizer.safetensors (moments + RNG state). Written to state.tmp, then swapped in.
+void Run::save_state(int64_t step, const data::SamplerPosition& position) {
+  if (!rank0()) return;
+  fs::path staged = dir_ / "state.tmp";
+  fs::remove_all(staged);
+  fs::create_directories(staged);
+  std::vector<std::pair<std::string, at::Tensor>> weights;
+  for (auto& [name, tensor] : model_->trainable_parameters()) weights.emplace_back(name, tensor.detach());
+  write_safetensors(staged / "weights.safetensors", weights);
+  std::vector<std::pair<std::string, at::Tensor>> optimizer;
+  for (auto& [name, tensor] : optimizer_->state()) optimizer.emplace_back(name, tensor);
+  optimizer.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+  if (device_.is_cuda()) optimizer.emplace_back("rng.cuda", at::globalContext().defaultGenerator(device_).get_state());
+  write_safetensors(staged / "optimizer.safetensors", optimizer);
+  json trainer = {{"step", step},
+                  {"optimizer_steps", optimizer_->steps()},
+                  {"sampler", {{"epoch", position.epoch}, {"batch", position.batch}}},
+                  {"best", best_ ? json(*best_) : json(nullptr)},
+                  {"best_step", best_step_},
+                  {"best_metrics", best_metrics_},
+                  {"evals_without_improvement", evals_without_improvement_}};
+  write_file_atomic(staged / "trainer.json", trainer.dump(2));
+  replace_directory(staged, dir_ / "state");
+}
+
+bool Run::restore_state() {
+  fs::path state = dir_ / "state";
+  json trainer;
+  try {
+    trainer = json::parse(std::ifstream(state / "trainer.json"));
+  } catch (const json::exception& e) {
+    fail("{}: unreadable trainer state: {}", (state / "trainer.json").string(), e.what());
+  }
+  auto weights = SafetensorsFile::open(state / "weights.safetensors");
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, tensor] : model_->trainable_parameters()) weights->read_into(name, tensor);
+  }
+  auto optimizer = SafetensorsFile::open(state / "optimizer.safetensors");
+  std::map<std::string, at::Tensor> moments;
+  for (const auto& name : optimizer->names())
+    if (name.rfind("rng.", 0) != 0) moments[name] = optimizer->view(name);
+  optimizer_->load_state(moments, trainer.at("optimizer_steps").get<long>());
+  // Every rank restores the same generator state: rank 0 saved it, and ranks draw alike.
+  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
+  cpu_generator.set_state(optimizer->view("rng.cpu").clone());
+  if (device_.is_cuda() && optimizer->contains("rng.cuda")) {
+    at::Generator cuda_generator = at::globalContext().defaultGenerator(device_);
+    cuda_generator.set_state(optimizer->view("rng.cuda").clone());
+  }
+  step_ = trainer.at("step").get<int64_t>();
+  position_ = {trainer.at("sampler").at("epoch").get<int64_t>(), trainer.at("sampler").at("batch").get<int64_t>()};
+  if (!trainer.at("best").is_null()) best_ = trainer.at("best").get<double>();
+  best_step_ = trainer.at("best_step").get<int64_t>();
+  best_metrics_ = trainer.at("best_metrics").get<std::map<std::string, double>>();
+  evals_without_improvement_ = trainer.at("evals_without_improvement").get<int64_t>();
+  // Records written after the saved step are replayed by this run: drop them.
+  if (rank0() && fs::exists(dir_ / "metrics.jsonl")) {
+    std::ifstream in(dir_ / "metrics.jsonl");
+    std::string kept, line;
+    while (std::getline(in, line))
+      if (!line.empty() && json::parse(line).value("step", int64_t{0}) <= step_) kept += line + "\n";
+    write_file_atomic(dir_ / "metrics.jsonl", kept);
+  }
+  return true;
+}
+
+void Run::save_adapter(const std::string& name) {
+  if (!rank0()) return;
+  fs::path staged = dir_ / (name + ".tmp");
+  fs::remove_all(staged);
+  model_->save_adapter(staged);
+  replace_directory(staged, dir_ / name);
+}
+
+void Run::write_predictions(const std::string& split, const data::RawDataset& raw, const data::Dataset& dataset,
+                            const EvalResult& result) {
+  if (!rank0()) return;
+  std::string out;
+  for (const auto& p : result.predictions) {
+    const auto& example = dataset.examples[p.example];
+    json line = {{"line", example.line}};
+    if (dataset.task == data::TaskType::kSequence) {
+      line["label"] = labels_.name(p.label);
+      json probs = json::object();
+      for (size_t c = 0; c < p.probabilities.size(); ++c) probs[labels_.name(static_cast<int>(c))] = p.probabilities[c];
+      line["probabilities"] = probs;
+      if (example.label != kIgnoreIndex) line["gold"] = labels_.name(example.label);
+    } else {
+      const auto& words = raw.records[p.example].words;
+      json tags = json::array();
+      for (int t : p.tags) tags.push_back(labels_.name(t));
+      line["words"] = std::vector<std::string>(words.begin(), words.begin() + std::min(words.size(), p.tags.size()));
+      line["tags"] = tags;
+      if (p.tags.size() < words.size()) line["truncated_words"] = words.size() - p.tags.size();
+    }
+    out += line.dump() + "\n";
+  }
+  write_file_atomic(dir_ / ("predictions_" + split + ".jsonl"), out);
+}
+
+void Run::record(json record) {
+  if (!rank0()) return;
+  record["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  append_line(dir_ / "metrics.jsonl", record);
+}
+
+bool Run::stop_requested() {
+  double local = g_stop_signal.load() != 0 ? 1.0 : 0.0;
+  if (topology_->world_size() == 1) return local > 0;
+  return parallel::all_reduce_value(*topology_->world(), local, parallel::ReduceOp::kMax) > 0;
+}
+
+TrainOutcome Run::execute() {
+  // Devices and ranks.
+  bool use_cuda = config_.model.device == "cuda" || (config_.model.device == "auto" && torch::cuda::is_available());
+  device_ = parallel::pick_device(use_cuda, mpi_.local_rank(), mpi_.local_size());
+  dtype_ = config_.model.dtype == "auto" ? (device_.is_cuda() ? c10::kBFloat16 : c10::kFloat)
+                                         : parse_dtype(config_.model.dtype, "model.dtype");
+  topology_ = std::make_unique<parallel::Topology>(parallel::make_world_communicator(device_), config_.parallel.tp);
+  if (config_.parallel.tp > 1)
+    fail("parallel.tp: {} — the trainer runs tensor-parallel layers only with tp: 1 so far; use data parallelism "
+         "(mpirun -np N with tp: 1)", config_.parallel.tp);
+  const int dp = topology_->dp();
+  const int64_t micro = config_.train.micro_batch_size > 0 ? config_.train.micro_batch_size
+                                                            : std::max<int64_t>(1, config_.train.batch_size / dp);
+  if (config_.train.batch_size % (micro * dp) != 0)
+    fail("train.batch_size: {} is not a multiple of micro_batch_size ({}) x data-parallel ranks ({})",
+         config_.train.batch_size, micro, dp);
+  const int64_t accumulation = config_.train.batch_size / (micro * dp);
+
+  prepare_directory();
+  load_data();
+  build_model();
+  if (resume_) restore_state();
+
+  data::SamplerOptions sampler_options;
+  sampler_options.batch_size = micro;
+  sampler_options.shuffle = config_.train.shuffle;
+  sampler_options.seed = static_cast<uint64_t>(config_.train.seed);
+  sampler_options.group_by_length = config_.data.group_by_length;
+  sampler_options.dp_rank = topology_->dp_rank();
+  sampler_options.dp_size = dp;
+  data::Sampler sampler(train_.lengths(), sampler_options);
+  const int64_t batches_per_epoch = sampler.batches_per_epoch();
+  const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
+  int64_t total_steps = steps_per_epoch * config_.train.epochs;
+  if (config_.train.max_steps > 0) total_steps = std::min<int64_t>(total_steps, config_.train.max_steps);
+  const int64_t warmup = config_.train.warmup_steps > 0
+                             ? config_.train.warmup_steps
+                             : static_cast<int64_t>(config_.train.warmup_ratio * total_steps);
+  LrSchedule schedule{parse_schedule(config_.train.schedule), config_.train.lr, total_steps, warmup};
+  const int64_t eval_every_steps = config_.train.eval_every == "epoch" ? 0 : std::stol(config_.train.eval_every);
+  const std::string metric = metric_name(config_);
+  const bool higher_is_better = metric != "loss";
+
+  data::CollateOptions collate;
+  collate.pad_id = config_.data.pad_id;
+  collate.padding_side = data::parse_padding_side(config_.data.padding_side);
+  collate.pin_memory = device_.is_cuda();
+  EvalOptions eval_options;
+  eval_options.batch_size = micro;
+  eval_options.collate = collate;
+  eval_options.collate.pin_memory = false;
+  eval_options.ner_mode = config_.train.ner_mode == "strict" ? NerMode::kStrictIob2 : NerMode::kDefault;
+
+  std::unique_ptr<parallel::DataParallelGradSync> grad_sync;
+  if (dp > 1) {
+    std::vector<at::Tensor> tensors;
+    for (const auto& p : optimizer_->params()) tensors.push_back(p.tensor);
+    grad_sync = std::make_unique<parallel::DataParallelGradSync>(topology_->dp_group(), tensors);
+  }
+  StepRunner runner(*model_, *optimizer_, topology_->dp_group(), grad_sync.get(), config_.train.max_grad_norm, device_);
+  // Dropout draws differ between data-parallel ranks (seeded per rank), and resume restores them.
+  if (!resume_) at::manual_seed(config_.train.seed + 1000003ull * (topology_->dp_rank() + 1));
+
+  progress_ = std::make_unique<Progress>(rank0(), total_steps, steps_per_epoch, config_.train.log_every);
+  if (rank0() && config_.output.tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>((dir_ / "tensorboard").string());
+  log(fmt::format("training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x dp {}, "
+                  "lr {} {} warmup {}, selecting on validation {}",
+                  total_steps, config_.train.epochs, steps_per_epoch, config_.train.batch_size, micro, accumulation, dp,
+                  config_.train.lr, config_.train.schedule, warmup, validation_.size() ? metric : "(none: last)"));
+  if (resume_) log(fmt::format("resumed {} at step {} (epoch {}, batch {})", dir_.string(), step_, position_.epoch + 1, position_.batch));
+
+  auto evaluate_validation = [&](int64_t step) {
+    if (validation_.size() == 0) return;
+    EvalResult result = evaluate(*model_, validation_, labels_, eval_options, topology_->dp_group(), device_);
+    double value = result.metrics.at(metric);
+    bool improved = !best_ || (higher_is_better ? value > *best_ : value < *best_);
+    json rec = {{"step", step}, {"epoch", static_cast<double>(step) / steps_per_epoch}, {"split", "validation"}};
+    for (auto& [k, v] : result.metrics) {
+      rec[k] = v;
+      if (tensorboard_) tensorboard_->add_scalar("validation/" + k, v, step);
+    }
+    record(rec);
+    if (improved) {
+      best_ = value, best_step_ = step, best_metrics_ = result.metrics, evals_without_improvement_ = 0;
+      if (config_.output.save != "last") save_adapter("adapter");
+      write_predictions("validation", raw_validation_, validation_, result);
+    } else {
+      ++evals_without_improvement_;
+    }
+    log(fmt::format("step {} validation: {}{}", step, format_metrics(result.metrics),
+                    improved ? fmt::format("  (best {} so far)", metric) : ""));
+  };
+
+  TrainOutcome outcome;
+  data::BatchLoader loader(train_, sampler, collate, position_, config_.train.epochs);
+  double tokens_since = 0;
+  auto timer = std::chrono::steady_clock::now();
+  while (step_ < total_steps) {
+    std::vector<data::Batch> micro_batches;
+    auto first = loader.next();
+    if (!first) break;
+    const int64_t group_end = std::min<int64_t>((first->index / accumulation + 1) * accumulation, batches_per_epoch);
+    micro_batches.push_back(std::move(*first));
+    while (micro_batches.back().index + 1 < group_end) micro_batches.push_back(std::move(*loader.next()));
+    const bool end_of_epoch = micro_batches.back().index + 1 == batches_per_epoch;
+    position_ = micro_batches.back().next;
+
+    const double lr = schedule.lr(step_);
+    StepStats stats = runner.step(micro_batches, lr);
+    ++step_;
+    tokens_since += static_cast<double>(stats.tokens);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timer).count();
+    progress_->step(step_, stats.loss, lr, tokens_since / std::max(seconds, 1e-9));
+    if (step_ % config_.train.log_every == 0 || step_ == total_steps) {
+      record({{"step", step_}, {"epoch", static_cast<double>(step_) / steps_per_epoch}, {"split", "train"},
+              {"loss", stats.loss}, {"lr", lr}, {"grad_norm", stats.grad_norm},
+              {"tokens_per_second", tokens_since / std::max(seconds, 1e-9)}});
+      if (tensorboard_) {
+        tensorboard_->add_scalar("train/loss", stats.loss, step_);
+        tensorboard_->add_scalar("train/lr", lr, step_);
+        tensorboard_->add_scalar("train/grad_norm", stats.grad_norm, step_);
+        tensorboard_->flush();
+      }
+      tokens_since = 0;
+      timer = std::chrono::steady_clock::now();
+    }
+    const bool eval_due = eval_every_steps > 0 ? step_ % eval_every_steps == 0 : end_of_epoch;
+    if (eval_due || step_ == total_steps) evaluate_validation(step_);
+    const bool early_stop = config_.train.early_stopping_patience > 0 &&
+                            evals_without_improvement_ >= config_.train.early_stopping_patience;
+    const bool stop = stop_requested();
+    if (eval_due || step_ == total_steps || stop || early_stop ||
+        (config_.output.state_every > 0 && step_ % config_.output.state_every == 0))
+      save_state(step_, position_);
+    if (stop) {
+      progress_->finish();
+      log(fmt::format("stopped by signal {} at step {}; state saved. Continue with: ls_train --resume {}",
+                      g_stop_signal.load(), step_, dir_.string()));
+      outcome.interrupted = true;
+      outcome.steps = step_;
+      return outcome;
+    }
+    if (early_stop) {
+      log(fmt::format("early stopping: no better {} in {} evaluations", metric, evals_without_improvement_));
+      break;
+    }
+  }
+  progress_->finish();
+  if (config_.output.save != "best") save_adapter("adapter_last");
+  if (validation_.size() == 0 && config_.output.save != "last") save_adapter("adapter");
+  outcome.steps = step_;
+  outcome.best_validation = best_metrics_;
+  if (validation_.size()) log(fmt::format("best validation {} {:.4f} at step {}", metric, best_ ? *best_ : 0.0, best_step_));
+
+  if (test_.size() > 0) {
+    // The selected checkpoint (best on validation; the last one without validation) on test.
+    fs::path selected = fs::exists(dir_ / "adapter") ? dir_ / "adapter" : dir_ / "adapter_last";
+    topology_->world()->barrier();
+    model_->load_adapter(selected);
+    EvalResult result = evaluate(*model_, test_, labels_, eval_options, topology_->dp_group(), device_);
+    json rec = {{"step", step_}, {"split", "test"}, {"checkpoint", selected.filename().string()}};
+    for (auto& [k, v] : result.metrics) {
+      rec[k] = v;
+      if (tensorboard_) tensorboard_->add_scalar("test/" + k, v, step_);
+    }
+    record(rec);
+    write_predictions("test", raw_test_, test_, result);
+    outcome.test = result.metrics;
+    log(fmt::format("test ({}): {}", selected.filename().string(), format_metrics(result.metrics)));
+  }
+  if (tensorboard_) tensorboard_->flush();
+  if (rank0() && config_.output.plot) {
+    write_training_curves(dir_ / "metrics.jsonl", dir_ / "curves.png", metric);
+    log(fmt::format("wrote {}", (dir_ / "curves.png").string()));
+  }
+  log(fmt::format("run directory: {}", dir_.string()));
+  return outcome;
+}
+
+}  // namespace
+
+void install_stop_signal_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+TrainOutcome train(const Config& config, bool resume, parallel::MpiRuntime& mpi) {
+  g_stop_signal.store(0);
+  Run run(config, resume, mpi);
+  return run.execute();
+}
+
+}  // namespace ls

@@ -1,0 +1,54 @@
+// ls_train: label-supervised LoRA fine-tuning of a LLaMA model, as one YAML file describes it.
+//   ls_train CFG.yaml [--set a.b=value ...]        a new run (under mpirun: one rank of N)
+//   ls_train --resume RUN_DIR [--set ...]          continue a run from its state/
+//   ls_train --config-docs                          every config key, its default and meaning
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/trainer.h"
+#include "parallel/mpi.h"
+
+namespace {
+
+int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
+  CLI::App app{"ls-train: label-supervised LoRA fine-tuning of LLaMA models (LS-LLaMA / LS-unLLaMA).\n"
+               "Run under `mpirun -np N` for data parallelism; see README.md for the config keys."};
+  std::string config_path, resume_dir;
+  std::vector<std::string> overrides;
+  bool config_docs = false;
+  app.add_option("config", config_path, "YAML run configuration")->check(CLI::ExistingFile);
+  app.add_option("--set", overrides, "override a config key, e.g. --set train.lr=2e-4 (repeatable)");
+  app.add_option("--resume", resume_dir, "continue the run in this directory from its saved state")
+      ->check(CLI::ExistingDirectory);
+  app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (mpi.rank() == 0) app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
+  if (config_docs) {
+    ls::parallel::print0("{}", ls::config_docs_markdown());
+    return 0;
+  }
+  if (config_path.empty() == resume_dir.empty())
+    ls::fail("give a config file to start a run, or --resume RUN_DIR to continue one (not both)");
+
+  ls::Config config;
+  if (!resume_dir.empty()) {
+    config = ls::Config::load((std::filesystem::path(resume_dir) / "config.yaml").string(), overrides);
+    config.output.dir = std::filesystem::absolute(resume_dir).lexically_normal().string();
+  } else {
+    config = ls::Config::load(config_path, overrides);
+  }
+  ls::install_stop_signal_handlers();
+  auto outcome = ls::train(config, !resume_dir.empty(), mpi);
+  return outcome.interrupted ? 130 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ls::parallel::run_mpi_main("ls_train", train_main, argc, argv); }

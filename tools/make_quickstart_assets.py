@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Makes the embedded default's assets, seeded and offline: a tiny LLaMA-architecture model saved
+by HF transformers (config.json + model.safetensors, random weights), a sentencepiece BPE tokenizer
+with byte fallback trained on the generated text, and two small datasets:
+
+- sentiment (sequence task, JSONL): a review whose label follows from its cue words;
+- places-and-people (token task, CoNLL): a name is B-PER or B-LOC depending on the word that
+  FOLLOWS it ("jordan said ..." vs "jordan borders ..."). Many names are used both ways, so a causal
+  model, which sees only the left context of a word, cannot tag them; a bidirectional one can.
+  This is the paper's LS-unLLaMA finding in miniature.
+
+Usage: make_quickstart_assets.py OUT_DIR   (idempotent: does nothing when OUT_DIR/.complete exists)
+"""
+import json
+import os
+import random
+import sys
+import tempfile
+
+SEED = 20231003
+AMBIGUOUS = ["jordan", "georgia", "victoria", "chelsea", "madison", "austin", "florence", "sydney",
+             "kent", "lincoln", "savannah", "dallas", "chad", "eugene", "orlando", "paris"]
+PEOPLE = ["alice", "bob", "maria", "li", "omar", "sven", "priya", "kenji"]
+PLACES = ["peru", "norway", "kenya", "nepal", "chile", "oman", "fiji", "laos"]
+PER_CUES = ["said", "smiled", "laughed", "wrote", "sang", "argued", "whispered", "cooked"]
+LOC_CUES = ["borders", "exports", "hosted", "flooded", "annexed", "taxes", "governs", "imports"]
+FILLER = ["the", "a", "today", "we", "heard", "that", "then", "again", "quickly", "news", "report",
+          "from", "yesterday", "morning", "people", "many", "it", "was", "so", "and", "with", "on"]
+POSITIVE = ["great", "wonderful", "brilliant", "moving", "delightful", "superb", "charming", "fun"]
+NEGATIVE = ["awful", "boring", "dull", "terrible", "clumsy", "tedious", "bland", "painful"]
+NOUNS = ["movie", "film", "plot", "cast", "script", "story", "ending", "music"]
+
+
+def ner_sentence(rng):
+    words, tags = [], []
+    for _ in range(rng.randint(0, 3)):
+        words.append(rng.choice(FILLER)); tags.append("O")
+    kind = rng.choice(["PER", "LOC"])
+    pool = AMBIGUOUS if rng.random() < 0.7 else (PEOPLE if kind == "PER" else PLACES)
+    words.append(rng.choice(pool)); tags.append("B-" + kind)
+    words.append(rng.choice(PER_CUES if kind == "PER" else LOC_CUES)); tags.append("O")
+    for _ in range(rng.randint(1, 4)):
+        words.append(rng.choice(FILLER)); tags.append("O")
+    return words, tags
+
+
+def review(rng):
+    label = rng.choice(["positive", "negative"])
+    cues = POSITIVE if label == "positive" else NEGATIVE
+    words = ["the", rng.choice(NOUNS), "was", rng.choice(cues)]
+    if rng.random() < 0.5:
+        words += ["and", rng.choice(cues)]
+    lead = [rng.choice(FILLER) for _ in range(rng.randint(0, 3))]
+    return " ".join(lead + words), label
+
+
+def write_conll(path, sentences):
+    with open(path, "w") as f:
+        f.write("-DOCSTART- -X- -X- O\n\n")
+        for words, tags in sentences:
+            for w, t in zip(words, tags):
+                f.write(f"{w} NN O {t}\n")
+            f.write("\n")
+
+
+def main(out):
+    if os.path.exists(os.path.join(out, ".complete")):
+        return
+    import sentencepiece as spm
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    rng = random.Random(SEED)
+    data = os.path.join(out, "data")
+    model_dir = os.path.join(out, "model")
+    os.makedirs(data, exist_ok=True)
+    os.makedirs(model_dir, exist_ok=True)
+
+    splits = {"train": 1200, "validation": 300, "test": 300}
+    corpus = []
+    for split, n in splits.items():
+        sentences = [ner_sentence(rng) for _ in range(n)]
+        write_conll(os.path.join(data, f"ner_{split}.conll"), sentences)
+        corpus += [" ".join(w) for w, _ in sentences]
+        reviews = [review(rng) for _ in range(n)]
+        with open(os.path.join(data, f"sentiment_{split}.jsonl"), "w") as f:
+            for text, label in reviews:
+                f.write(json.dumps({"text": text, "label": label}) + "\n")
+        corpus += [t for t, _ in reviews]
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(corpus) + "\n")
+        corpus_path = f.name
+    # LLaMA's tokenizer settings: BPE, byte fallback, <unk>=0 <s>=1 </s>=2, no pad piece.
+    spm.SentencePieceTrainer.train(
+        input=corpus_path, model_prefix=os.path.join(model_dir, "tokenizer"), model_type="bpe",
+        vocab_size=400, byte_fallback=True, character_coverage=1.0, split_digits=True,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1, minloglevel=2)
+    os.unlink(corpus_path)
+    os.unlink(os.path.join(model_dir, "tokenizer.vocab"))
+
+    torch.manual_seed(SEED)
+    config = LlamaConfig(vocab_size=400, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                         tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(model_dir, safe_serialization=True)
+    open(os.path.join(out, ".complete"), "w").write(f"seed {SEED}\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
