@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <nlohmann/json.hpp>
+
 #include "parallel/communicator.h"
 
 namespace ls {
@@ -78,6 +80,36 @@ std::vector<Prediction> gather(const std::vector<Prediction>& mine, parallel::Co
 }
 
 }  // namespace
+
+std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
+                              const data::Dataset& dataset, const data::LabelMap& labels) {
+  std::string out;
+  for (const auto& p : result.predictions) {
+    const auto& example = dataset.examples[p.example];
+    nlohmann::json line = {{"line", example.line}};
+    if (dataset.task == data::TaskType::kSequence) {
+      line["label"] = labels.name(p.label);
+      nlohmann::json probs = nlohmann::json::object();
+      for (size_t c = 0; c < p.probabilities.size(); ++c) probs[labels.name(static_cast<int>(c))] = p.probabilities[c];
+      line["probabilities"] = probs;
+      if (example.label != kIgnoreIndex) line["gold"] = labels.name(example.label);
+    } else {
+      const auto& words = raw.records[p.example].words;
+      const size_t kept = std::min(words.size(), p.tags.size());
+      nlohmann::json tags = nlohmann::json::array(), gold = nlohmann::json::array();
+      for (int t : p.tags) tags.push_back(labels.name(t));
+      line["words"] = std::vector<std::string>(words.begin(), words.begin() + kept);
+      line["tags"] = tags;
+      auto gold_ids = gold_word_tags(example);
+      bool labeled = false;
+      for (int g : gold_ids) labeled |= g != kIgnoreIndex, gold.push_back(g == kIgnoreIndex ? "" : labels.name(g));
+      if (labeled) line["gold"] = gold;
+      if (kept < words.size()) line["truncated_words"] = words.size() - kept;
+    }
+    out += line.dump() + "\n";
+  }
+  return out;
+}
 
 std::vector<int> gold_word_tags(const data::Example& example) {
   std::vector<int> tags;

@@ -12,6 +12,7 @@
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/label_map.h"
+#include "data/reader.h"
 
 namespace ls::parallel {
 class Communicator;
@@ -43,6 +44,11 @@ struct EvalOptions {
 EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::LabelMap& labels,
                     const EvalOptions& options, const std::shared_ptr<parallel::Communicator>& dp,
                     c10::Device device);
+
+// Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
+// "gold"} for sequence tasks, {"line", "words", "tags", "gold"} for token tasks.
+std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
+                              const data::Dataset& dataset, const data::LabelMap& labels);
 
 // Word-level gold tags of a token-task example (first label of each word), as class ids.
 std::vector<int> gold_word_tags(const data::Example& example);

@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/cuda.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,6 +20,7 @@
 #include "core/ls_llama.h"
 #include "core/plot.h"
 #include "core/progress.h"
+#include "core/run_setup.h"
 #include "core/safetensors.h"
 #include "core/tensorboard.h"
 #include "core/train_step.h"
@@ -65,20 +65,6 @@ void replace_directory(const fs::path& staged, const fs::path& target) {
 void append_line(const fs::path& path, const json& record) {
   std::ofstream out(path, std::ios::app);
   out << record.dump() << "\n";
-}
-
-data::ReaderOptions reader_options(const DataSection& d, bool labeled) {
-  data::ReaderOptions r;
-  r.format = data::parse_data_format(d.format);
-  r.text_fields = {d.text_field};
-  if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
-  r.pair_separator = d.pair_separator;
-  r.label_field = d.label_field;
-  r.tokens_field = d.tokens_field;
-  r.tags_field = d.tags_field;
-  r.conll_tag_column = d.conll_tag_column;
-  r.labeled = labeled;
-  return r;
 }
 
 std::string metric_name(const Config& c) {
@@ -158,12 +144,9 @@ void Run::prepare_directory() {
 
 void Run::load_data() {
   const auto& d = config_.data;
-  fs::path tokenizer_path = config_.model.tokenizer.empty() ? fs::path(config_.model.path) / "tokenizer.model"
-                                                            : fs::path(config_.model.tokenizer);
-  tokenizer_ = std::make_unique<data::Tokenizer>(tokenizer_path.string(),
-                                                 data::TokenizerOptions{.add_bos = true, .add_eos = d.add_eos});
-  const auto task = data::parse_task_type(config_.task.type);
-  data::RawDataset raw_train = data::read_raw_dataset(d.train, task, reader_options(d, true));
+  tokenizer_ = make_tokenizer(config_);
+  const data::DatasetOptions options = dataset_options(config_, /*labeled=*/true);
+  data::RawDataset raw_train = data::read_raw_dataset(d.train, options.task, options.reader);
   if (resume_) {
     labels_ = data::LabelMap::load((dir_ / "labels.json").string());
   } else if (!config_.task.labels.empty()) {
@@ -173,62 +156,31 @@ void Run::load_data() {
   }
   if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
 
-  data::DatasetOptions options;
-  options.task = task;
-  options.reader = reader_options(d, true);
-  options.max_length = d.max_length;
-  options.label_all_subwords = d.label_all_subwords;
   train_ = data::build_dataset(raw_train, *tokenizer_, labels_, options);
   log(train_.summary(d.max_length));
   if (!d.validation.empty()) {
-    raw_validation_ = data::read_raw_dataset(d.validation, task, reader_options(d, true));
+    raw_validation_ = data::read_raw_dataset(d.validation, options.task, options.reader);
     validation_ = data::build_dataset(raw_validation_, *tokenizer_, labels_, options);
     log(validation_.summary(d.max_length));
   }
   if (!d.test.empty()) {
-    raw_test_ = data::read_raw_dataset(d.test, task, reader_options(d, true));
+    raw_test_ = data::read_raw_dataset(d.test, options.task, options.reader);
     test_ = data::build_dataset(raw_test_, *tokenizer_, labels_, options);
     log(test_.summary(d.max_length));
   }
-  if (task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
+  if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})", train_.stats.bio_warnings,
                     train_.stats.first_bio_warning));
 }
 
 void Run::build_model() {
-  ModelOptions options;
-  options.device = device_;
-  options.dtype = dtype_;
-  options.attention = config_.model.attention == "causal"
-                          ? AttentionPolicy::causal()
-                          : AttentionPolicy::bidirectional_from(config_.model.bidirectional_from_layer);
-  options.attention.attend_to_padding = config_.model.attend_to_padding;
-  HeadOptions head;
-  head.task = parse_task_type(config_.task.type, "task.type");
-  head.num_labels = labels_.size();
-  head.pooling = parse_pooling(config_.task.pooling, "task.pooling");
-  head.dropout = config_.task.head_dropout;
   LoadStats stats;
   // Same seed on every rank: LoRA A and the head start identical across data-parallel ranks.
-  at::manual_seed(config_.train.seed);
-  model_ = LsLlama::from_pretrained(config_.model.path, options, head, &stats);
-  if (!config_.lora.init_from.empty()) {
-    model_->load_adapter(config_.lora.init_from);
-    if (model_->head().num_labels() != labels_.size())
-      fail("lora.init_from: {} has a head with {} labels, the task has {}", config_.lora.init_from,
-           model_->head().num_labels(), labels_.size());
-  } else {
-    LoraOptions lora;
-    lora.r = config_.lora.r;
-    lora.alpha = config_.lora.alpha;
-    lora.dropout = config_.lora.dropout;
-    lora.use_rslora = config_.lora.rslora;
-    lora.targets = config_.lora.targets;
-    model_->add_lora(lora);
-  }
+  model_ = load_model(config_, {device_, dtype_}, labels_.size(), config_.lora.init_from, &stats);
   log(fmt::format("model {}: {} layers, hidden {}, {} base tensors ({:.1f} MB {}) loaded in {:.2f} s on {}; attention {}",
                   config_.model.path, model_->config().num_hidden_layers, model_->config().hidden_size, stats.tensors,
-                  stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(), options.attention.describe()));
+                  stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(),
+                  model_options(config_, {device_, dtype_}).attention.describe()));
   std::vector<AdamW::Param> params;
   int64_t count = 0;
   for (auto& [name, tensor] : model_->trainable_parameters()) {
@@ -321,28 +273,7 @@ void Run::save_adapter(const std::string& name) {
 
 void Run::write_predictions(const std::string& split, const data::RawDataset& raw, const data::Dataset& dataset,
                             const EvalResult& result) {
-  if (!rank0()) return;
-  std::string out;
-  for (const auto& p : result.predictions) {
-    const auto& example = dataset.examples[p.example];
-    json line = {{"line", example.line}};
-    if (dataset.task == data::TaskType::kSequence) {
-      line["label"] = labels_.name(p.label);
-      json probs = json::object();
-      for (size_t c = 0; c < p.probabilities.size(); ++c) probs[labels_.name(static_cast<int>(c))] = p.probabilities[c];
-      line["probabilities"] = probs;
-      if (example.label != kIgnoreIndex) line["gold"] = labels_.name(example.label);
-    } else {
-      const auto& words = raw.records[p.example].words;
-      json tags = json::array();
-      for (int t : p.tags) tags.push_back(labels_.name(t));
-      line["words"] = std::vector<std::string>(words.begin(), words.begin() + std::min(words.size(), p.tags.size()));
-      line["tags"] = tags;
-      if (p.tags.size() < words.size()) line["truncated_words"] = words.size() - p.tags.size();
-    }
-    out += line.dump() + "\n";
-  }
-  write_file_atomic(dir_ / ("predictions_" + split + ".jsonl"), out);
+  if (rank0()) write_file_atomic(dir_ / ("predictions_" + split + ".jsonl"), predictions_jsonl(result, raw, dataset, labels_));
 }
 
 void Run::record(json record) {
@@ -359,10 +290,9 @@ bool Run::stop_requested() {
 
 TrainOutcome Run::execute() {
   // Devices and ranks.
-  bool use_cuda = config_.model.device == "cuda" || (config_.model.device == "auto" && torch::cuda::is_available());
-  device_ = parallel::pick_device(use_cuda, mpi_.local_rank(), mpi_.local_size());
-  dtype_ = config_.model.dtype == "auto" ? (device_.is_cuda() ? c10::kBFloat16 : c10::kFloat)
-                                         : parse_dtype(config_.model.dtype, "model.dtype");
+  const Placement placement = resolve_placement(config_, mpi_.local_rank(), mpi_.local_size());
+  device_ = placement.device;
+  dtype_ = placement.dtype;
   topology_ = std::make_unique<parallel::Topology>(parallel::make_world_communicator(device_), config_.parallel.tp);
   if (config_.parallel.tp > 1)
     fail("parallel.tp: {} — the trainer runs tensor-parallel layers only with tp: 1 so far; use data parallelism "
@@ -400,9 +330,7 @@ TrainOutcome Run::execute() {
   const std::string metric = metric_name(config_);
   const bool higher_is_better = metric != "loss";
 
-  data::CollateOptions collate;
-  collate.pad_id = config_.data.pad_id;
-  collate.padding_side = data::parse_padding_side(config_.data.padding_side);
+  data::CollateOptions collate = collate_options(config_);
   collate.pin_memory = device_.is_cuda();
   EvalOptions eval_options;
   eval_options.batch_size = micro;

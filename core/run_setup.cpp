@@ -1,0 +1,103 @@
+// Config -> run components (see run_setup.h).
+#include "core/run_setup.h"
+
+#include <torch/cuda.h>
+
+#include <filesystem>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "parallel/communicator.h"
+
+namespace ls {
+
+Placement resolve_placement(const Config& config, int local_rank, int local_size) {
+  Placement p;
+  bool use_cuda = config.model.device == "cuda" || (config.model.device == "auto" && torch::cuda::is_available());
+  p.device = parallel::pick_device(use_cuda, local_rank, local_size);
+  p.dtype = config.model.dtype == "auto" ? (p.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
+                                         : parse_dtype(config.model.dtype, "model.dtype");
+  return p;
+}
+
+std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config) {
+  std::filesystem::path path = config.model.tokenizer.empty()
+                                   ? std::filesystem::path(config.model.path) / "tokenizer.model"
+                                   : std::filesystem::path(config.model.tokenizer);
+  return std::make_unique<data::Tokenizer>(path.string(),
+                                           data::TokenizerOptions{.add_bos = true, .add_eos = config.data.add_eos});
+}
+
+data::ReaderOptions reader_options(const Config& config, bool labeled) {
+  const auto& d = config.data;
+  data::ReaderOptions r;
+  r.format = data::parse_data_format(d.format);
+  r.text_fields = {d.text_field};
+  if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
+  r.pair_separator = d.pair_separator;
+  r.label_field = d.label_field;
+  r.tokens_field = d.tokens_field;
+  r.tags_field = d.tags_field;
+  r.conll_tag_column = d.conll_tag_column;
+  r.labeled = labeled;
+  return r;
+}
+
+data::DatasetOptions dataset_options(const Config& config, bool labeled) {
+  data::DatasetOptions options;
+  options.task = data::parse_task_type(config.task.type);
+  options.reader = reader_options(config, labeled);
+  options.max_length = config.data.max_length;
+  options.label_all_subwords = config.data.label_all_subwords;
+  return options;
+}
+
+data::CollateOptions collate_options(const Config& config) {
+  data::CollateOptions collate;
+  collate.pad_id = config.data.pad_id;
+  collate.padding_side = data::parse_padding_side(config.data.padding_side);
+  return collate;
+}
+
+ModelOptions model_options(const Config& config, const Placement& placement) {
+  ModelOptions options;
+  options.device = placement.device;
+  options.dtype = placement.dtype;
+  options.attention = config.model.attention == "causal"
+                          ? AttentionPolicy::causal()
+                          : AttentionPolicy::bidirectional_from(config.model.bidirectional_from_layer);
+  options.attention.attend_to_padding = config.model.attend_to_padding;
+  return options;
+}
+
+HeadOptions head_options(const Config& config, int num_labels) {
+  HeadOptions head;
+  head.task = parse_task_type(config.task.type, "task.type");
+  head.num_labels = num_labels;
+  head.pooling = parse_pooling(config.task.pooling, "task.pooling");
+  head.dropout = config.task.head_dropout;
+  return head;
+}
+
+std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
+                                    const std::string& adapter_dir, LoadStats* stats) {
+  at::manual_seed(config.train.seed);
+  auto model = LsLlama::from_pretrained(config.model.path, model_options(config, placement),
+                                        head_options(config, num_labels), stats);
+  if (!adapter_dir.empty()) {
+    model->load_adapter(adapter_dir);
+    if (model->head().num_labels() != num_labels)
+      fail("{}: the adapter's head has {} labels, the task has {}", adapter_dir, model->head().num_labels(), num_labels);
+    return model;
+  }
+  LoraOptions lora;
+  lora.r = config.lora.r;
+  lora.alpha = config.lora.alpha;
+  lora.dropout = config.lora.dropout;
+  lora.use_rslora = config.lora.rslora;
+  lora.targets = config.lora.targets;
+  model->add_lora(lora);
+  return model;
+}
+
+}  // namespace ls

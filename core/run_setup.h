@@ -1,0 +1,38 @@
+// How a Config becomes the pieces of a run: device and dtype, the tokenizer, reader and dataset
+// options, the model with its head and adapters. Shared by ls_train and ls_predict so both read
+// a run's config.yaml the same way.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "core/ls_llama.h"
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/tokenizer.h"
+
+namespace ls {
+
+struct Placement {
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;  // of the frozen base
+};
+
+// model.device / model.dtype resolved for this rank (auto: its GPU and bf16 when CUDA is there).
+Placement resolve_placement(const Config& config, int local_rank, int local_size);
+
+std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
+data::ReaderOptions reader_options(const Config& config, bool labeled);
+data::DatasetOptions dataset_options(const Config& config, bool labeled);
+data::CollateOptions collate_options(const Config& config);
+
+ModelOptions model_options(const Config& config, const Placement& placement);
+HeadOptions head_options(const Config& config, int num_labels);
+
+// The base model with a head for `num_labels`, and either a fresh LoRA (lora.*) or the adapter in
+// `adapter_dir` when given. Seeds torch with train.seed first, so every rank starts identical.
+std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
+                                    const std::string& adapter_dir, LoadStats* stats = nullptr);
+
+}  // namespace ls

@@ -1,0 +1,85 @@
+// ls_predict: a trained run's adapter (+ head) on new data.
+//   ls_predict RUN_DIR DATA_FILE [--out PREDICTIONS.jsonl] [--adapter best|last|DIR]
+// Reads RUN_DIR/config.yaml (model, task, data options) and labels.json; writes one JSON line per
+// example (label and probabilities; per-word tags for NER) and, when the file has labels, prints
+// the metrics the trainer reports.
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/evaluator.h"
+#include "core/run_setup.h"
+#include "core/safetensors.h"
+#include "data/reader.h"
+#include "parallel/communicator.h"
+#include "parallel/mpi.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
+  CLI::App app{"Predict with a trained ls-train run: labels and probabilities (sequence tasks) or per-word tags (NER)."};
+  std::string run_dir, data_file, out, adapter = "best", device = "";
+  int batch_size = 0;
+  app.add_option("run", run_dir, "run directory written by ls_train")->required()->check(CLI::ExistingDirectory);
+  app.add_option("data", data_file, "file to predict (same format options as training; labels optional)")
+      ->required()->check(CLI::ExistingFile);
+  app.add_option("--out", out, "predictions JSONL (default: RUN/predictions_<file stem>.jsonl)");
+  app.add_option("--adapter", adapter, "best (adapter/), last (adapter_last/), or an adapter directory");
+  app.add_option("--batch-size", batch_size, "examples per forward pass (default: train.micro_batch_size or batch_size)");
+  app.add_option("--device", device, "cpu or cuda (default: the run's model.device)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (mpi.rank() == 0) app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
+  const fs::path run(run_dir);
+  if (!fs::exists(run / "config.yaml")) ls::fail("{}: not an ls-train run directory (no config.yaml)", run_dir);
+  std::vector<std::string> overrides;
+  if (!device.empty()) overrides.push_back("model.device=" + device);
+  ls::Config config = ls::Config::load((run / "config.yaml").string(), overrides);
+  fs::path adapter_dir = adapter == "best" ? run / "adapter" : adapter == "last" ? run / "adapter_last" : fs::path(adapter);
+  if (adapter == "best" && !fs::exists(adapter_dir)) adapter_dir = run / "adapter_last";
+  if (!fs::exists(adapter_dir / "adapter_config.json"))
+    ls::fail("{}: no PEFT adapter here (adapter_config.json missing)", adapter_dir.string());
+
+  const auto labels = ls::data::LabelMap::load((run / "labels.json").string());
+  auto tokenizer = ls::make_tokenizer(config);
+  const auto options = ls::dataset_options(config, /*labeled=*/false);
+  auto raw = ls::data::read_raw_dataset(data_file, options.task, options.reader);
+  auto dataset = ls::data::build_dataset(raw, *tokenizer, labels, options);
+  bool labeled = false;
+  for (const auto& record : raw.records) labeled |= record.has_label;
+
+  const auto placement = ls::resolve_placement(config, mpi.local_rank(), mpi.local_size());
+  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string());
+  ls::EvalOptions eval;
+  eval.batch_size = batch_size > 0 ? batch_size
+                                   : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size : config.train.batch_size);
+  eval.collate = ls::collate_options(config);
+  eval.ner_mode = config.train.ner_mode == "strict" ? ls::NerMode::kStrictIob2 : ls::NerMode::kDefault;
+  eval.labeled = labeled;
+  auto world = ls::parallel::make_world_communicator(placement.device);
+  auto result = ls::evaluate(*model, dataset, labels, eval, world, placement.device);
+
+  if (mpi.rank() == 0) {
+    fs::path out_path = out.empty() ? run / ("predictions_" + fs::path(data_file).stem().string() + ".jsonl") : fs::path(out);
+    ls::write_file_atomic(out_path, ls::predictions_jsonl(result, raw, dataset, labels));
+    ls::parallel::print0("{}: {} predictions from {} -> {}\n", data_file, result.examples, adapter_dir.string(),
+                         out_path.string());
+    if (labeled) {
+      std::string line;
+      for (const auto& [name, value] : result.metrics) line += fmt::format("{}{} {:.4f}", line.empty() ? "" : ", ", name, value);
+      ls::parallel::print0("metrics: {}\n", line);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ls::parallel::run_mpi_main("ls_predict", predict_main, argc, argv); }
