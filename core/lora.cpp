@@ -79,6 +79,7 @@ void LoraLinear::add_lora(const LoraOptions& options) {
   auto make = [&](const char* name, int64_t from, int64_t to) {
     auto linear = torch::nn::Linear(torch::nn::LinearOptions(from, to).bias(false));
     linear->to(float32.device(), at::kFloat);
+    linear->train(is_training());
     return named_children().contains(name) ? replace_module(name, linear)
                                             : register_module(name, linear);
   };

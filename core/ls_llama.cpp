@@ -55,7 +55,10 @@ void LsLlama::add_lora(const LoraOptions& lora) {
   lora_ = lora;
 }
 
-void LsLlama::set_head(std::shared_ptr<Head> head) { head_ = replace_module("score", std::move(head)); }
+void LsLlama::set_head(std::shared_ptr<Head> head) {
+  head->train(is_training());  // a new head follows the model's train/eval mode
+  head_ = replace_module("score", std::move(head));
+}
 
 void LsLlama::load_adapter(const fs::path& adapter_dir) {
   const auto adapter = read_peft_adapter_config(adapter_dir / kAdapterConfigFile);

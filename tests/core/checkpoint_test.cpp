@@ -72,8 +72,9 @@ TEST(Safetensors, EveryDtypeRoundTripsBitExactWithMetadata) {
     EXPECT_EQ(view.scalar_type(), tensor.scalar_type()) << name;
     EXPECT_TRUE(view.equal(tensor)) << name;
   }
-  // The Python reference reads our files too (tests/python/test_model_adapter_peft.py).
-  EXPECT_EQ(read_bytes(dir / "a.safetensors").size() % 8, 0u);
+  // The header is padded so that the data starts 8-byte aligned: views need no copy.
+  const auto bytes = read_bytes(dir / "a.safetensors");
+  EXPECT_EQ(static_cast<unsigned char>(bytes[0]) % 8, 0u);
 }
 
 TEST(Safetensors, ViewsAreZeroCopyAndSlicesReadOnlyTheirShard) {
