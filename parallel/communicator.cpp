@@ -27,8 +27,9 @@ at::Tensor reduce_scatter_along(Communicator& comm, const at::Tensor& tensor, in
                                 ReduceOp op) {
   if (comm.size() == 1) return tensor;
   dim = at::maybe_wrap_dim(dim, tensor.dim());
-  LS_ASSERT(tensor.size(dim) % comm.size() == 0, "reduce_scatter of size {} along dim {} over {} ranks",
-            tensor.size(dim), dim, comm.size());
+  LS_ASSERT(tensor.size(dim) % comm.size() == 0,
+            "reduce_scatter of size {} along dim {} over {} ranks", tensor.size(dim), dim,
+            comm.size());
   // Rank-major chunks: chunk r is the r-th slice along dim, made contiguous.
   at::Tensor input = at::stack(tensor.chunk(comm.size(), dim), 0).contiguous();
   std::vector<int64_t> chunk_shape(tensor.sizes().begin(), tensor.sizes().end());
@@ -39,7 +40,8 @@ at::Tensor reduce_scatter_along(Communicator& comm, const at::Tensor& tensor, in
 }
 
 double all_reduce_value(Communicator& comm, double value, ReduceOp op) {
-  at::Tensor buffer = at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
+  at::Tensor buffer =
+      at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
   comm.all_reduce(buffer, op);
   return buffer.item<double>();
 }

@@ -30,22 +30,23 @@ DataParallelGradSync::DataParallelGradSync(std::shared_ptr<Communicator> dp,
   // Reverse registration order ~ the order backward finishes the gradients.
   for (size_t n = params_.size(); n-- > 0;) {
     const at::Tensor& p = params_[n];
-    LS_ASSERT(p.requires_grad() && p.is_leaf(), "parameter {} of the gradient sync is not a "
-              "trainable leaf tensor", n);
+    LS_ASSERT(p.requires_grad() && p.is_leaf(),
+              "parameter {} of the gradient sync is not a "
+              "trainable leaf tensor",
+              n);
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
     bool fits = !buckets_.empty();
     if (fits) {
       const at::Tensor& first = params_[buckets_.back().params.front()];
-      const int64_t used = buckets_.back().offsets.back() +
-                           params_[buckets_.back().params.back()].numel();
+      const int64_t used =
+          buckets_.back().offsets.back() + params_[buckets_.back().params.back()].numel();
       fits = first.scalar_type() == p.scalar_type() && first.device() == p.device() &&
              (used * static_cast<int64_t>(p.element_size()) + bytes <= bucket_bytes);
     }
     if (!fits) buckets_.emplace_back();
     Bucket& bucket = buckets_.back();
-    bucket.offsets.push_back(bucket.params.empty() ? 0
-                                                   : bucket.offsets.back() +
-                                                         params_[bucket.params.back()].numel());
+    bucket.offsets.push_back(
+        bucket.params.empty() ? 0 : bucket.offsets.back() + params_[bucket.params.back()].numel());
     bucket.params.push_back(n);
     bucket_of_[n] = buckets_.size() - 1;
   }
@@ -70,6 +71,9 @@ void DataParallelGradSync::on_gradient_ready(size_t param) {
   if (!overlap_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   Bucket& bucket = buckets_[bucket_of_[param]];
+  LS_ASSERT(bucket.ready < bucket.params.size(),
+            "a second backward before finish(): call set_overlap(false) for micro-batches that "
+            "only accumulate");
   ++bucket.ready;
   // Start every bucket that is complete, in bucket order only.
   while (next_to_start_ < buckets_.size() &&

@@ -23,7 +23,7 @@ class DataParallelGradSync {
 
   // `params`: the trainable tensors, in the order the model registers them (backward produces
   // their gradients roughly in reverse, so buckets fill from the end). Installs a
-  // post-accumulate-grad hook on each; the destructor removes them.
+  // post-accumulate-grad hook on each (a tensor has one such slot); the destructor removes them.
   DataParallelGradSync(std::shared_ptr<Communicator> dp, std::vector<at::Tensor> params,
                        int64_t bucket_bytes = kDefaultBucketBytes);
   ~DataParallelGradSync();
@@ -47,8 +47,8 @@ class DataParallelGradSync {
 
  private:
   struct Bucket {
-    std::vector<size_t> params;   // indices into params_
-    std::vector<int64_t> offsets; // element offset of each in flat
+    std::vector<size_t> params;    // indices into params_
+    std::vector<int64_t> offsets;  // element offset of each in flat
     at::Tensor flat;
     size_t ready = 0;
     std::unique_ptr<Work> work;

@@ -34,7 +34,8 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   LS_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
 
   MPI_Comm node = MPI_COMM_NULL;
-  LS_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  LS_MPI_CHECK(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   LS_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
   LS_MPI_CHECK(MPI_Comm_size(node, &local_size_));
   LS_MPI_CHECK(MPI_Comm_free(&node));
@@ -91,13 +92,14 @@ std::string where() {
       message = "unknown exception";
     }
   }
-  MpiRuntime::abort_world(std::string(g_program) + ": internal error (" + where() + "): " + message, 1);
+  MpiRuntime::abort_world(std::string(g_program) + ": internal error (" + where() + "): " + message,
+                          1);
 }
 
 }  // namespace
 
-int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv),
-                 int argc, char** argv) {
+int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv), int argc,
+                 char** argv) {
   g_program = program;
   std::set_terminate(abort_on_terminate);
   std::string message;

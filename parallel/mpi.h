@@ -13,10 +13,11 @@ namespace ls::parallel {
 
 [[noreturn]] void mpi_fail(const char* call, int code, const char* file, int line);
 
-#define LS_MPI_CHECK(call)                                                  \
-  do {                                                                      \
-    int ls_mpi_rc_ = (call);                                                \
-    if (ls_mpi_rc_ != MPI_SUCCESS) ::ls::parallel::mpi_fail(#call, ls_mpi_rc_, __FILE__, __LINE__); \
+#define LS_MPI_CHECK(call)                                             \
+  do {                                                                 \
+    int ls_mpi_rc_ = (call);                                           \
+    if (ls_mpi_rc_ != MPI_SUCCESS)                                     \
+      ::ls::parallel::mpi_fail(#call, ls_mpi_rc_, __FILE__, __LINE__); \
   } while (0)
 
 // One per process, created first in main(). Finalizes MPI when destroyed.
@@ -62,7 +63,7 @@ void print0(fmt::format_string<Args...> format, Args&&... args) {
 // whole job (exit status 2 for a UserError, 1 otherwise), so no rank is left waiting for a peer
 // that will never arrive. An exception escaping another thread aborts the same way.
 // In a world of one it behaves as ls::run_main.
-int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv),
-                 int argc, char** argv);
+int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv), int argc,
+                 char** argv);
 
 }  // namespace ls::parallel

@@ -16,17 +16,27 @@ bool is_half_precision(at::ScalarType type) {
 
 MPI_Datatype mpi_type(at::ScalarType type) {
   switch (type) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kInt: return MPI_INT32_T;
-    case at::kLong: return MPI_INT64_T;
-    case at::kShort: return MPI_INT16_T;
-    case at::kChar: return MPI_INT8_T;
-    case at::kByte: return MPI_UINT8_T;
-    case at::kBool: return MPI_C_BOOL;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kShort:
+      return MPI_INT16_T;
+    case at::kChar:
+      return MPI_INT8_T;
+    case at::kByte:
+      return MPI_UINT8_T;
+    case at::kBool:
+      return MPI_C_BOOL;
     case at::kHalf:
-    case at::kBFloat16: return MPI_UINT16_T;  // moved, never reduced, as raw 16-bit words
-    default: LS_ASSERT(false, "no MPI datatype for tensors of {}", c10::toString(type));
+    case at::kBFloat16:
+      return MPI_UINT16_T;  // moved, never reduced, as raw 16-bit words
+    default:
+      LS_ASSERT(false, "no MPI datatype for tensors of {}", c10::toString(type));
   }
 }
 
@@ -42,7 +52,9 @@ void check_tensor(const at::Tensor& tensor, const char* what) {
             tensor.numel());
 }
 
-int count(const at::Tensor& tensor) { return static_cast<int>(tensor.numel()); }
+int count(const at::Tensor& tensor) {
+  return static_cast<int>(tensor.numel());
+}
 
 MPI_Comm duplicate(MPI_Comm comm) {
   MPI_Comm copy = MPI_COMM_NULL;
@@ -67,7 +79,10 @@ int comm_size(MPI_Comm comm) {
 class MpiWork final : public Work {
  public:
   MpiWork(at::Tensor tensor, at::Tensor buffer, ReduceOp op, int size, MPI_Request request)
-      : tensor_(std::move(tensor)), buffer_(std::move(buffer)), op_(op), size_(size),
+      : tensor_(std::move(tensor)),
+        buffer_(std::move(buffer)),
+        op_(op),
+        size_(size),
         request_(request) {}
   ~MpiWork() override {
     if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
@@ -138,11 +153,13 @@ void MpiCommunicator::reduce_scatter(const at::Tensor& input, const at::Tensor& 
 
 void MpiCommunicator::broadcast(const at::Tensor& tensor, int root) {
   check_tensor(tensor, "broadcast");
-  LS_MPI_CHECK(MPI_Bcast(tensor.data_ptr(), count(tensor), mpi_type(tensor.scalar_type()), root,
-                         comm_));
+  LS_MPI_CHECK(
+      MPI_Bcast(tensor.data_ptr(), count(tensor), mpi_type(tensor.scalar_type()), root, comm_));
 }
 
-void MpiCommunicator::barrier() { LS_MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  LS_MPI_CHECK(MPI_Barrier(comm_));
+}
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   MPI_Comm part = MPI_COMM_NULL;

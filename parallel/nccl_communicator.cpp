@@ -18,24 +18,36 @@ namespace {
 
 ncclDataType_t nccl_type(at::ScalarType type) {
   switch (type) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kInt: return ncclInt32;
-    case at::kLong: return ncclInt64;
-    case at::kChar: return ncclInt8;
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kInt:
+      return ncclInt32;
+    case at::kLong:
+      return ncclInt64;
+    case at::kChar:
+      return ncclInt8;
     case at::kByte:
-    case at::kBool: return ncclUint8;
-    default: LS_ASSERT(false, "no NCCL datatype for tensors of {}", c10::toString(type));
+    case at::kBool:
+      return ncclUint8;
+    default:
+      LS_ASSERT(false, "no NCCL datatype for tensors of {}", c10::toString(type));
   }
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
-    case ReduceOp::kAvg: return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+    case ReduceOp::kMax:
+      return ncclMax;
   }
   LS_ASSERT(false, "unknown ReduceOp {}", static_cast<int>(op));
 }
@@ -88,8 +100,16 @@ NcclCommunicator::NcclCommunicator(MPI_Comm bootstrap, c10::DeviceIndex device)
 
 NcclCommunicator::NcclCommunicator(ncclComm_t comm, c10::DeviceIndex device)
     : Communicator(
-          [comm] { int r = 0; LS_NCCL_CHECK(ncclCommUserRank(comm, &r)); return r; }(),
-          [comm] { int n = 0; LS_NCCL_CHECK(ncclCommCount(comm, &n)); return n; }()),
+          [comm] {
+            int r = 0;
+            LS_NCCL_CHECK(ncclCommUserRank(comm, &r));
+            return r;
+          }(),
+          [comm] {
+            int n = 0;
+            LS_NCCL_CHECK(ncclCommCount(comm, &n));
+            return n;
+          }()),
       comm_(comm),
       device_(device),
       stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)),
@@ -108,7 +128,8 @@ NcclCommunicator::~NcclCommunicator() {
 
 void NcclCommunicator::watch() {
   std::unique_lock<std::mutex> lock(watchdog_mutex_);
-  while (!watchdog_wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; })) {
+  while (!watchdog_wake_.wait_for(lock, std::chrono::milliseconds(100),
+                                  [this] { return stopping_; })) {
     ncclResult_t async_error = ncclSuccess;
     ncclResult_t polled = ncclCommGetAsyncError(comm_, &async_error);
     if (polled == ncclSuccess && async_error == ncclSuccess) continue;

@@ -20,10 +20,11 @@ namespace ls::parallel {
 
 [[noreturn]] void nccl_fail(const char* call, ncclResult_t result, const char* file, int line);
 
-#define LS_NCCL_CHECK(call)                                                              \
-  do {                                                                                   \
-    ncclResult_t ls_nccl_rc_ = (call);                                                   \
-    if (ls_nccl_rc_ != ncclSuccess) ::ls::parallel::nccl_fail(#call, ls_nccl_rc_, __FILE__, __LINE__); \
+#define LS_NCCL_CHECK(call)                                              \
+  do {                                                                   \
+    ncclResult_t ls_nccl_rc_ = (call);                                   \
+    if (ls_nccl_rc_ != ncclSuccess)                                      \
+      ::ls::parallel::nccl_fail(#call, ls_nccl_rc_, __FILE__, __LINE__); \
   } while (0)
 
 // CUDA device local_rank, made current: one GPU per rank on a node. Throws UserError when no GPU

@@ -5,7 +5,8 @@
 
 namespace ls::parallel {
 
-Topology::Topology(std::shared_ptr<Communicator> world, int tp) : tp_(tp), world_(std::move(world)) {
+Topology::Topology(std::shared_ptr<Communicator> world, int tp)
+    : tp_(tp), world_(std::move(world)) {
   if (tp < 1) fail("parallel.tp must be at least 1, got {}", tp);
   if (world_->size() % tp != 0)
     fail("parallel.tp = {} does not divide the world size {} (mpirun -np): use a divisor of {}", tp,
@@ -29,10 +30,13 @@ TensorParallelPlan::TensorParallelPlan(const LayerShape& shape, int tp)
   if (tp < 1) fail("parallel.tp must be at least 1, got {}", tp);
   const int64_t heads = shape.num_attention_heads, kv = shape.num_key_value_heads;
   if (heads <= 0 || kv <= 0 || heads % kv != 0 || shape.head_dim() <= 0)
-    fail("model config: num_attention_heads = {} must be a positive multiple of "
-         "num_key_value_heads = {}, with a positive head_dim", heads, kv);
+    fail(
+        "model config: num_attention_heads = {} must be a positive multiple of "
+        "num_key_value_heads = {}, with a positive head_dim",
+        heads, kv);
   if (heads % tp != 0)
-    fail("parallel.tp = {} does not divide the {} attention heads (num_attention_heads)", tp, heads);
+    fail("parallel.tp = {} does not divide the {} attention heads (num_attention_heads)", tp,
+         heads);
   if (shape.intermediate_size % tp != 0)
     fail("parallel.tp = {} does not divide the FFN size {} (intermediate_size)", tp,
          shape.intermediate_size);
@@ -40,8 +44,10 @@ TensorParallelPlan::TensorParallelPlan(const LayerShape& shape, int tp)
   // Replication keeps kv heads whole: every rank's q heads must read the same kv heads, which
   // holds when tp is a multiple of the kv heads.
   if (kv_replicated_ && tp % kv != 0)
-    fail("parallel.tp = {} neither divides nor is a multiple of the {} key/value heads "
-         "(num_key_value_heads)", tp, kv);
+    fail(
+        "parallel.tp = {} neither divides nor is a multiple of the {} key/value heads "
+        "(num_key_value_heads)",
+        tp, kv);
 }
 
 ShardRange TensorParallelPlan::q_heads(int tp_rank) const {

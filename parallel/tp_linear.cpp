@@ -13,7 +13,7 @@
 namespace ls::parallel {
 
 double LoraOptions::scaling() const {
-  return rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
 }
 
 SliceReader slice_of(at::Tensor full) {
@@ -62,53 +62,81 @@ at::Tensor read_piece(const SliceReader& read, int64_t dim, const ShardRange& ra
 }  // namespace
 
 TensorParallelLinear::TensorParallelLinear(std::shared_ptr<Communicator> tp,
-                                           const ParallelLinearOptions& options, Split weight_split,
-                                           int64_t lora_a_dim, int64_t lora_b_dim)
+                                           const ParallelLinearOptions& options, Split weight_split)
     : tp_(std::move(tp)), options_(options), weight_split_(std::move(weight_split)) {
-  const int64_t in = options.in_features, out = options.out_features, r = options.lora.r;
-  LS_ASSERT(in > 0 && out > 0 && r >= 0, "linear of in {} out {} r {}", in, out, r);
+  const int64_t in = options.in_features, out = options.out_features;
+  LS_ASSERT(in > 0 && out > 0, "linear of in {} out {}", in, out);
+  const bool column = weight_split_.dim == 0;
   const ShardRange mine = weight_split_.shards[tp_->rank()];
   std::vector<int64_t> weight_shape = {out, in};
   weight_shape[weight_split_.dim] = mine.size;
   weight_ = register_parameter("weight", torch::empty(weight_shape, options.weight_options),
                                /*requires_grad=*/false);
-  if (!options.lora.enabled()) return;
-
-  // A [r, in] follows the base's input split; B [out, r] its output split.
-  lora_a_split_ = {lora_a_dim, lora_a_dim == 1 ? weight_split_.shards : std::vector<ShardRange>{}};
-  lora_b_split_ = {lora_b_dim, lora_b_dim == 0 ? weight_split_.shards : std::vector<ShardRange>{}};
-  const int64_t a_in = lora_a_dim == 1 ? mine.size : in;
-  const int64_t b_out = lora_b_dim == 0 ? mine.size : out;
-  auto lora_a = register_module("lora_A", std::make_shared<torch::nn::Module>());
-  auto lora_b = register_module("lora_B", std::make_shared<torch::nn::Module>());
-  lora_a_ = lora_a->register_parameter("weight", torch::empty({r, a_in}, options.lora_options));
-  lora_b_ = lora_b->register_parameter("weight", torch::empty({b_out, r}, options.lora_options));
-  reset_lora();
+  if (options.bias) {
+    bias_split_ = column ? weight_split_ : Split{};
+    bias_ =
+        register_parameter("bias", torch::empty({column ? mine.size : out}, options.weight_options),
+                           /*requires_grad=*/false);
+  }
+  lora_a_split_ = column ? Split{} : Split{1, weight_split_.shards};
+  lora_b_split_ = column ? Split{0, weight_split_.shards} : Split{};
+  options_.lora.r = 0;
+  if (options.lora.enabled()) add_lora(options.lora);
 }
 
 const TensorParallelLinear::Split& TensorParallelLinear::split_of(const std::string& name) const {
   if (name == "weight") return weight_split_;
+  if (name == "bias") return bias_split_;
   if (name == "lora_A.weight") return lora_a_split_;
   if (name == "lora_B.weight") return lora_b_split_;
   LS_ASSERT(false, "no parameter '{}' in a tensor-parallel linear", name);
 }
 
-void TensorParallelLinear::load_weight(const SliceReader& read) {
+void TensorParallelLinear::load_weight(const SliceReader& read_weight,
+                                       const SliceReader& read_bias) {
   torch::NoGradGuard no_grad;
-  at::Tensor piece = read_piece(read, weight_split_.dim, weight_split_.shards[tp_->rank()]);
+  const ShardRange mine = weight_split_.shards[tp_->rank()];
+  at::Tensor piece = read_piece(read_weight, weight_split_.dim, mine);
   LS_ASSERT(piece.sizes() == weight_.sizes(), "weight slice {} for a shard of {}",
             c10::str(piece.sizes()), c10::str(weight_.sizes()));
   weight_.copy_(piece);
+  LS_ASSERT(bias_.defined() == static_cast<bool>(read_bias),
+            "a bias reader must come exactly when the layer has a bias");
+  if (!bias_.defined()) return;
+  at::Tensor bias =
+      read_piece(read_bias, 0, bias_split_.dim < 0 ? ShardRange{0, bias_.size(0)} : mine);
+  LS_ASSERT(bias.sizes() == bias_.sizes(), "bias slice {} for a shard of {}",
+            c10::str(bias.sizes()), c10::str(bias_.sizes()));
+  bias_.copy_(bias);
+}
+
+void TensorParallelLinear::add_lora(const LoraOptions& lora) {
+  LS_ASSERT(lora.enabled() && !merged_, "add_lora with r = {} (merged: {})", lora.r, merged_);
+  options_.lora = lora;
+  const ShardRange mine = weight_split_.shards[tp_->rank()];
+  const int64_t a_in = lora_a_split_.dim == 1 ? mine.size : options_.in_features;
+  const int64_t b_out = lora_b_split_.dim == 0 ? mine.size : options_.out_features;
+  auto holder = [this](const std::string& name) {
+    auto module = std::make_shared<torch::nn::Module>();
+    if (named_children().contains(name)) return replace_module(name, module);
+    return register_module(name, module);
+  };
+  lora_a_ = holder("lora_A")->register_parameter(
+      "weight", torch::empty({lora.r, a_in}, options_.lora_options));
+  lora_b_ = holder("lora_B")->register_parameter(
+      "weight", torch::empty({b_out, lora.r}, options_.lora_options));
+  reset_lora();
 }
 
 void TensorParallelLinear::load_lora(const SliceReader& read_a, const SliceReader& read_b) {
-  LS_ASSERT(options_.lora.enabled(), "load_lora on a linear without an adapter");
+  LS_ASSERT(has_lora(), "load_lora on a linear without an adapter (add_lora first)");
   torch::NoGradGuard no_grad;
   auto load = [&](at::Tensor& param, const SliceReader& read, const Split& split) {
-    const ShardRange range = split.dim < 0 ? ShardRange{0, param.size(0)} : split.shards[tp_->rank()];
+    const ShardRange range =
+        split.dim < 0 ? ShardRange{0, param.size(0)} : split.shards[tp_->rank()];
     at::Tensor piece = read_piece(read, split.dim, range);
-    LS_ASSERT(piece.sizes() == param.sizes(), "adapter slice {} for a shard of {}", c10::str(piece.sizes()),
-              c10::str(param.sizes()));
+    LS_ASSERT(piece.sizes() == param.sizes(), "adapter slice {} for a shard of {}",
+              c10::str(piece.sizes()), c10::str(param.sizes()));
     param.copy_(piece);
   };
   load(lora_a_, read_a, lora_a_split_);
@@ -116,16 +144,34 @@ void TensorParallelLinear::load_lora(const SliceReader& read_a, const SliceReade
 }
 
 void TensorParallelLinear::reset_lora() {
-  if (!options_.lora.enabled()) return;
+  if (!has_lora()) return;
   torch::NoGradGuard no_grad;
   // kaiming_uniform_(a = sqrt 5) on [r, in]: bound = sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in).
   const double bound = 1.0 / std::sqrt(static_cast<double>(options_.in_features));
-  at::Tensor full_a = torch::empty({options_.lora.r, options_.in_features}, torch::kFloat)
-                          .uniform_(-bound, bound);
+  at::Tensor full_a =
+      torch::empty({options_.lora.r, options_.in_features}, torch::kFloat).uniform_(-bound, bound);
   lora_a_.copy_(lora_a_split_.dim < 0
                     ? full_a
                     : full_a.narrow(1, lora_a_split_.shards[tp_->rank()].begin, lora_a_.size(1)));
   lora_b_.zero_();
+}
+
+at::Tensor TensorParallelLinear::lora_delta() const {
+  return (torch::matmul(lora_b_, lora_a_) * options_.lora.scaling()).to(weight_.scalar_type());
+}
+
+void TensorParallelLinear::merge_lora() {
+  LS_ASSERT(has_lora() && !merged_, "merge_lora needs an unmerged adapter");
+  torch::NoGradGuard no_grad;
+  weight_.add_(lora_delta());
+  merged_ = true;
+}
+
+void TensorParallelLinear::unmerge_lora() {
+  LS_ASSERT(merged_, "unmerge_lora without a merged adapter");
+  torch::NoGradGuard no_grad;
+  weight_.sub_(lora_delta());
+  merged_ = false;
 }
 
 at::Tensor TensorParallelLinear::lora_input(const at::Tensor& x) const {
@@ -158,7 +204,8 @@ at::Tensor TensorParallelLinear::unshard(const std::string& name, const at::Tens
   return full;
 }
 
-at::Tensor TensorParallelLinear::owned_part(const std::string& name, const at::Tensor& local) const {
+at::Tensor TensorParallelLinear::owned_part(const std::string& name,
+                                            const at::Tensor& local) const {
   const Split& split = split_of(name);
   const at::Tensor none = local.reshape(-1).narrow(0, 0, 0);
   if (split.dim < 0) return tp_->rank() == 0 ? local.reshape(-1) : none;
@@ -173,16 +220,15 @@ ColumnParallelLinearImpl::ColumnParallelLinearImpl(std::shared_ptr<Communicator>
                                                    std::vector<ShardRange> rows)
     : TensorParallelLinear(tp, options,
                            Split{0, checked_shards(std::move(rows), options.out_features,
-                                                   tp->size(), "output row")},
-                           /*lora_a_dim=*/-1, /*lora_b_dim=*/0),
+                                                   tp->size(), "output row")}),
       rows_overlap_(shards_overlap(weight_split_.shards)) {
   check_identical_or_disjoint(weight_split_.shards);
 }
 
 at::Tensor ColumnParallelLinearImpl::forward(const at::Tensor& input) {
   at::Tensor x = copy_to_tp_region(input, *tp_);
-  at::Tensor y = torch::linear(x, weight_);
-  if (!options_.lora.enabled()) return y;
+  at::Tensor y = torch::linear(x, weight_, bias_);
+  if (!lora_active()) return y;
   at::Tensor a = copy_to_tp_region(lora_a_, *tp_);
   at::Tensor b = rows_overlap_ ? sum_grad_over_shared_rows(lora_b_, *tp_, weight_split_.shards,
                                                            options_.out_features)
@@ -196,14 +242,14 @@ RowParallelLinearImpl::RowParallelLinearImpl(std::shared_ptr<Communicator> tp,
                                              std::vector<ShardRange> columns)
     : TensorParallelLinear(tp, options,
                            Split{1, checked_shards(std::move(columns), options.in_features,
-                                                   tp->size(), "input column")},
-                           /*lora_a_dim=*/1, /*lora_b_dim=*/-1) {
+                                                   tp->size(), "input column")}) {
   LS_ASSERT(!shards_overlap(weight_split_.shards), "row-parallel input columns must not overlap");
 }
 
 at::Tensor RowParallelLinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = reduce_from_tp_region(torch::linear(x, weight_), *tp_);
-  if (!options_.lora.enabled()) return y;
+  if (bias_.defined()) y = y + bias_;  // once, after the sum
+  if (!lora_active()) return y;
   at::Tensor h = reduce_from_tp_region(torch::linear(lora_input(x), lora_a_), *tp_);
   at::Tensor update = torch::linear(h, lora_b_) * options_.lora.scaling();
   return y + update.to(y.scalar_type());
@@ -239,10 +285,13 @@ std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch
   for (const auto& param : root.named_parameters()) {
     const at::Tensor& p = param.value();
     if (trainable_only && !p.requires_grad()) continue;
-    at::Tensor local = !gradients ? p.detach() : p.grad().defined() ? p.grad() : torch::zeros_like(p);
+    at::Tensor local = !gradients           ? p.detach()
+                       : p.grad().defined() ? p.grad()
+                                            : torch::zeros_like(p);
     auto it = owner.find(param.key());
-    out.emplace_back(param.key(),
-                     it == owner.end() ? local : it->second.first->unshard(it->second.second, local));
+    out.emplace_back(param.key(), it == owner.end()
+                                      ? local
+                                      : it->second.first->unshard(it->second.second, local));
   }
   return out;
 }

@@ -15,7 +15,7 @@
 //   g; B_lora replicated: Y += s * g(X_i A_lora,i^T) B_lora^T. The extra all-reduce carries
 //   r numbers per token.
 //
-// Parameters carry the checkpoint names ("weight", "lora_A.weight", "lora_B.weight"), so
+// Parameters carry the checkpoint names ("weight", "bias", "lora_A.weight", "lora_B.weight"), so
 // named_parameters() is the PEFT map; unsharded_parameters() rebuilds the tp=1 tensors for saving.
 // LoRA numerics are PEFT's: y = W x + s * B(A(dropout(x))), s = alpha / r (alpha / sqrt(r) with
 // rsLoRA), A kaiming-uniform(a = sqrt 5), B zeros. Dropout on a replicated input draws its mask on
@@ -39,7 +39,7 @@ struct LoraOptions {
   int64_t r = 0;  // 0: no adapter
   double alpha = 1.0;
   double dropout = 0.0;
-  bool rslora = false;
+  bool use_rslora = false;
   bool enabled() const { return r > 0; }
   double scaling() const;
 };
@@ -47,7 +47,8 @@ struct LoraOptions {
 struct ParallelLinearOptions {
   int64_t in_features = 0;
   int64_t out_features = 0;
-  LoraOptions lora;
+  bool bias = false;  // frozen; split like the output (column) or added once after the sum (row)
+  LoraOptions lora;   // r = 0: none yet (add_lora() adds one later)
   at::TensorOptions weight_options = at::TensorOptions().dtype(at::kFloat);  // frozen base
   at::TensorOptions lora_options = at::TensorOptions().dtype(at::kFloat);    // trainable, fp32
 };
@@ -78,15 +79,24 @@ class TensorParallelLinear : public torch::nn::Module, public ShardedModule {
   // [..., in] -> [..., out], each side full or split as the layer defines.
   virtual at::Tensor forward(const at::Tensor& x) = 0;
 
-  // Loads this rank's slice of the frozen base weight ([out, in] in the checkpoint).
-  void load_weight(const SliceReader& read);
+  // Loads this rank's slice of the frozen base weight ([out, in] in the checkpoint) and bias
+  // ([out]); they are uninitialised until then.
+  void load_weight(const SliceReader& read_weight, const SliceReader& read_bias = nullptr);
+  // Adds a fresh adapter (replacing any), initialised by reset_lora().
+  void add_lora(const LoraOptions& lora);
+  bool has_lora() const { return options_.lora.enabled(); }
   // Loads this rank's slices of an existing adapter (PEFT lora_A [r, in], lora_B [out, r]).
   void load_lora(const SliceReader& read_a, const SliceReader& read_b);
   // PEFT's initialisation. The full A is drawn from torch's default CPU generator and then cut,
   // so the adapter is the same for every tp (ranks seeded alike draw the same numbers).
   void reset_lora();
+  // Folds the adapter into the local weight shard for inference, W_i += s B A restricted to the
+  // shard (no communication: column B_i A, row B A_i), and back out.
+  void merge_lora();
+  void unmerge_lora();
 
   const at::Tensor& weight() const { return weight_; }
+  const at::Tensor& bias() const { return bias_; }      // undefined without a bias
   const at::Tensor& lora_A() const { return lora_a_; }  // undefined without an adapter
   const at::Tensor& lora_B() const { return lora_b_; }
   const ParallelLinearOptions& options() const { return options_; }
@@ -101,16 +111,21 @@ class TensorParallelLinear : public torch::nn::Module, public ShardedModule {
     int64_t dim = -1;
     std::vector<ShardRange> shards;
   };
+  // weight_split: how W [out, in] is cut (dim 0: column, 1: row). The adapter follows it: A's
+  // input columns with a row split, B's output rows with a column split; the other replicated.
   TensorParallelLinear(std::shared_ptr<Communicator> tp, const ParallelLinearOptions& options,
-                       Split weight_split, int64_t lora_a_dim, int64_t lora_b_dim);
+                       Split weight_split);
 
   const Split& split_of(const std::string& name) const;
+  bool lora_active() const { return has_lora() && !merged_; }
   at::Tensor lora_input(const at::Tensor& x) const;  // dropout, in the adapter's dtype
+  at::Tensor lora_delta() const;                     // s B A for the local weight shard
 
   std::shared_ptr<Communicator> tp_;
   ParallelLinearOptions options_;
-  Split weight_split_, lora_a_split_, lora_b_split_;
-  at::Tensor weight_, lora_a_, lora_b_;
+  Split weight_split_, bias_split_, lora_a_split_, lora_b_split_;
+  at::Tensor weight_, bias_, lora_a_, lora_b_;
+  bool merged_ = false;
 };
 
 class ColumnParallelLinearImpl : public TensorParallelLinear {

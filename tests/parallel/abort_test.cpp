@@ -26,7 +26,8 @@ Run run_helper(const std::string& mode, int ranks) {
   if (pipe == nullptr) return run;
   std::array<char, 4096> buffer;
   size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), n);
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    run.output.append(buffer.data(), n);
   const int raw = pclose(pipe);
   run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,15 +1,18 @@
 // Collectives of the Communicator interface on the MPI backend: every operation gives what the
 // definition says on 2 and 4 ranks, in every dtype the layers use.
+#include "parallel/communicator.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "parallel/communicator.h"
 #include "tests/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {
 
-std::shared_ptr<Communicator> world() { return make_world_communicator(at::Device(at::kCPU)); }
+std::shared_ptr<Communicator> world() {
+  return make_world_communicator(at::Device(at::kCPU));
+}
 
 TEST(Communicator, WorldMatchesMpi) {
   auto comm = world();

@@ -1,10 +1,11 @@
 // Data-parallel gradient sync at 2 and 4 ranks equals one process over the same global batch:
 // gradients, losses and parameters after several SGD steps, with one bucket or many, and with
 // gradient accumulation over micro-batches.
-#include <torch/torch.h>
-#include <gtest/gtest.h>
-
 #include "parallel/grad_sync.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
 #include "tests/mpi_gtest_main.h"
 
 namespace ls::parallel {

@@ -2,8 +2,8 @@
 // weights: outputs, input gradients and the (gathered) adapter gradients agree to float32
 // precision; a SwiGLU MLP at tp = 2 equals the same MLP at tp = 1. At 4 ranks the grid is
 // dp 2 x tp 2 and each tp group checks itself.
-#include <torch/torch.h>
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "core/error.h"
 #include "parallel/grad_sync.h"
@@ -17,7 +17,9 @@ namespace {
 
 constexpr double kRtol = 1e-4, kAtol = 1e-5;  // float32, sums of a few dozen products
 
-Topology tp2() { return Topology(make_world_communicator(at::Device(at::kCPU)), 2); }
+Topology tp2() {
+  return Topology(make_world_communicator(at::Device(at::kCPU)), 2);
+}
 
 void expect_close(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
@@ -293,11 +295,52 @@ TEST(TensorParallel, LlamaProjectionsAreCutByThePlan) {
   EXPECT_FALSE(is_llama_projection("score"));
 }
 
+TEST(TensorParallel, BiasesAndMergedAdaptersMatchUnsharded) {
+  // column -> row with biases, adapters added after construction; then merged for inference.
+  Topology grid = tp2();
+  torch::manual_seed(17);
+  const int64_t in = 6, mid = 10, out = 4, r = 2;
+  FullLinear first(in, mid, r), second(mid, out, r);
+  at::Tensor b1 = torch::randn({mid}), b2 = torch::randn({out});
+  at::Tensor x = torch::randn({3, in});
+
+  ParallelLinearOptions o1 = options(in, mid, 0), o2 = options(mid, out, 0);
+  o1.bias = o2.bias = true;
+  ColumnParallelLinear column(grid.tp_group(), o1);
+  RowParallelLinear row(grid.tp_group(), o2);
+  column->load_weight(slice_of(first.w), slice_of(b1));
+  row->load_weight(slice_of(second.w), slice_of(b2));
+  EXPECT_FALSE(column->has_lora());
+  LoraOptions lora;
+  lora.r = r;
+  lora.alpha = 3;
+  lora.use_rslora = true;
+  column->add_lora(lora);
+  row->add_lora(lora);
+  column->load_lora(slice_of(first.a), slice_of(first.b));
+  row->load_lora(slice_of(second.a), slice_of(second.b));
+
+  const double s = 3 / std::sqrt(2.0);
+  at::Tensor h_ref = lora_linear(x, first.w, first.a, first.b, s) + b1;
+  at::Tensor y_ref = lora_linear(h_ref, second.w, second.a, second.b, s) + b2;
+  expect_close(row->forward(column->forward(x)), y_ref, "column -> row with biases");
+
+  at::Tensor weight_before = column->weight().clone();
+  column->merge_lora();
+  row->merge_lora();
+  expect_close(row->forward(column->forward(x)), y_ref, "merged");
+  column->unmerge_lora();
+  row->unmerge_lora();
+  expect_close(column->weight(), weight_before, "unmerged weight");
+  expect_close(column->unshard("bias", column->bias()), b1, "gathered column bias");
+}
+
 TEST(TensorParallel, FreshAdaptersAreTheSameForEveryTp) {
   Topology grid = tp2();
   auto alone = std::shared_ptr<Communicator>(grid.world()->split(grid.rank(), 0));
   for (bool column : {true, false}) {
-    auto make = [&](const std::shared_ptr<Communicator>& tp) -> std::shared_ptr<TensorParallelLinear> {
+    auto make =
+        [&](const std::shared_ptr<Communicator>& tp) -> std::shared_ptr<TensorParallelLinear> {
       torch::manual_seed(15);
       if (column) return ColumnParallelLinear(tp, options(8, 6, 3)).ptr();
       return RowParallelLinear(tp, options(8, 6, 3)).ptr();

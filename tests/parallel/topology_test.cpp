@@ -1,15 +1,18 @@
 // The dp x tp grid (tp groups on contiguous ranks) and the tensor-parallel plan's validation.
+#include "parallel/topology.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "parallel/topology.h"
 #include "tests/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {
 
-std::shared_ptr<Communicator> world() { return make_world_communicator(at::Device(at::kCPU)); }
+std::shared_ptr<Communicator> world() {
+  return make_world_communicator(at::Device(at::kCPU));
+}
 
 // The world ranks of a group's members, in group rank order.
 std::vector<int64_t> members(Communicator& group, int world_rank) {
@@ -87,8 +90,8 @@ TEST(TensorParallelPlan, KvHeadsAreReplicatedWhenTpExceedsThem) {
   TensorParallelPlan plan(shape(64, 8, 2, 32), 4);
   EXPECT_TRUE(plan.kv_replicated());
   const int64_t head_dim = 8;
-  std::vector<ShardRange> expected = {{0, head_dim}, {0, head_dim}, {head_dim, head_dim},
-                                      {head_dim, head_dim}};
+  std::vector<ShardRange> expected = {
+      {0, head_dim}, {0, head_dim}, {head_dim, head_dim}, {head_dim, head_dim}};
   EXPECT_EQ(plan.kv_rows(), expected);
   for (int r = 0; r < 4; ++r) {
     // Every q head a rank holds belongs to the kv head it holds.
@@ -100,7 +103,8 @@ TEST(TensorParallelPlan, KvHeadsAreReplicatedWhenTpExceedsThem) {
 
 TEST(TensorParallelPlan, ShapesThatDoNotSplitAreUserErrorsNamingTheKey) {
   expect_user_error(shape(4096, 32, 32, 11008), 3, "does not divide the 32 attention heads");
-  expect_user_error(shape(64, 8, 8, 100), 8, "does not divide the FFN size 100 (intermediate_size)");
+  expect_user_error(shape(64, 8, 8, 100), 8,
+                    "does not divide the FFN size 100 (intermediate_size)");
   expect_user_error(shape(96, 12, 4, 48), 6, "key/value heads (num_key_value_heads)");
   expect_user_error(shape(64, 8, 3, 32), 1, "num_key_value_heads");
   expect_user_error(shape(64, 8, 8, 32), 0, "parallel.tp must be at least 1");
