@@ -1,0 +1,180 @@
+"""ls_train end to end on the quickstart's tiny model and data (made by
+tools/make_quickstart_assets.py into the build tree): determinism, exact resume after SIGKILL and
+after SIGTERM, data-parallel runs equal to one process, config errors, ls_predict."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from numpy import abs as np_abs
+from safetensors.numpy import load_file
+
+BUILD = os.environ.get("LS_BUILD_DIR", "build")
+SOURCE = os.environ.get("LS_SOURCE_DIR", ".")
+BIN = os.path.join(BUILD, "bin")
+ASSETS = os.path.abspath(os.path.join(BUILD, "quickstart"))
+
+
+def setUpModule():
+    subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "make_quickstart_assets.py"), ASSETS],
+                   check=True, capture_output=True)
+
+
+def write_config(directory, **sections):
+    """A small token-task config on the quickstart data; `sections` override keys."""
+    config = {
+        "model": {"path": f"{ASSETS}/model", "attention": "bidirectional"},
+        "task": {"type": "token", "labels": ["O", "B-PER", "B-LOC"]},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "targets": ["q_proj", "v_proj"]},
+        "data": {"train": f"{ASSETS}/data/ner_train.conll", "validation": f"{ASSETS}/data/ner_validation.conll",
+                 "max_length": 32},
+        "train": {"epochs": 1, "max_steps": 12, "batch_size": 8, "lr": 5e-3, "log_every": 1, "eval_every": "6",
+                  "seed": 7},
+        "output": {"dir": os.path.join(directory, "run"), "tensorboard": False, "plot": False},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = os.path.join(directory, "cfg.yaml")
+    with open(path, "w") as f:
+        json.dump(config, f)  # JSON is YAML
+    return path
+
+
+def train_losses(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
+
+
+def ls_train(*args, check=True, env=None):
+    return subprocess.run([os.path.join(BIN, "ls_train"), *args], capture_output=True, text=True, check=check,
+                          env=env)
+
+
+class EndToEnd(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ls_e2e_")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def reference(self, **sections):
+        ref_dir = os.path.join(self.dir, "reference")
+        os.makedirs(ref_dir)
+        ls_train(write_config(ref_dir, **sections))
+        return train_losses(os.path.join(ref_dir, "run"))
+
+    def test_same_seed_gives_identical_runs_and_a_complete_run_directory(self):
+        first = self.reference()
+        cfg = write_config(self.dir)
+        ls_train(cfg)
+        run = os.path.join(self.dir, "run")
+        self.assertEqual(train_losses(run), first)
+        self.assertEqual(len(first), 12)
+        for name in ["config.yaml", "labels.json", "metrics.jsonl", "adapter/adapter_config.json",
+                     "adapter/adapter_model.safetensors", "adapter_last/adapter_model.safetensors",
+                     "state/trainer.json", "predictions_validation.jsonl"]:
+            self.assertTrue(os.path.exists(os.path.join(run, name)), name)
+        self.assertFalse([n for n in os.listdir(run) if n.endswith(".tmp")])
+
+    def test_resume_after_sigkill_reaches_bit_identical_losses(self):
+        expected = self.reference(output={"state_every": 1})
+        cfg = write_config(self.dir, output={"state_every": 1})
+        run = os.path.join(self.dir, "run")
+        proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        state = os.path.join(run, "state", "trainer.json")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with open(state) as f:
+                    if json.load(f)["step"] >= 4:
+                        break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with open(state) as f:
+            killed_at = json.load(f)["step"]
+        self.assertLess(killed_at, 12, "the run finished before it could be killed")
+        ls_train("--resume", run)
+        self.assertEqual(train_losses(run), expected)
+
+    def test_sigterm_saves_state_and_resume_continues_identically(self):
+        expected = self.reference()
+        cfg = write_config(self.dir)
+        run = os.path.join(self.dir, "run")
+        proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        metrics = os.path.join(run, "metrics.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(metrics) and len(train_losses(run)) >= 3):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, out)
+        self.assertIn("--resume", out)
+        ls_train("--resume", run)
+        self.assertEqual(train_losses(run), expected)
+
+    def test_data_parallel_runs_equal_one_process(self):
+        # No dropout: ranks draw other masks than one process would.
+        no_dropout = {"lora": {"dropout": 0.0}, "task": {"head_dropout": 0.0}}
+        expected = self.reference(train={"shuffle": False}, **no_dropout)
+        mpirun = shutil.which("mpirun")
+        for np in (2, 4):
+            d = os.path.join(self.dir, f"dp{np}")
+            os.makedirs(d)
+            cfg = write_config(d, train={"shuffle": False}, **no_dropout)
+            subprocess.run([mpirun, "-np", str(np), os.path.join(BIN, "ls_train"), cfg], check=True, capture_output=True)
+            got = train_losses(os.path.join(d, "run"))
+            self.assertEqual([s for s, _ in got], [s for s, _ in expected])
+            for (_, a), (_, b) in zip(got, expected):
+                self.assertAlmostEqual(a, b, delta=1e-5 * max(1.0, abs(b)), msg=f"dp={np}")
+            mine = load_file(os.path.join(d, "run", "adapter_last", "adapter_model.safetensors"))
+            theirs = load_file(os.path.join(self.dir, "reference", "run", "adapter_last", "adapter_model.safetensors"))
+            self.assertEqual(sorted(mine), sorted(theirs))
+            for name in theirs:
+                scale = max(float(np_abs(theirs[name]).max()), 1e-6)
+                self.assertLess(float(np_abs(mine[name] - theirs[name]).max()) / scale, 1e-4, f"{name} dp={np}")
+
+    def test_config_errors_stop_before_any_work(self):
+        cfg = write_config(self.dir, train={"learning_rate": 1e-4})
+        result = ls_train(cfg, check=False)
+        self.assertEqual(result.returncode, 2)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)
+        self.assertIn("train.learning_rate", lines[0])
+        self.assertIn("train.lr", lines[0])
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "run")))
+        result = ls_train(write_config(self.dir, train={"batch_size": 0}), check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("train.batch_size: must be >= 1", result.stderr)
+        result = ls_train(write_config(self.dir, model={"path": "/nonexistent/llama"}), check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("/nonexistent/llama", result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
+    def test_predict_reproduces_the_trainers_validation_metrics(self):
+        cfg = write_config(self.dir)
+        ls_train(cfg)
+        run = os.path.join(self.dir, "run")
+        out = os.path.join(self.dir, "pred.jsonl")
+        result = subprocess.run([os.path.join(BIN, "ls_predict"), run, f"{ASSETS}/data/ner_validation.conll",
+                                 "--out", out], capture_output=True, text=True, check=True)
+        with open(os.path.join(run, "metrics.jsonl")) as f:
+            best = max((json.loads(l) for l in f if '"validation"' in l), key=lambda r: r["entity_f1"])
+        self.assertIn(f"entity_f1 {best['entity_f1']:.4f}", result.stdout)
+        with open(out) as f:
+            first = json.loads(f.readline())
+        self.assertEqual(len(first["words"]), len(first["tags"]))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
