@@ -19,7 +19,8 @@
 // named_parameters() is the PEFT map; unsharded_parameters() rebuilds the tp=1 tensors for saving.
 // LoRA numerics are PEFT's: y = W x + s * B(A(dropout(x))), s = alpha / r (alpha / sqrt(r) with
 // rsLoRA), A kaiming-uniform(a = sqrt 5), B zeros. Dropout on a replicated input draws its mask on
-// every tp rank: ranks of a tp group must share their RNG seed for the masks to agree.
+// every tp rank: ranks of a tp group must share their RNG seed for the masks to agree. A
+// row-parallel adapter drops its own input slice: masks differ from tp = 1's draws, not in law.
 #pragma once
 
 #include <torch/nn/module.h>
