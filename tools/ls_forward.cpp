@@ -20,6 +20,29 @@
 
 namespace {
 
+// hidden, logits and (with labels) the loss and the gradients, as ls_forward writes them.
+std::vector<std::pair<std::string, at::Tensor>> run(ls::LsLlama& model, const at::Tensor& input_ids,
+                                                    const at::Tensor& attention_mask,
+                                                    const at::Tensor& labels, bool with_grads) {
+  std::optional<at::NoGradGuard> no_grad;
+  if (!with_grads) no_grad.emplace();
+  const auto hidden = model.hidden_states(input_ids, attention_mask);
+  const auto logits = model.logits(hidden, attention_mask);
+  std::vector<std::pair<std::string, at::Tensor>> results = {{"hidden", hidden.to(at::kFloat)},
+                                                             {"logits", logits}};
+  if (!labels.defined()) return results;
+  const auto loss = model.loss(logits, labels.to(logits.device()));
+  results.emplace_back("loss", loss);
+  if (!with_grads) return results;
+  loss.backward();
+  for (const auto& [name, parameter] : model.trainable_parameters()) {
+    const auto& grad = parameter.grad();
+    results.emplace_back(ls::LsLlama::peft_name(name),
+                         grad.defined() ? grad.to(at::kFloat) : at::zeros_like(parameter));
+  }
+  return results;
+}
+
 int forward_main(int argc, char** argv) {
   CLI::App app{"Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
@@ -29,7 +52,7 @@ int forward_main(int argc, char** argv) {
   double lora_alpha = 8;
   bool rslora = false;
   uint64_t seed = 0;
-  bool attend_to_padding = false, with_labels = false, with_grads = false;
+  bool attend_to_padding = false, with_labels = false, with_grads = false, verbose = false;
   app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")->required();
   app.add_option("--adapter", adapter_dir, "PEFT adapter directory (LoRA + head)");
   app.add_option("--task", task, "sequence | token")->required();
@@ -51,6 +74,7 @@ int forward_main(int argc, char** argv) {
   app.add_option("--out", out, "safetensors to write")->required();
   app.add_flag("--labels", with_labels, "read seq_labels/tok_labels and write the loss");
   app.add_flag("--grads", with_grads, "backward from the loss; write every trainable gradient");
+  app.add_flag("-v,--verbose", verbose, "report the weight loading time on stderr");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -61,7 +85,11 @@ int forward_main(int argc, char** argv) {
 
   ls::ModelOptions options;
   options.dtype = ls::parse_dtype(dtype, "--dtype");
-  options.device = c10::Device(device);
+  try {
+    options.device = c10::Device(device);
+  } catch (const c10::Error&) {
+    ls::fail("--device: '{}' is not a device (cpu, cuda, cuda:N)", device);
+  }
   options.attention = ls::parse_attention_policy(attention, "--attention");
   options.attention.attend_to_padding = attend_to_padding;
   ls::HeadOptions head;
@@ -80,9 +108,10 @@ int forward_main(int argc, char** argv) {
 
   ls::LoadStats stats;
   auto model = ls::LsLlama::from_pretrained(model_dir, options, head, &stats);
-  std::fprintf(stderr, "ls_forward: loaded %lld tensors (%.3f GB, %s) from %s in %.2f s\n",
-               static_cast<long long>(stats.tensors), static_cast<double>(stats.bytes) / 1e9,
-               dtype.c_str(), model_dir.c_str(), stats.seconds);
+  if (verbose)
+    std::fprintf(stderr, "ls_forward: loaded %lld tensors (%.3f GB, %s) from %s in %.2f s\n",
+                 static_cast<long long>(stats.tensors), static_cast<double>(stats.bytes) / 1e9,
+                 dtype.c_str(), model_dir.c_str(), stats.seconds);
   if (!adapter_dir.empty()) model->load_adapter(adapter_dir);
   if (lora_r > 0) {
     ls::LoraOptions lora;
@@ -94,23 +123,11 @@ int forward_main(int argc, char** argv) {
   }
   model->eval();  // no dropout: the pass is deterministic
 
-  std::optional<at::NoGradGuard> no_grad;
-  if (!with_grads) no_grad.emplace();
-  const auto hidden = model->hidden_states(input_ids, attention_mask);
-  const auto logits = model->logits(hidden, attention_mask);
-  std::vector<std::pair<std::string, at::Tensor>> results = {{"hidden", hidden.to(at::kFloat)},
-                                                             {"logits", logits}};
-  if (with_labels) {
-    const auto loss = model->loss(logits, labels.to(logits.device()));
-    results.emplace_back("loss", loss);
-    if (with_grads) {
-      loss.backward();
-      for (const auto& [name, parameter] : model->trainable_parameters()) {
-        const auto& grad = parameter.grad();
-        results.emplace_back(ls::LsLlama::peft_name(name),
-                             grad.defined() ? grad.to(at::kFloat) : at::zeros_like(parameter));
-      }
-    }
+  std::vector<std::pair<std::string, at::Tensor>> results;
+  try {
+    results = run(*model, input_ids, attention_mask, labels, with_grads);
+  } catch (const ls::UserError& e) {
+    ls::fail("{}: {}", inputs, e.what());  // bad ids or labels: name the batch file
   }
   if (!save_adapter.empty()) model->save_adapter(save_adapter);
   ls::write_safetensors(out, results);
