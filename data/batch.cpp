@@ -24,7 +24,8 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
   int64_t width = 0;
   for (int64_t index : indices) {
     LS_ASSERT(index >= 0 && index < dataset.size(), "example {} of {}", index, dataset.size());
-    width = std::max<int64_t>(width, static_cast<int64_t>(dataset.examples[index].input_ids.size()));
+    width =
+        std::max<int64_t>(width, static_cast<int64_t>(dataset.examples[index].input_ids.size()));
   }
   const int64_t multiple = options.pad_to_multiple_of;
   width = (width + multiple - 1) / multiple * multiple;
@@ -49,7 +50,8 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
   for (int64_t r = 0; r < rows; ++r) {
     const Example& example = dataset.examples[indices[r]];
     const int64_t length = static_cast<int64_t>(example.input_ids.size());
-    const int64_t offset = r * width + (options.padding_side == PaddingSide::kLeft ? width - length : 0);
+    const int64_t offset =
+        r * width + (options.padding_side == PaddingSide::kLeft ? width - length : 0);
     std::copy(example.input_ids.begin(), example.input_ids.end(), ids + offset);
     std::fill_n(mask + offset, length, 1);
     if (token_task) {
@@ -72,8 +74,7 @@ std::vector<int32_t> word_predictions(const Dataset& dataset, const Batch& batch
   LS_ASSERT(predicted.dim() == 2 && predicted.size(0) == batch.size() &&
                 predicted.size(1) == batch.word_ids.size(1),
             "predictions of shape [{}] for a batch of {} x {}", fmt::join(predicted.sizes(), ", "),
-            batch.size(),
-            batch.word_ids.size(1));
+            batch.size(), batch.word_ids.size(1));
   const Example& example = dataset.examples.at(batch.example_indices.at(row));
   const at::Tensor classes = predicted[row].to(at::kLong).contiguous();
   const at::Tensor words = batch.word_ids[row].contiguous();
@@ -82,7 +83,8 @@ std::vector<int32_t> word_predictions(const Dataset& dataset, const Batch& batch
   std::vector<int32_t> out(static_cast<size_t>(example.num_words), kIgnoreIndex);
   int64_t previous = -1;
   for (int64_t t = 0; t < words.numel(); ++t) {
-    if (w[t] >= 0 && w[t] != previous) out.at(static_cast<size_t>(w[t])) = static_cast<int32_t>(p[t]);
+    if (w[t] >= 0 && w[t] != previous)
+      out.at(static_cast<size_t>(w[t])) = static_cast<int32_t>(p[t]);
     if (w[t] >= 0) previous = w[t];
   }
   return out;

@@ -36,9 +36,9 @@ struct Batch {
   at::Tensor word_ids;        // token task [B, T] int64: word index of each id, -1 elsewhere;
                               // undefined for sequence tasks
   std::vector<int64_t> example_indices;  // dataset index of each row, for predictions
-  int64_t epoch = 0;          // which epoch, and which of its batches, this is
+  int64_t epoch = 0;                     // which epoch, and which of its batches, this is
   int64_t index = 0;
-  SamplerPosition next;       // the position after this batch: save it to resume after it
+  SamplerPosition next;  // the position after this batch: save it to resume after it
 
   int64_t size() const { return static_cast<int64_t>(example_indices.size()); }
 };

@@ -21,9 +21,9 @@ std::vector<int64_t> Dataset::lengths() const {
 }
 
 std::string Dataset::summary(int max_length) const {
-  std::string text = fmt::format("{}: {} examples, {} ids, longest {} ids, {} truncated to {}",
-                                 path, stats.examples, stats.tokens, stats.longest,
-                                 stats.truncated, max_length);
+  std::string text =
+      fmt::format("{}: {} examples, {} ids, longest {} ids, {} truncated to {}", path,
+                  stats.examples, stats.tokens, stats.longest, stats.truncated, max_length);
   if (task == TaskType::kToken) {
     text += fmt::format(", {} words ({} labelled words cut)", stats.words, stats.words_cut);
     if (stats.bio_warnings)
@@ -58,7 +58,10 @@ class ExampleBuilder {
  public:
   ExampleBuilder(const RawDataset& raw, const Tokenizer& tokenizer, const LabelMap& labels,
                  const DatasetOptions& options)
-      : raw_(raw), tokenizer_(tokenizer), labels_(labels), options_(options),
+      : raw_(raw),
+        tokenizer_(tokenizer),
+        labels_(labels),
+        options_(options),
         vocab_size_(tokenizer.vocab_size()) {}
 
   Example build(const RawRecord& record) const {
@@ -138,8 +141,8 @@ class ExampleBuilder {
     if (id < 0) {
       const auto& names = labels_.names();
       const size_t shown = std::min<size_t>(names.size(), 12);
-      fail("{}:{}: unknown label \"{}\" (the label map has {}: {}{})", raw_.path, line,
-           label.name, names.size(),
+      fail("{}:{}: unknown label \"{}\" (the label map has {}: {}{})", raw_.path, line, label.name,
+           names.size(),
            fmt::join(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
            shown < names.size() ? ", ..." : "");
     }
@@ -173,8 +176,8 @@ void check_bio(const RawDataset& raw, const LabelMap& labels, DatasetStats& stat
       const int id = labels.id(record.tags[w]);
       const BioTag& tag = tags[id];
       if (tag.prefix == 'I') {
-        const bool continues = previous >= 0 && tags[previous].prefix != 'O' &&
-                               tags[previous].type == tag.type;
+        const bool continues =
+            previous >= 0 && tags[previous].prefix != 'O' && tags[previous].type == tag.type;
         if (!continues) {
           if (stats.bio_warnings++ == 0)
             stats.first_bio_warning = fmt::format(
@@ -234,8 +237,8 @@ Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const L
     if (raw.task == TaskType::kToken) {
       stats.words += example.num_words;
       if (example.truncated && record.has_label) {
-        const int32_t last_word = *std::max_element(example.word_ids.begin(),
-                                                    example.word_ids.end());
+        const int32_t last_word =
+            *std::max_element(example.word_ids.begin(), example.word_ids.end());
         stats.words_cut += example.num_words - 1 - std::max(last_word, -1);
       }
     }

@@ -43,13 +43,13 @@ struct DatasetOptions {
 
 struct DatasetStats {
   int64_t examples = 0;
-  int64_t truncated = 0;             // examples longer than max_length, cut
-  int64_t tokens = 0;                // ids after truncation
-  int64_t longest = 0;               // ids of the longest example before truncation
-  int64_t words = 0;                 // token task: words read
-  int64_t words_cut = 0;             // token task: labelled words lost to truncation
-  int64_t bio_warnings = 0;          // token task: I- tags that do not continue an entity
-  std::string first_bio_warning;     // "file:line: word 3 'Paris' tagged I-LOC after O"
+  int64_t truncated = 0;          // examples longer than max_length, cut
+  int64_t tokens = 0;             // ids after truncation
+  int64_t longest = 0;            // ids of the longest example before truncation
+  int64_t words = 0;              // token task: words read
+  int64_t words_cut = 0;          // token task: labelled words lost to truncation
+  int64_t bio_warnings = 0;       // token task: I- tags that do not continue an entity
+  std::string first_bio_warning;  // "file:line: word 3 'Paris' tagged I-LOC after O"
 };
 
 struct Dataset {

@@ -44,14 +44,16 @@ std::vector<DelimitedRow> parse_delimited(const TextFile& file, char delimiter, 
         ++i;
       }
       if (!closed)
-        fail("{}: unbalanced quote: the quoted field opened here never closes (if quotes in "
-             "this file are literal, set data.csv_quoting: false)",
-             file.where(open_line));
+        fail(
+            "{}: unbalanced quote: the quoted field opened here never closes (if quotes in "
+            "this file are literal, set data.csv_quoting: false)",
+            file.where(open_line));
       if (i < n && text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') ++i;
       if (i < n && text[i] != delimiter && text[i] != '\n')
-        fail("{}: unexpected '{}' after a closing quote (quote the whole field and double the "
-             "quotes inside it, or set data.csv_quoting: false if quotes are literal)",
-             file.where(line), text[i]);
+        fail(
+            "{}: unexpected '{}' after a closing quote (quote the whole field and double the "
+            "quotes inside it, or set data.csv_quoting: false if quotes are literal)",
+            file.where(line), text[i]);
     } else {
       const size_t start = i;
       while (i < n && text[i] != delimiter && text[i] != '\n') ++i;

@@ -12,9 +12,9 @@ namespace ls::data {
 
 // A label as a data file holds it: a string, or an integer (HF datasets' ClassLabel ids).
 struct RawLabel {
-  std::string name;         // the string, or the integer in decimal
+  std::string name;  // the string, or the integer in decimal
   bool is_integer = false;
-  int64_t value = 0;        // the integer, when is_integer
+  int64_t value = 0;  // the integer, when is_integer
 };
 
 // A tag of the BIO/IOB2 scheme: 'O', or 'B'/'I' with an entity type.

@@ -7,7 +7,9 @@ namespace ls::data {
 
 BatchLoader::BatchLoader(const Dataset& dataset, const Sampler& sampler, CollateOptions options,
                          SamplerPosition start, int64_t end_epoch, int prefetch)
-    : dataset_(dataset), sampler_(sampler), options_(options),
+    : dataset_(dataset),
+      sampler_(sampler),
+      options_(options),
       capacity_(static_cast<size_t>(std::max(prefetch, 1))) {
   LS_ASSERT(sampler.dataset_size() == dataset.size(), "sampler over {} examples, dataset has {}",
             sampler.dataset_size(), dataset.size());
@@ -32,7 +34,8 @@ void BatchLoader::produce(SamplerPosition start, int64_t end_epoch) {
         Batch batch = collate(dataset_, batches[b], options_);
         batch.epoch = epoch;
         batch.index = b;
-        batch.next = b + 1 < per_epoch ? SamplerPosition{epoch, b + 1} : SamplerPosition{epoch + 1, 0};
+        batch.next =
+            b + 1 < per_epoch ? SamplerPosition{epoch, b + 1} : SamplerPosition{epoch + 1, 0};
         std::unique_lock<std::mutex> lock(mutex_);
         not_full_.wait(lock, [&] { return stopping_ || queue_.size() < capacity_; });
         if (stopping_) return;

@@ -48,7 +48,7 @@ class BatchLoader {
   bool finished_ = false;  // the producer made its last batch (or failed)
   bool stopping_ = false;  // the consumer is going away
   std::exception_ptr error_;
-  std::thread thread_;     // last: starts after everything it uses exists
+  std::thread thread_;  // last: starts after everything it uses exists
 };
 
 }  // namespace ls::data

@@ -1,11 +1,11 @@
 // Readers for JSONL, CSV/TSV, CoNLL and pre-tokenized JSONL (see reader.h).
 #include "data/reader.h"
 
+#include <fmt/ranges.h>
+
 #include <cctype>
 #include <charconv>
 #include <filesystem>
-#include <fmt/ranges.h>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -35,12 +35,18 @@ DataFormat parse_data_format(std::string_view name) {
 
 std::string_view to_string(DataFormat format) {
   switch (format) {
-    case DataFormat::kAuto: return "auto";
-    case DataFormat::kJsonl: return "jsonl";
-    case DataFormat::kCsv: return "csv";
-    case DataFormat::kTsv: return "tsv";
-    case DataFormat::kConll: return "conll";
-    case DataFormat::kPretokenized: return "pretokenized";
+    case DataFormat::kAuto:
+      return "auto";
+    case DataFormat::kJsonl:
+      return "jsonl";
+    case DataFormat::kCsv:
+      return "csv";
+    case DataFormat::kTsv:
+      return "tsv";
+    case DataFormat::kConll:
+      return "conll";
+    case DataFormat::kPretokenized:
+      return "pretokenized";
   }
   return "?";
 }
@@ -53,9 +59,10 @@ DataFormat resolve_format(const std::string& path, DataFormat requested) {
   if (ext == ".csv") return DataFormat::kCsv;
   if (ext == ".tsv") return DataFormat::kTsv;
   if (ext == ".conll" || ext == ".txt" || ext == ".bio" || ext == ".iob") return DataFormat::kConll;
-  fail("{}: cannot tell the data format from the extension '{}'; set data.format (jsonl, csv, "
-       "tsv, conll or pretokenized)",
-       path, ext);
+  fail(
+      "{}: cannot tell the data format from the extension '{}'; set data.format (jsonl, csv, "
+      "tsv, conll or pretokenized)",
+      path, ext);
 }
 
 namespace {
@@ -68,7 +75,9 @@ std::string json_error_detail(const json::parse_error& e) {
   return std::string(what);
 }
 
-std::string_view json_type(const json& value) { return value.type_name(); }
+std::string_view json_type(const json& value) {
+  return value.type_name();
+}
 
 // Integers given as text (CSV cells): optional '-' then digits.
 bool parse_integer(std::string_view text, int64_t& value) {
@@ -128,9 +137,10 @@ class Parser {
 
   std::vector<RawRecord> delimited(char delimiter) {
     if (task_ != TaskType::kSequence)
-      fail("{}: CSV/TSV files hold sequence examples; token tasks read CoNLL or JSONL word "
-           "lists",
-           file_.path());
+      fail(
+          "{}: CSV/TSV files hold sequence examples; token tasks read CoNLL or JSONL word "
+          "lists",
+          file_.path());
     std::vector<DelimitedRow> rows = parse_delimited(file_, delimiter, options_.csv_quoting);
     if (rows.empty()) fail("{}: no header row", file_.path());
     const DelimitedRow& header = rows[0];
@@ -204,13 +214,14 @@ class Parser {
         const int tag = options_.conll_tag_column;
         const int resolved = tag < 0 ? static_cast<int>(columns) + tag : tag;
         if (options_.labeled && (columns < 2 || resolved <= 0 || resolved >= int(columns)))
-          fail("{}: the tag column {} does not exist in a line of {} column(s) (the word is "
-               "column 0; set data.conll_tag_column)",
-               file_.where(line_number), tag, columns);
+          fail(
+              "{}: the tag column {} does not exist in a line of {} column(s) (the word is "
+              "column 0; set data.conll_tag_column)",
+              file_.where(line_number), tag, columns);
         tag_column = columns >= 2 && resolved > 0 && resolved < int(columns) ? resolved : 0;
       } else if (fields.size() != columns) {
-        fail("{}: expected {} columns as on line {}, found {}", file_.where(line_number),
-             columns, columns_line, fields.size());
+        fail("{}: expected {} columns as on line {}, found {}", file_.where(line_number), columns,
+             columns_line, fields.size());
       }
       if (sentence.words.empty()) sentence.line = line_number;
       sentence.words.emplace_back(fields[0]);
@@ -288,8 +299,8 @@ class Parser {
              options_.tokens_field, json_type(word));
       out.push_back(word.get<std::string>());
     }
-    if (out.empty()) fail("{}: field \"{}\" is an empty list", file_.where(line),
-                          options_.tokens_field);
+    if (out.empty())
+      fail("{}: field \"{}\" is an empty list", file_.where(line), options_.tokens_field);
     return out;
   }
 
@@ -308,7 +319,8 @@ class Parser {
       fail("{}: {} entries in \"{}\" but {} tags in \"{}\"", file_.where(record.line), expected,
            counted, it->size(), options_.tags_field);
     record.tags.reserve(expected);
-    for (const json& tag : *it) record.tags.push_back(label_value(tag, options_.tags_field, record.line));
+    for (const json& tag : *it)
+      record.tags.push_back(label_value(tag, options_.tags_field, record.line));
     record.has_label = true;
   }
 
@@ -358,12 +370,23 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
     dataset.format = DataFormat::kPretokenized;
   Parser parser(file, task, options);
   switch (dataset.format) {
-    case DataFormat::kJsonl: dataset.records = parser.jsonl(false); break;
-    case DataFormat::kPretokenized: dataset.records = parser.jsonl(true); break;
-    case DataFormat::kCsv: dataset.records = parser.delimited(','); break;
-    case DataFormat::kTsv: dataset.records = parser.delimited('\t'); break;
-    case DataFormat::kConll: dataset.records = parser.conll(); break;
-    case DataFormat::kAuto: LS_ASSERT(false, "format resolved to auto");
+    case DataFormat::kJsonl:
+      dataset.records = parser.jsonl(false);
+      break;
+    case DataFormat::kPretokenized:
+      dataset.records = parser.jsonl(true);
+      break;
+    case DataFormat::kCsv:
+      dataset.records = parser.delimited(',');
+      break;
+    case DataFormat::kTsv:
+      dataset.records = parser.delimited('\t');
+      break;
+    case DataFormat::kConll:
+      dataset.records = parser.conll();
+      break;
+    case DataFormat::kAuto:
+      LS_ASSERT(false, "format resolved to auto");
   }
   if (dataset.records.empty()) fail("{}: no examples in the file", file.path());
   return dataset;

@@ -39,8 +39,8 @@ struct ReaderOptions {
   std::string tags_field = "ner_tags";
   int conll_tag_column = -1;  // 0-based column of the tag; negative counts from the end
   std::string input_ids_field = "input_ids";
-  bool csv_quoting = true;    // RFC 4180 quotes in CSV/TSV; off: quotes are literal
-  bool labeled = true;        // false: labels are optional (inputs to predict)
+  bool csv_quoting = true;  // RFC 4180 quotes in CSV/TSV; off: quotes are literal
+  bool labeled = true;      // false: labels are optional (inputs to predict)
 };
 
 struct RawRecord {
@@ -49,8 +49,8 @@ struct RawRecord {
   std::vector<std::string> words;  // token task from text: the words
   std::vector<int32_t> input_ids;  // pre-tokenized: the ids as given
   bool has_label = false;
-  RawLabel label;                  // sequence task
-  std::vector<RawLabel> tags;      // token task: one per word (pre-tokenized: one per id)
+  RawLabel label;              // sequence task
+  std::vector<RawLabel> tags;  // token task: one per word (pre-tokenized: one per id)
 };
 
 struct RawDataset {

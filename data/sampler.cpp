@@ -48,12 +48,14 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
     for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[bounded(rng, i + 1)]);
   }
   if (options_.group_by_length) {
-    const size_t mega = static_cast<size_t>(options_.batch_size * options_.dp_size *
-                                            options_.mega_batch_factor);
+    const size_t mega =
+        static_cast<size_t>(options_.batch_size * options_.dp_size * options_.mega_batch_factor);
     for (size_t begin = 0; begin < order.size(); begin += mega) {
       const auto first = order.begin() + static_cast<std::ptrdiff_t>(begin);
-      const auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), begin + mega));
-      std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths_[a] > lengths_[b]; });
+      const auto last =
+          order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), begin + mega));
+      std::stable_sort(first, last,
+                       [&](int64_t a, int64_t b) { return lengths_[a] > lengths_[b]; });
     }
   }
   return order;
@@ -62,8 +64,8 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
 int64_t Sampler::batches_per_epoch() const {
   const int64_t n = dataset_size(), global = options_.batch_size * options_.dp_size;
   const int64_t rem = n % global;
-  const bool last = !options_.drop_last && rem > 0 &&
-                    (!options_.equal_shares || rem / options_.dp_size > 0);
+  const bool last =
+      !options_.drop_last && rem > 0 && (!options_.equal_shares || rem / options_.dp_size > 0);
   return n / global + (last ? 1 : 0);
 }
 
@@ -105,13 +107,15 @@ nlohmann::json Sampler::save(const SamplerPosition& position) const {
 
 SamplerPosition Sampler::restore(const nlohmann::json& state) const {
   const nlohmann::json expected = save({});
-  if (!state.is_object()) fail("sampler state: expected a JSON object, found {}", state.type_name());
+  if (!state.is_object())
+    fail("sampler state: expected a JSON object, found {}", state.type_name());
   for (const auto& [key, value] : expected.items()) {
     if (!state.contains(key)) fail("sampler state: missing \"{}\"", key);
     if (key != "epoch" && key != "batch" && state[key] != value)
-      fail("sampler state was saved with {} = {}, but this run has {}: resuming would not "
-           "replay the same batches",
-           key, state[key].dump(), value.dump());
+      fail(
+          "sampler state was saved with {} = {}, but this run has {}: resuming would not "
+          "replay the same batches",
+          key, state[key].dump(), value.dump());
   }
   if (!state["epoch"].is_number_integer() || !state["batch"].is_number_integer())
     fail("sampler state: \"epoch\" and \"batch\" must be integers");

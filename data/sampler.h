@@ -25,7 +25,7 @@
 namespace ls::data {
 
 struct SamplerOptions {
-  int64_t batch_size = 8;          // examples per rank per batch
+  int64_t batch_size = 8;  // examples per rank per batch
   bool shuffle = true;
   uint64_t seed = 42;
   bool group_by_length = false;

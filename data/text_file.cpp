@@ -90,7 +90,9 @@ TextFile TextFile::from_string(std::string path, std::string contents) {
   return file;
 }
 
-std::string TextFile::where(int64_t line) const { return fmt::format("{}:{}", path_, line); }
+std::string TextFile::where(int64_t line) const {
+  return fmt::format("{}:{}", path_, line);
+}
 
 bool TextFile::LineCursor::next_line(std::string_view& line, int64_t& line_number) {
   if (pos_ >= text_.size()) return false;

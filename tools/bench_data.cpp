@@ -9,14 +9,14 @@
 // through the background BatchLoader. Without --tokenizer it trains a LLaMA-style BPE model
 // (byte fallback, 8k pieces) on part of the generated text first. Prints examples/s per stage
 // and end to end.
-#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -31,11 +31,12 @@ namespace {
 class WordSource {
  public:
   explicit WordSource(uint64_t seed) : rng_(seed) {
-    const char* common[] = {"the", "a", "and", "of", "to", "is", "in", "that", "it", "with",
-                            "film", "movie", "story", "but", "as", "its", "for", "this", "an",
-                            "by", "be", "on", "one", "more", "not", "you", "all", "at", "from"};
+    const char* common[] = {"the", "a",    "and",  "of",    "to",    "is",  "in",  "that",
+                            "it",  "with", "film", "movie", "story", "but", "as",  "its",
+                            "for", "this", "an",   "by",    "be",    "on",  "one", "more",
+                            "not", "you",  "all",  "at",    "from"};
     for (const char* w : common) words_.emplace_back(w);
-    const std::string syllables[] = {"ka", "ri", "mo", "ten", "sho", "ver", "lin", "da", "pe",
+    const std::string syllables[] = {"ka",  "ri",  "mo",  "ten", "sho", "ver", "lin",  "da",  "pe",
                                      "qua", "zor", "ble", "nic", "tra", "ous", "ment", "ing", "al"};
     std::uniform_int_distribution<int> syllable(0, 17), count(2, 4);
     while (words_.size() < 20000) {
@@ -57,7 +58,9 @@ class WordSource {
   std::vector<std::string> words_;
 };
 
-std::string json_escape(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string json_escape(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
 
 void write_sequences(const fs::path& path, int64_t n, WordSource& words) {
   std::ofstream out(path);
@@ -138,8 +141,9 @@ void run(const std::string& name, const std::string& path, const Tokenizer& toke
              dataset.size(), double(dataset.stats.tokens) / n, rows,
              100.0 * double(padded - dataset.stats.tokens) / double(padded));
   auto line = [&](const char* stage, double wall, double cpu) {
-    fmt::print("  {:<15} wall {:7.3f} s {:>10.0f} examples/s | cpu {:7.3f} s {:>10.0f} examples/cpu-s\n",
-               stage, wall, n / wall, cpu, n / cpu);
+    fmt::print(
+        "  {:<15} wall {:7.3f} s {:>10.0f} examples/s | cpu {:7.3f} s {:>10.0f} examples/cpu-s\n",
+        stage, wall, n / wall, cpu, n / cpu);
   };
   line("read+parse", read_s, read_cpu);
   line("tokenize+align", build_s, build_cpu);
@@ -164,8 +168,9 @@ int bench_main(int argc, char** argv) {
     return app.exit(e);
   }
   const bool own_dir = work_dir.empty();
-  const fs::path dir = own_dir ? fs::temp_directory_path() / ("ls_bench_data_" + std::to_string(::getpid()))
-                               : fs::path(work_dir);
+  const fs::path dir =
+      own_dir ? fs::temp_directory_path() / ("ls_bench_data_" + std::to_string(::getpid()))
+              : fs::path(work_dir);
   fs::create_directories(dir);
 
   WordSource words(2023);
@@ -173,8 +178,8 @@ int bench_main(int argc, char** argv) {
   write_conll(dir / "conll.txt", sentences, words);
   if (tokenizer_path.empty()) {
     Timer t;
-    train_sentencepiece("--input=" + (dir / "sst2.jsonl").string() + " --model_prefix=" +
-                        (dir / "bench").string() +
+    train_sentencepiece("--input=" + (dir / "sst2.jsonl").string() +
+                        " --model_prefix=" + (dir / "bench").string() +
                         " --model_type=bpe --vocab_size=8000 --byte_fallback=true"
                         " --split_digits=true --remove_extra_whitespaces=false"
                         " --normalization_rule_name=identity --input_sentence_size=20000"
@@ -206,4 +211,6 @@ int bench_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ls::run_main("bench_data", bench_main, argc, argv); }
+int main(int argc, char** argv) {
+  return ls::run_main("bench_data", bench_main, argc, argv);
+}

@@ -1,9 +1,9 @@
 // collate (padding, masks, labels, word ids) and BatchLoader (order, resume, shutdown, errors).
-#include <gtest/gtest.h>
+#include "data/batch.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
-#include "data/batch.h"
 #include "data/loader.h"
 #include "pipeline_test_util.h"
 
@@ -130,8 +130,8 @@ TEST(BatchLoader, YieldsTheSamplersBatchesInOrderAcrossEpochs) {
       EXPECT_EQ(batch->epoch, epoch);
       EXPECT_EQ(batch->index, static_cast<int64_t>(b));
       const bool last = b + 1 == expected.size();
-      const SamplerPosition after =
-          last ? SamplerPosition{epoch + 1, 0} : SamplerPosition{epoch, static_cast<int64_t>(b) + 1};
+      const SamplerPosition after = last ? SamplerPosition{epoch + 1, 0}
+                                         : SamplerPosition{epoch, static_cast<int64_t>(b) + 1};
       EXPECT_EQ(batch->next, after);
     }
   }

@@ -1,9 +1,10 @@
 // Dataset building over a LLaMA-style tokenizer trained at test time: LLaMA semantics (BOS,
 // optional EOS), sub-word label alignment whose ids equal tokenizing the joined sentence,
 // truncation and its counts, label errors, and the BIO check.
+#include "data/dataset.h"
+
 #include <gtest/gtest.h>
 
-#include "data/dataset.h"
 #include "pipeline_test_util.h"
 
 namespace ls::data {
@@ -126,8 +127,9 @@ TEST(Truncation, CutsToMaxLengthAndCountsIt) {
   EXPECT_EQ(dataset.stats.truncated, 1);
   EXPECT_EQ(dataset.examples[0].input_ids.size(), 5u);
   EXPECT_TRUE(dataset.examples[0].truncated);
-  EXPECT_EQ(dataset.examples[0].full_length,
-            static_cast<int>(tokenizer.encode("the movie is a disaster from start to finish").size()));
+  EXPECT_EQ(
+      dataset.examples[0].full_length,
+      static_cast<int>(tokenizer.encode("the movie is a disaster from start to finish").size()));
   EXPECT_EQ(dataset.stats.longest, dataset.examples[0].full_length);
   EXPECT_FALSE(dataset.examples[1].truncated);
   EXPECT_EQ(dataset.examples[0].label, 0);  // "neg" < "pos"
@@ -160,7 +162,8 @@ TEST(Truncation, TokenTaskCountsTheWordsItCuts) {
 TEST(Labels, UnknownLabelInValidationNamesFileAndLine) {
   const Tokenizer tokenizer(llama_style_model());
   const RawDataset train = parse_raw_dataset(
-      "train.jsonl", "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": \"neg\"}\n",
+      "train.jsonl",
+      "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": \"neg\"}\n",
       TaskType::kSequence, {});
   const RawDataset validation = parse_raw_dataset(
       "validation.jsonl",
@@ -170,8 +173,8 @@ TEST(Labels, UnknownLabelInValidationNamesFileAndLine) {
   EXPECT_HAS(user_error([&] { build_dataset(validation, tokenizer, labels, {}); }),
              "validation.jsonl:2: unknown label \"neutral\" (the label map has 2: neg, pos)");
 
-  const RawDataset conll = parse_raw_dataset("dev.conll", "EU B-ORG\n\nParis B-LOC\n",
-                                             TaskType::kToken, {});
+  const RawDataset conll =
+      parse_raw_dataset("dev.conll", "EU B-ORG\n\nParis B-LOC\n", TaskType::kToken, {});
   EXPECT_HAS(user_error([&] {
                build_dataset(conll, tokenizer, LabelMap({"O", "B-ORG"}), token_options());
              }),
@@ -212,7 +215,8 @@ TEST(Bio, CountsITagsThatDoNotContinueAnEntity) {
                                            TaskType::kToken, {});
   const Dataset dataset = build_dataset(raw, tokenizer, infer_label_map(raw), token_options());
   EXPECT_EQ(dataset.stats.bio_warnings, 3);
-  EXPECT_EQ(dataset.stats.first_bio_warning, "train.conll:4: word 2 'rejects' tagged I-ORG after O");
+  EXPECT_EQ(dataset.stats.first_bio_warning,
+            "train.conll:4: word 2 'rejects' tagged I-ORG after O");
   EXPECT_HAS(dataset.summary(64), "3 I- tags do not continue an entity");
 }
 
@@ -226,7 +230,9 @@ TEST(Pretokenized, TakesIdsAsGivenAndChecksTheVocabulary) {
 
   const RawDataset outside = parse_raw_dataset(
       "ids.jsonl", "{\"input_ids\": [1, 99999], \"label\": 1}\n", TaskType::kSequence, {});
-  EXPECT_HAS(user_error([&] { build_dataset(outside, tokenizer, LabelMap({"a", "b"}), {}); }),
+  EXPECT_HAS(user_error([&] {
+               build_dataset(outside, tokenizer, LabelMap({"a", "b"}), {});
+             }),
              "ids.jsonl:1: token id 99999 is outside the tokenizer's vocabulary");
 
   const RawDataset token = parse_raw_dataset(
@@ -241,8 +247,8 @@ TEST(Threads, ResultDoesNotDependOnTheThreadCount) {
   const Tokenizer tokenizer(llama_style_model());
   std::string text;
   for (int i = 0; i < 3000; ++i)
-    text += "{\"text\": \"sentence " + std::to_string(i) + " of the movie\", \"label\": " +
-            std::to_string(i % 3) + "}\n";
+    text += "{\"text\": \"sentence " + std::to_string(i) +
+            " of the movie\", \"label\": " + std::to_string(i % 3) + "}\n";
   text += "{\"text\": \"late\", \"label\": 7}\n";
   const RawDataset raw = parse_raw_dataset("many.jsonl", text, TaskType::kSequence, {});
   const LabelMap labels({"0", "1", "2", "7"});

@@ -13,7 +13,9 @@ namespace {
 
 using testing::llama_style_model;
 
-std::string fixture(const std::string& name) { return std::string(LS_PIPELINE_FIXTURES) + "/" + name; }
+std::string fixture(const std::string& name) {
+  return std::string(LS_PIPELINE_FIXTURES) + "/" + name;
+}
 
 std::string join(const std::vector<std::string>& words) {
   std::string out;
@@ -25,13 +27,14 @@ TEST(Files, Conll2003) {
   const Tokenizer tokenizer(llama_style_model());
   DatasetOptions options;
   options.task = TaskType::kToken;
-  const RawDataset raw = read_raw_dataset(fixture("conll2003_sample.txt"), options.task, options.reader);
+  const RawDataset raw =
+      read_raw_dataset(fixture("conll2003_sample.txt"), options.task, options.reader);
   ASSERT_EQ(raw.records.size(), 5u);
   EXPECT_EQ(join(raw.records[1].words), "Peter Blackburn");
   EXPECT_EQ(raw.records[4].line, 52);  // after the second -DOCSTART-
   const LabelMap labels = infer_label_map(raw);
-  EXPECT_EQ(labels.names(), (std::vector<std::string>{"O", "B-LOC", "B-MISC", "B-ORG", "B-PER",
-                                                      "I-ORG", "I-PER"}));
+  EXPECT_EQ(labels.names(),
+            (std::vector<std::string>{"O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-ORG", "I-PER"}));
   const Dataset dataset = build_dataset(raw, tokenizer, labels, options);
   EXPECT_EQ(dataset.stats.bio_warnings, 0);
   EXPECT_EQ(dataset.examples[0].word_labels, (std::vector<int32_t>{3, 0, 2, 0, 0, 0, 2, 0, 0}));
@@ -99,7 +102,8 @@ TEST(EndToEnd, TwoRanksSeeDisjointEqualSharesOfCorrectBatches) {
   DatasetOptions options;
   options.task = TaskType::kToken;
   options.max_length = 16;
-  const RawDataset raw = read_raw_dataset(fixture("conll2003_sample.txt"), options.task, options.reader);
+  const RawDataset raw =
+      read_raw_dataset(fixture("conll2003_sample.txt"), options.task, options.reader);
   // Five sentences are too few for shards: repeat the file's records.
   RawDataset many = raw;
   for (int copy = 0; copy < 9; ++copy)

@@ -1,9 +1,10 @@
 // Readers (JSONL, CSV/TSV, CoNLL, HF word lists, pre-tokenized), label maps, and every bad-input
 // case: each is one UserError that names the file and line.
+#include "data/reader.h"
+
 #include <gtest/gtest.h>
 
 #include "data/label_map.h"
-#include "data/reader.h"
 #include "data/text_file.h"
 #include "pipeline_test_util.h"
 
@@ -52,8 +53,9 @@ TEST(JsonlReader, JoinsTextPairsWithTheConfiguredSeparator) {
   options.text_fields = {"premise", "hypothesis"};
   options.pair_separator = " [SEP] ";
   const RawDataset raw =
-      parse("mnli.jsonl", "{\"premise\": \"A man sleeps.\", \"hypothesis\": \"Nobody sleeps.\", "
-                          "\"label\": \"contradiction\"}\n",
+      parse("mnli.jsonl",
+            "{\"premise\": \"A man sleeps.\", \"hypothesis\": \"Nobody sleeps.\", "
+            "\"label\": \"contradiction\"}\n",
             TaskType::kSequence, options);
   EXPECT_EQ(raw.records.at(0).text, "A man sleeps. [SEP] Nobody sleeps.");
 }
@@ -61,8 +63,8 @@ TEST(JsonlReader, JoinsTextPairsWithTheConfiguredSeparator) {
 TEST(JsonlReader, UnlabeledSplitsMayOmitTheLabel) {
   ReaderOptions options;
   options.labeled = false;
-  const RawDataset raw = parse("test.jsonl", "{\"text\": \"no label here\"}\n",
-                               TaskType::kSequence, options);
+  const RawDataset raw =
+      parse("test.jsonl", "{\"text\": \"no label here\"}\n", TaskType::kSequence, options);
   EXPECT_FALSE(raw.records.at(0).has_label);
 }
 
@@ -84,15 +86,15 @@ TEST(JsonlReader, ReadsHfWordListsWithStringOrIntegerTags) {
 }
 
 TEST(JsonlReader, DetectsPreTokenizedInput) {
-  const RawDataset sequence = parse(
-      "ids.jsonl", "{\"input_ids\": [1, 17, 42], \"label\": 1}\n", TaskType::kSequence);
+  const RawDataset sequence =
+      parse("ids.jsonl", "{\"input_ids\": [1, 17, 42], \"label\": 1}\n", TaskType::kSequence);
   EXPECT_EQ(sequence.format, DataFormat::kPretokenized);
   EXPECT_EQ(sequence.records[0].input_ids, (std::vector<int32_t>{1, 17, 42}));
   EXPECT_EQ(sequence.records[0].label.value, 1);
 
-  const RawDataset token = parse(
-      "ids.jsonl", "{\"input_ids\": [1, 17, 42], \"ner_tags\": [-100, \"B-PER\", \"O\"]}\n",
-      TaskType::kToken);
+  const RawDataset token =
+      parse("ids.jsonl", "{\"input_ids\": [1, 17, 42], \"ner_tags\": [-100, \"B-PER\", \"O\"]}\n",
+            TaskType::kToken);
   EXPECT_EQ(token.format, DataFormat::kPretokenized);
   ASSERT_EQ(token.records[0].tags.size(), 3u);
   EXPECT_EQ(token.records[0].tags[0].value, -100);
@@ -122,8 +124,8 @@ TEST(CsvReader, FollowsRfc4180Quoting) {
 TEST(CsvReader, ReadsTsvAndKeepsQuotesLiteralWithoutQuoting) {
   ReaderOptions options;
   options.text_fields = {"sentence"};
-  const RawDataset quoted = parse("sst2.tsv", "sentence\tlabel\n\"a\ttab\"\t1\n",
-                                  TaskType::kSequence, options);
+  const RawDataset quoted =
+      parse("sst2.tsv", "sentence\tlabel\n\"a\ttab\"\t1\n", TaskType::kSequence, options);
   EXPECT_EQ(quoted.records.at(0).text, "a\ttab");
 
   options.csv_quoting = false;
@@ -136,8 +138,8 @@ TEST(CsvReader, JoinsTextPairColumns) {
   ReaderOptions options;
   options.text_fields = {"sentence1", "sentence2"};
   options.pair_separator.assign(1, '\n');  // (GCC 12 -Wrestrict misfires on = "\n")
-  const RawDataset raw = parse("rte.csv", "sentence1,sentence2,label\nA,B,entailment\n",
-                               TaskType::kSequence, options);
+  const RawDataset raw =
+      parse("rte.csv", "sentence1,sentence2,label\nA,B,entailment\n", TaskType::kSequence, options);
   EXPECT_EQ(raw.records.at(0).text, "A\nB");
   EXPECT_EQ(raw.records.at(0).label.name, "entailment");
 }
@@ -207,9 +209,9 @@ TEST(BadInput, MissingOrMistypedFieldNamesTheField) {
   EXPECT_HAS(parse_error("ner.jsonl", "{\"tokens\": [\"a\", \"b\"], \"ner_tags\": [\"O\"]}\n",
                          TaskType::kToken),
              "ner.jsonl:1: 2 entries in \"tokens\" but 1 tags");
-  EXPECT_HAS(parse_error("ids.jsonl", "{\"input_ids\": [1, -4], \"label\": 1}\n",
-                         TaskType::kSequence),
-             "ids.jsonl:1: field \"input_ids\" holds -4");
+  EXPECT_HAS(
+      parse_error("ids.jsonl", "{\"input_ids\": [1, -4], \"label\": 1}\n", TaskType::kSequence),
+      "ids.jsonl:1: field \"input_ids\" holds -4");
 }
 
 TEST(BadInput, UnbalancedCsvQuoteNamesTheLineItOpensOn) {
@@ -232,10 +234,10 @@ TEST(BadInput, CsvRowsMustMatchTheHeader) {
 }
 
 TEST(BadInput, ConllLineWithWrongColumnCount) {
-  EXPECT_HAS(parse_error("train.conll",
-                         "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ O\n",
-                         TaskType::kToken),
-             "train.conll:4: expected 4 columns as on line 3, found 3");
+  EXPECT_HAS(
+      parse_error("train.conll", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ O\n",
+                  TaskType::kToken),
+      "train.conll:4: expected 4 columns as on line 3, found 3");
   EXPECT_HAS(parse_error("words.conll", "EU\nrejects\n", TaskType::kToken),
              "words.conll:1: the tag column -1 does not exist");
   EXPECT_HAS(parse_error("train.conll", "-DOCSTART- -X- -X- O\n\n", TaskType::kToken),
@@ -244,10 +246,11 @@ TEST(BadInput, ConllLineWithWrongColumnCount) {
 }
 
 TEST(BadInput, InvalidUtf8NamesLineAndByte) {
-  EXPECT_HAS(parse_error("train.jsonl",
-                         "{\"text\": \"ok\", \"label\": 1}\n{\"text\": \"caf\xC3\", \"label\": 1}\n",
-                         TaskType::kSequence),
-             "train.jsonl:2: invalid UTF-8 at byte 14 of the line (byte 0xC3)");
+  EXPECT_HAS(
+      parse_error("train.jsonl",
+                  "{\"text\": \"ok\", \"label\": 1}\n{\"text\": \"caf\xC3\", \"label\": 1}\n",
+                  TaskType::kSequence),
+      "train.jsonl:2: invalid UTF-8 at byte 14 of the line (byte 0xC3)");
 }
 
 TEST(BadInput, EmptyFile) {
@@ -275,11 +278,11 @@ TEST(BadInput, ReadsFromDiskWithTheSameChecks) {
 TEST(Utf8, RejectsWhatRfc3629Forbids) {
   EXPECT_EQ(find_invalid_utf8("plain ascii, long enough for the 8-byte path"), std::string::npos);
   EXPECT_EQ(find_invalid_utf8("caf\xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x98\x80"), std::string::npos);
-  EXPECT_EQ(find_invalid_utf8("ab\xC0\xAF"), 2u);              // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);            // UTF-16 surrogate
-  EXPECT_EQ(find_invalid_utf8("x\xF4\x90\x80\x80"), 1u);       // above U+10FFFF
-  EXPECT_EQ(find_invalid_utf8("xyz\xE4\xB8"), 3u);             // truncated at the end
-  EXPECT_EQ(find_invalid_utf8("\x80"), 0u);                    // lone continuation byte
+  EXPECT_EQ(find_invalid_utf8("ab\xC0\xAF"), 2u);         // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);       // UTF-16 surrogate
+  EXPECT_EQ(find_invalid_utf8("x\xF4\x90\x80\x80"), 1u);  // above U+10FFFF
+  EXPECT_EQ(find_invalid_utf8("xyz\xE4\xB8"), 3u);        // truncated at the end
+  EXPECT_EQ(find_invalid_utf8("\x80"), 0u);               // lone continuation byte
 }
 
 // --- label maps ---

@@ -1,11 +1,12 @@
 // Sampler: seeded order identical across runs, length grouping, data-parallel shards that are
 // disjoint and equal, evaluation shards that cover everything once, and resume positions.
+#include "data/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
 
-#include "data/sampler.h"
 #include "pipeline_test_util.h"
 
 namespace ls::data {
@@ -52,8 +53,10 @@ TEST(Sampler, OrderIsPinnedAcrossBuilds) {
   options.batch_size = 10;
   options.seed = 42;
   const Sampler sampler(lengths(10), options);
-  EXPECT_EQ(flatten(sampler.epoch_batches(0)), (std::vector<int64_t>{9, 6, 2, 0, 1, 4, 3, 8, 5, 7}));
-  EXPECT_EQ(flatten(sampler.epoch_batches(1)), (std::vector<int64_t>{5, 4, 1, 3, 0, 2, 7, 8, 6, 9}));
+  EXPECT_EQ(flatten(sampler.epoch_batches(0)),
+            (std::vector<int64_t>{9, 6, 2, 0, 1, 4, 3, 8, 5, 7}));
+  EXPECT_EQ(flatten(sampler.epoch_batches(1)),
+            (std::vector<int64_t>{5, 4, 1, 3, 0, 2, 7, 8, 6, 9}));
   options.shuffle = false;
   EXPECT_EQ(flatten(Sampler(lengths(10), options).epoch_batches(7)),
             (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
@@ -104,7 +107,8 @@ TEST(Sampler, DataParallelSharesAreDisjointAndEqual) {
       }
       // Batch b has the same size on every rank; only fewer than `size` examples go unused.
       for (size_t b = 0; b < ranks[0].size(); ++b)
-        for (int rank = 1; rank < size; ++rank) EXPECT_EQ(ranks[rank][b].size(), ranks[0][b].size());
+        for (int rank = 1; rank < size; ++rank)
+          EXPECT_EQ(ranks[rank][b].size(), ranks[0][b].size());
       EXPECT_EQ(static_cast<int64_t>(seen.size()), per_rank * size);
       EXPECT_LT(n - static_cast<int64_t>(seen.size()), size) << "n " << n << " size " << size;
     }
@@ -176,9 +180,9 @@ TEST(Sampler, PositionRoundTripsThroughJsonAndRefusesAnotherSetup) {
   other.seed = 8;
   EXPECT_NE(user_error([&] { Sampler(lengths(50), other).restore(reparsed); }).find("seed"),
             std::string::npos);
-  EXPECT_NE(user_error([&] { Sampler(lengths(51), options).restore(reparsed); })
-                .find("dataset_size"),
-            std::string::npos);
+  EXPECT_NE(
+      user_error([&] { Sampler(lengths(51), options).restore(reparsed); }).find("dataset_size"),
+      std::string::npos);
   nlohmann::json broken = reparsed;
   broken.erase("batch");
   EXPECT_NE(user_error([&] { sampler.restore(broken); }).find("missing \"batch\""),
