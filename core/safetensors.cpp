@@ -115,12 +115,14 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
   return header;
 }
 
-// The whole file, mapped copy-on-write.
+// The whole file, mapped copy-on-write, and its descriptor for plain reads.
 struct SafetensorsFile::Mapping {
   void* base = nullptr;
   size_t size = 0;
+  int fd = -1;
   ~Mapping() {
     if (base) munmap(base, size);
+    if (fd >= 0) ::close(fd);
   }
 };
 
@@ -141,9 +143,9 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
   }
   auto mapping = std::make_shared<Mapping>();
   mapping->size = file_size;
+  mapping->fd = fd;
   mapping->base = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file alive
   if (mapping->base == MAP_FAILED) {
     mapping->base = nullptr;
     fail("{}: cannot map: {}", file, std::strerror(map_errno));
@@ -218,6 +220,24 @@ void SafetensorsFile::read_into(const std::string& name, const at::Tensor& sourc
   if (source.sizes() != dst.sizes())
     fail("{}: tensor '{}' has shape {} but the model expects {}", path_.string(), name,
          shape_string(source.sizes()), shape_string(dst.sizes()));
+  const auto base = reinterpret_cast<uintptr_t>(mapping_->base);
+  const auto first = reinterpret_cast<uintptr_t>(source.data_ptr());
+  const bool in_mapping = first >= base && first + source.nbytes() <= base + mapping_->size;
+  if (in_mapping && source.is_contiguous() && dst.is_contiguous() && dst.is_cpu() &&
+      dst.scalar_type() == source.scalar_type()) {
+    // The common case (checkpoint dtype = model dtype, on CPU): read straight from the file into
+    // the parameter. No page of the mapping is touched, so no second copy ever exists.
+    auto* out = static_cast<char*>(dst.data_ptr());
+    const auto offset = static_cast<off_t>(first - base);
+    size_t done = 0;
+    while (done < source.nbytes()) {
+      const auto n = ::pread(mapping_->fd, out + done, source.nbytes() - done, offset + done);
+      if (n <= 0) fail("{}: reading tensor '{}' failed: {}", path_.string(), name,
+                       n == 0 ? "unexpected end of file" : std::strerror(errno));
+      done += static_cast<size_t>(n);
+    }
+    return;
+  }
   {
     c10::NoGradGuard no_grad;
     dst.copy_(source);

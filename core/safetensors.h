@@ -58,8 +58,9 @@ class SafetensorsFile {
   // `length` entries from `start` along `dim`, still a view: what a tensor-parallel rank reads.
   at::Tensor slice(const std::string& name, int64_t dim, int64_t start, int64_t length) const;
 
-  // Copies the tensor (or `source`, a view obtained from this file) into `dst`, converting dtype
-  // and device, then drops the mapped pages it read so that a full load never holds the weights
+  // Fills `dst` with the tensor (or with `source`, a view or slice obtained from this file),
+  // converting dtype and device. Same dtype on CPU reads the file straight into `dst`; otherwise
+  // the mapped pages are dropped after the copy. Either way a full load never holds the weights
   // twice. Shapes must match exactly.
   void read_into(const std::string& name, const at::Tensor& dst) const;
   void read_into(const std::string& name, const at::Tensor& source, const at::Tensor& dst) const;
