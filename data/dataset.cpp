@@ -20,7 +20,7 @@ std::vector<int64_t> Dataset::lengths() const {
   return out;
 }
 
-std::string Dataset::summary(int max_length) const {
+std::string Dataset::summary() const {
   std::string text =
       fmt::format("{}: {} examples, {} ids, longest {} ids, {} truncated to {}", path,
                   stats.examples, stats.tokens, stats.longest, stats.truncated, max_length);
@@ -201,6 +201,7 @@ Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const L
   Dataset dataset;
   dataset.path = raw.path;
   dataset.task = raw.task;
+  dataset.max_length = options.max_length;
   const size_t n = raw.records.size();
   dataset.examples.resize(n);
 

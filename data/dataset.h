@@ -55,14 +55,16 @@ struct DatasetStats {
 struct Dataset {
   std::string path;
   TaskType task = TaskType::kSequence;
+  int max_length = 0;  // as built (0: no limit)
   std::vector<Example> examples;
   DatasetStats stats;
 
   int64_t size() const { return static_cast<int64_t>(examples.size()); }
   // Ids per example: what length-grouped batching sorts on.
   std::vector<int64_t> lengths() const;
-  // One line for the log: "train.jsonl: 67349 examples, 812 truncated to 64 ids, ...".
-  std::string summary(int max_length) const;
+  // One line for the log: "train.jsonl: 67349 examples, 1089234 ids, longest 71 ids, 12
+  // truncated to 64" (+ words and BIO warnings for token tasks).
+  std::string summary() const;
 };
 
 // The label map a training split implies (LabelMap::infer over its distinct labels).

@@ -140,6 +140,7 @@ void run(const std::string& name, const std::string& path, const Tokenizer& toke
   fmt::print("{}: {} examples, {:.1f} ids/example, {} rows in batches ({:.1f}% padding)\n", name,
              dataset.size(), double(dataset.stats.tokens) / n, rows,
              100.0 * double(padded - dataset.stats.tokens) / double(padded));
+  fmt::print("  {}\n", dataset.summary());
   auto line = [&](const char* stage, double wall, double cpu) {
     fmt::print(
         "  {:<15} wall {:7.3f} s {:>10.0f} examples/s | cpu {:7.3f} s {:>10.0f} examples/cpu-s\n",

@@ -134,7 +134,7 @@ TEST(Truncation, CutsToMaxLengthAndCountsIt) {
   EXPECT_FALSE(dataset.examples[1].truncated);
   EXPECT_EQ(dataset.examples[0].label, 0);  // "neg" < "pos"
   EXPECT_EQ(dataset.examples[1].label, 1);
-  EXPECT_HAS(dataset.summary(5), "1 truncated to 5");
+  EXPECT_HAS(dataset.summary(), "1 truncated to 5");
 
   // With EOS on, the cut keeps EOS last.
   const Tokenizer eos(llama_style_model(), {.add_bos = true, .add_eos = true});
@@ -217,7 +217,7 @@ TEST(Bio, CountsITagsThatDoNotContinueAnEntity) {
   EXPECT_EQ(dataset.stats.bio_warnings, 3);
   EXPECT_EQ(dataset.stats.first_bio_warning,
             "train.conll:4: word 2 'rejects' tagged I-ORG after O");
-  EXPECT_HAS(dataset.summary(64), "3 I- tags do not continue an entity");
+  EXPECT_HAS(dataset.summary(), "3 I- tags do not continue an entity");
 }
 
 TEST(Pretokenized, TakesIdsAsGivenAndChecksTheVocabulary) {
