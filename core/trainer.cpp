@@ -157,16 +157,16 @@ void Run::load_data() {
   if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
 
   train_ = data::build_dataset(raw_train, *tokenizer_, labels_, options);
-  log(train_.summary(d.max_length));
+  log(train_.summary());
   if (!d.validation.empty()) {
     raw_validation_ = data::read_raw_dataset(d.validation, options.task, options.reader);
     validation_ = data::build_dataset(raw_validation_, *tokenizer_, labels_, options);
-    log(validation_.summary(d.max_length));
+    log(validation_.summary());
   }
   if (!d.test.empty()) {
     raw_test_ = data::read_raw_dataset(d.test, options.task, options.reader);
     test_ = data::build_dataset(raw_test_, *tokenizer_, labels_, options);
-    log(test_.summary(d.max_length));
+    log(test_.summary());
   }
   if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})", train_.stats.bio_warnings,
