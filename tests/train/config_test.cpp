@@ -1,6 +1,7 @@
 // Config: defaults, overrides, and every class of user error as one line naming file, line, key.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "core/config.h"
@@ -105,4 +106,20 @@ TEST(Config, EveryKeyIsDocumentedInTheReadme) {
   ASSERT_FALSE(text.empty());
   for (const auto& path : ls::config_key_paths())
     EXPECT_NE(text.find("`" + path + "`"), std::string::npos) << path << " is not documented in README.md";
+}
+
+TEST(Config, EveryShippedRecipeIsValid) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(LS_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(ls::Config::load(entry.path().string())) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 4);
+}
+
+TEST(Config, RelativePathsResolveAgainstTheConfigFileAndOverridesAgainstTheWorkingDirectory) {
+  auto c = ls::Config::load(LS_SOURCE_DIR "/configs/quickstart.yaml", {"data.test=elsewhere/test.conll"});
+  EXPECT_EQ(c.model.path, std::string(LS_SOURCE_DIR) + "/build/quickstart/model");
+  EXPECT_EQ(c.data.test, (std::filesystem::current_path() / "elsewhere/test.conll").string());
 }
