@@ -146,10 +146,9 @@ void TensorParallelLinear::load_lora(const SliceReader& read_a, const SliceReade
 void TensorParallelLinear::reset_lora() {
   if (!has_lora()) return;
   torch::NoGradGuard no_grad;
-  // kaiming_uniform_(a = sqrt 5) on [r, in]: bound = sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in).
-  const double bound = 1.0 / std::sqrt(static_cast<double>(options_.in_features));
-  at::Tensor full_a =
-      torch::empty({options_.lora.r, options_.in_features}, torch::kFloat).uniform_(-bound, bound);
+  // The same call as an unsharded LoRA layer makes (PEFT: kaiming_uniform_, a = sqrt 5), on CPU.
+  at::Tensor full_a = torch::empty({options_.lora.r, options_.in_features}, torch::kFloat);
+  torch::nn::init::kaiming_uniform_(full_a, std::sqrt(5.0));
   lora_a_.copy_(lora_a_split_.dim < 0
                     ? full_a
                     : full_a.narrow(1, lora_a_split_.shards[tp_->rank()].begin, lora_a_.size(1)));
