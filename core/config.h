@@ -47,6 +47,7 @@ struct DataSection {
   std::string text_field = "text";
   std::string text_pair_field;           // second text of a pair (premise/hypothesis)
   std::string pair_separator = " ";
+  bool csv_quoting = true;               // RFC 4180 quotes in CSV/TSV; false: quotes are literal
   std::string label_field = "label";
   std::string tokens_field = "tokens";   // word-list JSONL (HF NER export)
   std::string tags_field = "ner_tags";

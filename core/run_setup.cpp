@@ -35,6 +35,7 @@ data::ReaderOptions reader_options(const Config& config, bool labeled) {
   r.text_fields = {d.text_field};
   if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
   r.pair_separator = d.pair_separator;
+  r.csv_quoting = d.csv_quoting;
   r.label_field = d.label_field;
   r.tokens_field = d.tokens_field;
   r.tags_field = d.tags_field;
