@@ -257,12 +257,17 @@ void SafetensorsFile::release_pages(const at::Tensor& source) const {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view text) {
+namespace {
+
+// Runs `write` on a temporary file beside `path`, then renames it into place; on any failure the
+// temporary is removed and `path` is untouched.
+template <typename Write>
+void write_atomically(const std::filesystem::path& path, Write write) {
   const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("{}: cannot create: {}", tmp, std::strerror(errno));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    write(out);
     out.flush();
     if (!out) {
       std::filesystem::remove(tmp);
@@ -275,6 +280,14 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view text)
     std::filesystem::remove(tmp);
     fail("{}: cannot rename into place: {}", path.string(), ec.message());
   }
+}
+
+}  // namespace
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view text) {
+  write_atomically(path, [&](std::ofstream& out) {
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  });
 }
 
 void write_safetensors(const std::filesystem::path& path,
@@ -296,10 +309,7 @@ void write_safetensors(const std::filesystem::path& path,
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
 
-  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("{}: cannot create: {}", tmp, std::strerror(errno));
+  write_atomically(path, [&](std::ofstream& out) {
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(text.size() >> (8 * i));
     out.write(reinterpret_cast<const char*>(length), 8);
@@ -307,18 +317,7 @@ void write_safetensors(const std::filesystem::path& path,
     for (const auto& tensor : data)
       out.write(static_cast<const char*>(tensor.data_ptr()),
                 static_cast<std::streamsize>(tensor.nbytes()));
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      fail("{}: write failed", tmp);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    fail("{}: cannot rename into place: {}", path.string(), ec.message());
-  }
+  });
 }
 
 }  // namespace ls
