@@ -76,12 +76,17 @@ double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm) {
   std::vector<at::Tensor> norms;
   for (const auto& g : grads) norms.push_back(g.norm(2).to(at::kFloat));
   double total = at::stack(norms).norm(2).item<double>();
-  if (max_norm > 0) {
-    double coefficient = max_norm / (total + 1e-6);
-    if (coefficient < 1)
-      for (auto& g : grads) g.mul_(coefficient);
-  }
+  clip_grads_to_norm(tensors, total, max_norm);
   return total;
+}
+
+void clip_grads_to_norm(const std::vector<at::Tensor>& tensors, double norm, double max_norm) {
+  if (max_norm <= 0) return;
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient >= 1) return;
+  at::NoGradGuard no_grad;
+  for (const auto& t : tensors)
+    if (t.grad().defined()) t.grad().mul_(coefficient);
 }
 
 }  // namespace ls

@@ -11,6 +11,7 @@
 #include "core/peft_adapter.h"
 #include "core/safetensors.h"
 #include "core/shape_string.h"
+#include "parallel/tp_linear.h"
 
 namespace ls {
 namespace fs = std::filesystem;
@@ -18,13 +19,14 @@ namespace fs = std::filesystem;
 LsLlama::LsLlama(LlamaConfig config, const ModelOptions& options, const HeadOptions& head)
     : head_options_(head), device_(options.device) {
   const auto tensor_options = at::TensorOptions().dtype(options.dtype).device(options.device);
-  model_ = register_module("model", std::make_shared<LlamaModel>(std::move(config), options.attention,
-                                                                 options.projection_factory,
-                                                                 tensor_options));
+  model_ = register_module(
+      "model", std::make_shared<LlamaModel>(std::move(config), options.attention,
+                                            options.projection_factory, tensor_options));
   head_ = register_module("score", make_head(model_->config().hidden_size, head, device_));
 }
 
-std::shared_ptr<LsLlama> LsLlama::from_pretrained(const fs::path& hf_dir, const ModelOptions& options,
+std::shared_ptr<LsLlama> LsLlama::from_pretrained(const fs::path& hf_dir,
+                                                  const ModelOptions& options,
                                                   const HeadOptions& head, LoadStats* stats) {
   const auto start = std::chrono::steady_clock::now();
   if (!fs::is_directory(hf_dir)) fail("{}: not a directory", hf_dir.string());
@@ -38,7 +40,8 @@ std::shared_ptr<LsLlama> LsLlama::from_pretrained(const fs::path& hf_dir, const 
       ++stats->tensors;
       stats->bytes += static_cast<int64_t>(parameter.nbytes());
     }
-    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return model;
 }
@@ -89,15 +92,19 @@ void LsLlama::load_adapter(const fs::path& adapter_dir) {
     checkpoint.read_into(std::string(kPeftPrefix) + "score." + item.key(), item.value());
 }
 
-void LsLlama::save_adapter(const fs::path& adapter_dir) const {
+void LsLlama::save_adapter(const fs::path& adapter_dir, bool write) const {
   if (!lora_) fail("{}: this model has no LoRA adapter to save", adapter_dir.string());
+  const auto unsharded = unsharded_trainable_parameters();
+  if (!write) return;
   std::error_code ec;
   fs::create_directories(adapter_dir, ec);
   if (ec) fail("{}: cannot create directory: {}", adapter_dir.string(), ec.message());
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (auto& [name, tensor] : trainable_parameters()) tensors.emplace_back(peft_name(name), tensor.to(at::kFloat));
+  for (auto& [name, tensor] : unsharded)
+    tensors.emplace_back(peft_name(name), tensor.to(at::kFloat));
   write_safetensors(adapter_dir / kAdapterWeightsFile, tensors, {{"format", "pt"}});
-  write_file_atomic(adapter_dir / kAdapterConfigFile, peft_adapter_config_json(*lora_, head_options_.task));
+  write_file_atomic(adapter_dir / kAdapterConfigFile,
+                    peft_adapter_config_json(*lora_, head_options_.task));
 }
 
 at::Tensor LsLlama::hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
@@ -115,7 +122,13 @@ std::vector<std::pair<std::string, at::Tensor>> LsLlama::trainable_parameters() 
   return trainable;
 }
 
-std::string LsLlama::peft_name(const std::string& name) { return kPeftPrefix + name; }
+std::vector<std::pair<std::string, at::Tensor>> LsLlama::unsharded_trainable_parameters() const {
+  return parallel::unsharded_parameters(*this, /*trainable_only=*/true);
+}
+
+std::string LsLlama::peft_name(const std::string& name) {
+  return kPeftPrefix + name;
+}
 
 void LsLlama::merge_lora() {
   for (const auto& ref : model_->projections()) ref.projection->merge_lora();

@@ -24,7 +24,7 @@ namespace ls {
 struct ModelOptions {
   c10::ScalarType dtype = c10::kFloat;  // of the frozen base; LoRA and head stay float32
   c10::Device device = c10::kCPU;
-  AttentionPolicy attention;            // causal unless asked
+  AttentionPolicy attention;  // causal unless asked
   ProjectionFactory projection_factory = lora_linear_factory();
 };
 
@@ -51,8 +51,10 @@ class LsLlama : public torch::nn::Module {
   // LoRA and head from a PEFT adapter directory (adapter_config.json + adapter_model.safetensors);
   // the head takes the adapter's label count. Unknown config keys and tensors are ignored.
   void load_adapter(const std::filesystem::path& adapter_dir);
-  // Writes a PEFT-loadable adapter (LoRA + head as modules_to_save), atomically per file.
-  void save_adapter(const std::filesystem::path& adapter_dir) const;
+  // Writes a PEFT-loadable adapter (LoRA + head as modules_to_save), atomically per file, always
+  // in the unsharded layout. Tensor-parallel: every rank of the tp group calls it (the shards are
+  // gathered) and only the one with `write` set writes.
+  void save_adapter(const std::filesystem::path& adapter_dir, bool write = true) const;
 
   // input_ids, attention_mask [B, T] -> final hidden states [B, T, H] in the base dtype.
   at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask);
@@ -66,8 +68,12 @@ class LsLlama : public torch::nn::Module {
     return head_->loss(logits, labels);
   }
 
-  // The trained tensors (LoRA A/B, head) under their HF names, in registration order.
+  // The trained tensors (LoRA A/B, head) under their HF names, in registration order; with
+  // tensor-parallel projections, this rank's shards (what its optimizer updates).
   std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() const;
+  // The same in the unsharded (tp = 1) layout, detached: what an adapter saves. Collective over
+  // the tp group when the projections are tensor-parallel.
+  std::vector<std::pair<std::string, at::Tensor>> unsharded_trainable_parameters() const;
   // "base_model.model." + name: how PEFT saves a parameter.
   static std::string peft_name(const std::string& name);
 

@@ -7,6 +7,8 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/llama_config.h"
+#include "core/tp_projection.h"
 #include "parallel/communicator.h"
 
 namespace ls {
@@ -60,8 +62,12 @@ data::CollateOptions collate_options(const Config& config) {
   return collate;
 }
 
-ModelOptions model_options(const Config& config, const Placement& placement) {
+ModelOptions model_options(const Config& config, const Placement& placement,
+                           std::shared_ptr<parallel::Communicator> tp) {
   ModelOptions options;
+  if (tp && tp->size() > 1)
+    options.projection_factory = tensor_parallel_factory(
+        load_llama_config(std::filesystem::path(config.model.path) / "config.json"), std::move(tp));
   options.device = placement.device;
   options.dtype = placement.dtype;
   options.attention = config.model.attention == "causal"
@@ -81,9 +87,10 @@ HeadOptions head_options(const Config& config, int num_labels) {
 }
 
 std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
-                                    const std::string& adapter_dir, LoadStats* stats) {
+                                    const std::string& adapter_dir, LoadStats* stats,
+                                    std::shared_ptr<parallel::Communicator> tp) {
   at::manual_seed(config.train.seed);
-  auto model = LsLlama::from_pretrained(config.model.path, model_options(config, placement),
+  auto model = LsLlama::from_pretrained(config.model.path, model_options(config, placement, std::move(tp)),
                                         head_options(config, num_labels), stats);
   if (!adapter_dir.empty()) {
     model->load_adapter(adapter_dir);

@@ -12,6 +12,10 @@
 #include "data/dataset.h"
 #include "data/tokenizer.h"
 
+namespace ls::parallel {
+class Communicator;
+}
+
 namespace ls {
 
 struct Placement {
@@ -27,12 +31,17 @@ data::ReaderOptions reader_options(const Config& config, bool labeled);
 data::DatasetOptions dataset_options(const Config& config, bool labeled);
 data::CollateOptions collate_options(const Config& config);
 
-ModelOptions model_options(const Config& config, const Placement& placement);
+// `tp`: the tensor-parallel group this rank belongs to; with more than one rank the projections
+// are tensor-parallel over it (the model's config.json is read to plan the split).
+ModelOptions model_options(const Config& config, const Placement& placement,
+                           std::shared_ptr<parallel::Communicator> tp = nullptr);
 HeadOptions head_options(const Config& config, int num_labels);
 
 // The base model with a head for `num_labels`, and either a fresh LoRA (lora.*) or the adapter in
 // `adapter_dir` when given. Seeds torch with train.seed first, so every rank starts identical.
+// `tp` as for model_options: each rank then reads only its slices of the checkpoint.
 std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
-                                    const std::string& adapter_dir, LoadStats* stats = nullptr);
+                                    const std::string& adapter_dir, LoadStats* stats = nullptr,
+                                    std::shared_ptr<parallel::Communicator> tp = nullptr);
 
 }  // namespace ls

@@ -5,6 +5,7 @@
 
 #include "parallel/communicator.h"
 #include "parallel/grad_sync.h"
+#include "parallel/tp_linear.h"
 
 namespace ls {
 
@@ -13,8 +14,9 @@ int64_t count_labels(const data::Batch& batch) {
 }
 
 StepRunner::StepRunner(LsLlama& model, AdamW& optimizer, std::shared_ptr<parallel::Communicator> dp,
-                       parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device)
-    : model_(model), optimizer_(optimizer), dp_(std::move(dp)), grad_sync_(grad_sync),
+                       parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device,
+                       std::shared_ptr<parallel::Communicator> tp)
+    : model_(model), optimizer_(optimizer), dp_(std::move(dp)), tp_(std::move(tp)), grad_sync_(grad_sync),
       max_grad_norm_(max_grad_norm), device_(device) {
   for (const auto& p : optimizer_.params()) trainable_.push_back(p.tensor);
 }
@@ -55,7 +57,13 @@ StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double
   stats.loss = local_loss_sum;
   if (dp_ && dp_size > 1) stats.loss = parallel::all_reduce_value(*dp_, local_loss_sum);
   stats.loss /= normalizer;
-  stats.grad_norm = clip_grad_norm(trainable_, max_grad_norm_);
+  if (tp_ && tp_->size() > 1) {
+    // Each element of the unsharded gradients once, whichever ranks hold it.
+    stats.grad_norm = parallel::total_grad_norm(model_, *tp_);
+    clip_grads_to_norm(trainable_, stats.grad_norm, max_grad_norm_);
+  } else {
+    stats.grad_norm = clip_grad_norm(trainable_, max_grad_norm_);
+  }
   optimizer_.step(lr);
   optimizer_.zero_grad();
   return stats;

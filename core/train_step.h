@@ -1,5 +1,6 @@
 // One optimizer step over a global batch: forward and backward over this rank's micro-batches
-// (gradient accumulation), data-parallel gradient averaging, clipping, AdamW.
+// (gradient accumulation), data-parallel gradient averaging, clipping, AdamW. Under tensor
+// parallelism the ranks of a tp group run the same batch together; the loss is the same on each.
 //
 // The loss is the mean cross-entropy over every labelled position of the GLOBAL batch (all
 // micro-batches, all dp ranks), so a step is the same whatever the split into ranks and
@@ -30,9 +31,12 @@ struct StepStats {
 
 class StepRunner {
  public:
-  // `dp` and `grad_sync` may be null in a world of one.
+  // `dp` and `grad_sync` may be null in a world of one. `tp`: the tensor-parallel group when the
+  // model's projections are sharded over one (null or a group of one otherwise); the gradient
+  // norm for clipping is then that of the unsharded model.
   StepRunner(LsLlama& model, AdamW& optimizer, std::shared_ptr<parallel::Communicator> dp,
-             parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device);
+             parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device,
+             std::shared_ptr<parallel::Communicator> tp = nullptr);
 
   StepStats step(const std::vector<data::Batch>& micro_batches, double lr);
 
@@ -40,6 +44,7 @@ class StepRunner {
   LsLlama& model_;
   AdamW& optimizer_;
   std::shared_ptr<parallel::Communicator> dp_;
+  std::shared_ptr<parallel::Communicator> tp_;
   parallel::DataParallelGradSync* grad_sync_;
   double max_grad_norm_;
   c10::Device device_;

@@ -90,6 +90,9 @@ class Run {
   void prepare_directory();
   void load_data();
   void build_model();
+  json read_trainer_state() const;
+  void check_state_tp() const;
+  std::string state_file(const std::string& what) const;
   void save_state(int64_t step, const data::SamplerPosition& position);
   bool restore_state();
   void save_adapter(const std::string& name);
@@ -128,6 +131,7 @@ void Run::prepare_directory() {
     if (resume_) {
       if (!fs::exists(dir_ / "state" / "trainer.json"))
         fail("{}: no resumable state (state/trainer.json) in this run directory", dir_.string());
+      check_state_tp();  // before config.yaml is rewritten with this run's settings
     } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
       fail("{}: run directory exists and is not empty (resume it with --resume {}, or set output.overwrite: true, or choose another output.dir)",
            dir_.string(), dir_.string());
@@ -175,8 +179,11 @@ void Run::load_data() {
 
 void Run::build_model() {
   LoadStats stats;
-  // Same seed on every rank: LoRA A and the head start identical across data-parallel ranks.
-  model_ = load_model(config_, {device_, dtype_}, labels_.size(), config_.lora.init_from, &stats);
+  // Same seed on every rank: LoRA A and the head start identical across data-parallel ranks, and
+  // every tp rank cuts its shards from the same full draw. With tp > 1 the projections are
+  // tensor-parallel over the tp group and each rank reads only its slices of the checkpoint.
+  model_ = load_model(config_, {device_, dtype_}, labels_.size(), config_.lora.init_from, &stats,
+                      topology_->tp_group());
   log(fmt::format("model {}: {} layers, hidden {}, {} base tensors ({:.1f} MB {}) loaded in {:.2f} s on {}; attention {}",
                   config_.model.path, model_->config().num_hidden_layers, model_->config().hidden_size, stats.tensors,
                   stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(),
@@ -188,29 +195,46 @@ void Run::build_model() {
     params.push_back({name, tensor, decay});
     count += tensor.numel();
   }
-  log(fmt::format("trainable: {} tensors, {} parameters (LoRA r={} alpha={} on {}; head {} labels)", params.size(),
-                  count, config_.lora.r, config_.lora.alpha, fmt::join(config_.lora.targets, ","), labels_.size()));
+  log(fmt::format("trainable: {} tensors, {} parameters{} (LoRA r={} alpha={} on {}; head {} labels)", params.size(),
+                  count, topology_->tp() > 1 ? fmt::format(" per rank at tp {}", topology_->tp()) : "",
+                  config_.lora.r, config_.lora.alpha, fmt::join(config_.lora.targets, ","), labels_.size()));
   optimizer_ = std::make_unique<AdamW>(
       std::move(params), AdamWOptions{config_.train.adam_beta1, config_.train.adam_beta2, config_.train.adam_eps,
                                       config_.train.weight_decay});
 }
 
-// state/: trainer.json (step, sampler position, best so far), weights.safetensors (the trained
-// tensors), optimizer.safetensors (moments + RNG state). Written to state.tmp, then swapped in.
+// state/: trainer.json (step, sampler position, best so far, tp), weights.safetensors (the trained
+// tensors), optimizer.safetensors (moments + RNG state). With tensor parallelism each tp rank
+// keeps its own shards and moments, weights.tp<R>-of-<N>.safetensors and the like, so resuming
+// takes the same parallel.tp (the adapters are unsharded and load at any tp). Written to
+// state.tmp, then swapped in.
+std::string Run::state_file(const std::string& what) const {
+  if (topology_->tp() == 1) return what + ".safetensors";
+  return fmt::format("{}.tp{}-of-{}.safetensors", what, topology_->tp_rank(), topology_->tp());
+}
+
 void Run::save_state(int64_t step, const data::SamplerPosition& position) {
-  if (!rank0()) return;
+  // The tp group of dp rank 0 writes (every data-parallel replica holds the same state).
+  if (topology_->dp_rank() != 0) return;
+  parallel::Communicator& tp = *topology_->tp_group();
   fs::path staged = dir_ / "state.tmp";
-  fs::remove_all(staged);
-  fs::create_directories(staged);
+  if (rank0()) {
+    fs::remove_all(staged);
+    fs::create_directories(staged);
+  }
+  tp.barrier();
   std::vector<std::pair<std::string, at::Tensor>> weights;
   for (auto& [name, tensor] : model_->trainable_parameters()) weights.emplace_back(name, tensor.detach());
-  write_safetensors(staged / "weights.safetensors", weights);
+  write_safetensors(staged / state_file("weights"), weights);
   std::vector<std::pair<std::string, at::Tensor>> optimizer;
   for (auto& [name, tensor] : optimizer_->state()) optimizer.emplace_back(name, tensor);
   optimizer.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
   if (device_.is_cuda()) optimizer.emplace_back("rng.cuda", at::globalContext().defaultGenerator(device_).get_state());
-  write_safetensors(staged / "optimizer.safetensors", optimizer);
+  write_safetensors(staged / state_file("optimizer"), optimizer);
+  tp.barrier();  // every shard is on disk before rank 0 swaps the directory in
+  if (!rank0()) return;
   json trainer = {{"step", step},
+                  {"tp", topology_->tp()},
                   {"optimizer_steps", optimizer_->steps()},
                   {"sampler", {{"epoch", position.epoch}, {"batch", position.batch}}},
                   {"best", best_ ? json(*best_) : json(nullptr)},
@@ -221,20 +245,31 @@ void Run::save_state(int64_t step, const data::SamplerPosition& position) {
   replace_directory(staged, dir_ / "state");
 }
 
+json Run::read_trainer_state() const {
+  const fs::path path = dir_ / "state" / "trainer.json";
+  try {
+    return json::parse(std::ifstream(path));
+  } catch (const json::exception& e) {
+    fail("{}: unreadable trainer state: {}", path.string(), e.what());
+  }
+}
+
+void Run::check_state_tp() const {
+  const int saved_tp = read_trainer_state().value("tp", 1);
+  if (saved_tp != topology_->tp())
+    fail("parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the adapters in "
+         "adapter/ and adapter_last/ load at any tp)", topology_->tp(), (dir_ / "state").string(), saved_tp, saved_tp);
+}
+
 bool Run::restore_state() {
   fs::path state = dir_ / "state";
-  json trainer;
-  try {
-    trainer = json::parse(std::ifstream(state / "trainer.json"));
-  } catch (const json::exception& e) {
-    fail("{}: unreadable trainer state: {}", (state / "trainer.json").string(), e.what());
-  }
-  auto weights = SafetensorsFile::open(state / "weights.safetensors");
+  const json trainer = read_trainer_state();
+  auto weights = SafetensorsFile::open(state / state_file("weights"));
   {
     at::NoGradGuard no_grad;
     for (auto& [name, tensor] : model_->trainable_parameters()) weights->read_into(name, tensor);
   }
-  auto optimizer = SafetensorsFile::open(state / "optimizer.safetensors");
+  auto optimizer = SafetensorsFile::open(state / state_file("optimizer"));
   std::map<std::string, at::Tensor> moments;
   for (const auto& name : optimizer->names())
     if (name.rfind("rng.", 0) != 0) moments[name] = optimizer->view(name);
@@ -264,11 +299,12 @@ bool Run::restore_state() {
 }
 
 void Run::save_adapter(const std::string& name) {
-  if (!rank0()) return;
+  // The tp group of dp rank 0 gathers the shards into the unsharded PEFT layout; rank 0 writes.
+  if (topology_->dp_rank() != 0) return;
   fs::path staged = dir_ / (name + ".tmp");
-  fs::remove_all(staged);
-  model_->save_adapter(staged);
-  replace_directory(staged, dir_ / name);
+  if (rank0()) fs::remove_all(staged);
+  model_->save_adapter(staged, /*write=*/rank0());
+  if (rank0()) replace_directory(staged, dir_ / name);
 }
 
 void Run::write_predictions(const std::string& split, const data::RawDataset& raw, const data::Dataset& dataset,
@@ -294,9 +330,6 @@ TrainOutcome Run::execute() {
   device_ = placement.device;
   dtype_ = placement.dtype;
   topology_ = std::make_unique<parallel::Topology>(parallel::make_world_communicator(device_), config_.parallel.tp);
-  if (config_.parallel.tp > 1)
-    fail("parallel.tp: {} — the trainer runs tensor-parallel layers only with tp: 1 so far; use data parallelism "
-         "(mpirun -np N with tp: 1)", config_.parallel.tp);
   const int dp = topology_->dp();
   const int64_t micro = config_.train.micro_batch_size > 0 ? config_.train.micro_batch_size
                                                             : std::max<int64_t>(1, config_.train.batch_size / dp);
@@ -344,15 +377,18 @@ TrainOutcome Run::execute() {
     for (const auto& p : optimizer_->params()) tensors.push_back(p.tensor);
     grad_sync = std::make_unique<parallel::DataParallelGradSync>(topology_->dp_group(), tensors);
   }
-  StepRunner runner(*model_, *optimizer_, topology_->dp_group(), grad_sync.get(), config_.train.max_grad_norm, device_);
-  // Dropout draws differ between data-parallel ranks (seeded per rank), and resume restores them.
+  StepRunner runner(*model_, *optimizer_, topology_->dp_group(), grad_sync.get(), config_.train.max_grad_norm, device_,
+                    topology_->tp_group());
+  // Dropout draws differ between data-parallel ranks (seeded per dp rank) and agree within a tp
+  // group, whose ranks drop the same replicated activations; resume restores them.
   if (!resume_) at::manual_seed(config_.train.seed + 1000003ull * (topology_->dp_rank() + 1));
 
   progress_ = std::make_unique<Progress>(rank0(), total_steps, steps_per_epoch, config_.train.log_every);
   if (rank0() && config_.output.tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>((dir_ / "tensorboard").string());
-  log(fmt::format("training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x dp {}, "
+  log(fmt::format("training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x dp {}{}, "
                   "lr {} {} warmup {}, selecting on validation {}",
                   total_steps, config_.train.epochs, steps_per_epoch, config_.train.batch_size, micro, accumulation, dp,
+                  topology_->tp() > 1 ? fmt::format(" (tp {})", topology_->tp()) : "",
                   config_.train.lr, config_.train.schedule, warmup, validation_.size() ? metric : "(none: last)"));
   if (resume_) log(fmt::format("resumed {} at step {} (epoch {}, batch {})", dir_.string(), step_, position_.epoch + 1, position_.batch));
 

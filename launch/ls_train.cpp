@@ -15,7 +15,8 @@ namespace {
 
 int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   CLI::App app{"ls-train: label-supervised LoRA fine-tuning of LLaMA models (LS-LLaMA / LS-unLLaMA).\n"
-               "Run under `mpirun -np N` for data parallelism; see README.md for the config keys."};
+               "Run under `mpirun -np N` for data parallelism, with parallel.tp > 1 for tensor parallelism;\n"
+               "see README.md for the config keys."};
   std::string config_path, resume_dir;
   std::vector<std::string> overrides;
   bool config_docs = false;

@@ -14,7 +14,8 @@ bool is_llama_projection(const std::string& name) {
 
 std::shared_ptr<TensorParallelLinear> make_llama_projection(
     const std::string& name, const TensorParallelPlan& plan, std::shared_ptr<Communicator> tp,
-    const LoraOptions& lora, at::TensorOptions weight_options, at::TensorOptions lora_options) {
+    const LoraOptions& lora, at::TensorOptions weight_options, at::TensorOptions lora_options,
+    bool bias) {
   LS_ASSERT(tp->size() == plan.tp(), "a plan for tp = {} on a tp group of {}", plan.tp(),
             tp->size());
   const LayerShape& shape = plan.shape();
@@ -25,6 +26,7 @@ std::shared_ptr<TensorParallelLinear> make_llama_projection(
     ParallelLinearOptions o;
     o.in_features = in;
     o.out_features = out;
+    o.bias = bias;
     o.lora = lora;
     o.weight_options = weight_options;
     o.lora_options = lora_options;

@@ -15,11 +15,13 @@
 namespace ls::parallel {
 
 // The parallel linear for projection `name` of a layer shaped as `plan` says, on this rank of
-// `tp`; lora.r = 0 for a projection without an adapter. Load it with load_weight() from the
-// checkpoint tensor of the same name. Throws UserError for a name that is not a LLaMA projection.
+// `tp`; lora.r = 0 for a projection without an adapter; `bias`: the checkpoint has one
+// (attention_bias / mlp_bias). Load it with load_weight() from the checkpoint tensor of the same
+// name. Throws UserError for a name that is not a LLaMA projection.
 std::shared_ptr<TensorParallelLinear> make_llama_projection(
     const std::string& name, const TensorParallelPlan& plan, std::shared_ptr<Communicator> tp,
-    const LoraOptions& lora, at::TensorOptions weight_options, at::TensorOptions lora_options);
+    const LoraOptions& lora, at::TensorOptions weight_options, at::TensorOptions lora_options,
+    bool bias = false);
 
 // True for the names make_llama_projection knows.
 bool is_llama_projection(const std::string& name);
