@@ -14,9 +14,10 @@ int64_t parse_layer(std::string_view text, std::string_view spec, std::string_vi
   int64_t value = -1;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size() || value < 0)
-    fail("{}: '{}' is not a valid layer range (expected causal, bidirectional, bidirectional:K- "
-         "or bidirectional:K-L)",
-         where, spec);
+    fail(
+        "{}: '{}' is not a valid layer range (expected causal, bidirectional, bidirectional:K- "
+        "or bidirectional:K-L)",
+        where, spec);
   return value;
 }
 
@@ -24,12 +25,14 @@ int64_t parse_layer(std::string_view text, std::string_view spec, std::string_vi
 
 std::string AttentionPolicy::describe() const {
   std::string text;
-  if (bidirectional_begin >= bidirectional_end) text = "causal";
+  if (bidirectional_begin >= bidirectional_end)
+    text = "causal";
   else if (bidirectional_begin == 0 && bidirectional_end == std::numeric_limits<int64_t>::max())
     text = "bidirectional";
   else if (bidirectional_end == std::numeric_limits<int64_t>::max())
     text = fmt::format("bidirectional:{}-", bidirectional_begin);
-  else text = fmt::format("bidirectional:{}-{}", bidirectional_begin, bidirectional_end - 1);
+  else
+    text = fmt::format("bidirectional:{}-{}", bidirectional_begin, bidirectional_end - 1);
   return attend_to_padding ? text + " (attending to padding)" : text;
 }
 
@@ -39,9 +42,10 @@ AttentionPolicy parse_attention_policy(std::string_view spec, std::string_view w
   constexpr std::string_view prefix = "bidirectional:";
   const auto dash = spec.find('-');
   if (spec.substr(0, prefix.size()) != prefix || dash == std::string_view::npos)
-    fail("{}: '{}' is not an attention policy (expected causal, bidirectional, "
-         "bidirectional:K- or bidirectional:K-L)",
-         where, spec);
+    fail(
+        "{}: '{}' is not an attention policy (expected causal, bidirectional, "
+        "bidirectional:K- or bidirectional:K-L)",
+        where, spec);
   const auto first = spec.substr(prefix.size(), dash - prefix.size());
   const auto last = spec.substr(dash + 1);
   AttentionPolicy policy = AttentionPolicy::bidirectional_from(parse_layer(first, spec, where));

@@ -2,9 +2,9 @@
 #include "core/checkpoint.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -26,9 +26,10 @@ Checkpoint Checkpoint::open_directory(const fs::path& dir) {
   if (!fs::exists(index_path)) {
     if (fs::exists(single_path)) return open_file(single_path);
     if (fs::exists(dir / "pytorch_model.bin") || fs::exists(dir / "pytorch_model.bin.index.json"))
-      fail("{}: only pickle weights (pytorch_model.bin) found; ls-train reads safetensors only "
-           "(convert with transformers: model.save_pretrained(dir, safe_serialization=True))",
-           dir.string());
+      fail(
+          "{}: only pickle weights (pytorch_model.bin) found; ls-train reads safetensors only "
+          "(convert with transformers: model.save_pretrained(dir, safe_serialization=True))",
+          dir.string());
     fail("{}: no model.safetensors or model.safetensors.index.json", dir.string());
   }
 

@@ -32,17 +32,17 @@ at::Tensor TokenEmbedding::forward(const at::Tensor& input_ids) {
     const auto [low, high] = at::aminmax(input_ids);
     const auto min_id = low.item<int64_t>(), max_id = high.item<int64_t>();
     if (min_id < 0 || max_id >= weight_.size(0))
-      fail("input_ids: token id {} is outside the vocabulary [0, {})",
-           min_id < 0 ? min_id : max_id, weight_.size(0));
+      fail("input_ids: token id {} is outside the vocabulary [0, {})", min_id < 0 ? min_id : max_id,
+           weight_.size(0));
   }
   return at::embedding(weight_, input_ids);
 }
 
 namespace {
 
-std::shared_ptr<Projection> make_projection(torch::nn::Module& owner, const ProjectionFactory& factory,
-                                            int64_t layer, const char* name, int64_t in,
-                                            int64_t out, bool bias,
+std::shared_ptr<Projection> make_projection(torch::nn::Module& owner,
+                                            const ProjectionFactory& factory, int64_t layer,
+                                            const char* name, int64_t in, int64_t out, bool bias,
                                             const at::TensorOptions& options) {
   return owner.register_module(name, factory({layer, name, in, out, bias, options}));
 }
@@ -57,10 +57,14 @@ LlamaAttention::LlamaAttention(const LlamaConfig& config, int64_t layer,
       dropout_(config.attention_dropout) {
   const auto hidden = config.hidden_size;
   const bool bias = config.attention_bias;
-  q_proj_ = make_projection(*this, factory, layer, "q_proj", hidden, heads_ * head_dim_, bias, options);
-  k_proj_ = make_projection(*this, factory, layer, "k_proj", hidden, kv_heads_ * head_dim_, bias, options);
-  v_proj_ = make_projection(*this, factory, layer, "v_proj", hidden, kv_heads_ * head_dim_, bias, options);
-  o_proj_ = make_projection(*this, factory, layer, "o_proj", heads_ * head_dim_, hidden, bias, options);
+  q_proj_ =
+      make_projection(*this, factory, layer, "q_proj", hidden, heads_ * head_dim_, bias, options);
+  k_proj_ = make_projection(*this, factory, layer, "k_proj", hidden, kv_heads_ * head_dim_, bias,
+                            options);
+  v_proj_ = make_projection(*this, factory, layer, "v_proj", hidden, kv_heads_ * head_dim_, bias,
+                            options);
+  o_proj_ =
+      make_projection(*this, factory, layer, "o_proj", heads_ * head_dim_, hidden, bias, options);
 }
 
 at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
@@ -73,9 +77,9 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   const auto q = apply_rope(split_heads(q_proj_->forward(x)), rope);
   const auto k = apply_rope(split_heads(k_proj_->forward(x)), rope);
   const auto v = split_heads(v_proj_->forward(x));
-  const auto out = at::scaled_dot_product_attention(
-      q, k, v, mask, is_training() ? dropout_ : 0.0, /*is_causal=*/false, /*scale=*/std::nullopt,
-      /*enable_gqa=*/q.size(1) != k.size(1));
+  const auto out = at::scaled_dot_product_attention(q, k, v, mask, is_training() ? dropout_ : 0.0,
+                                                    /*is_causal=*/false, /*scale=*/std::nullopt,
+                                                    /*enable_gqa=*/q.size(1) != k.size(1));
   return o_proj_->forward(out.transpose(1, 2).reshape({batch, length, -1}));
 }
 
@@ -95,13 +99,15 @@ at::Tensor LlamaMLP::forward(const at::Tensor& x) {
 LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& config, int64_t layer,
                                      const ProjectionFactory& factory,
                                      const at::TensorOptions& options) {
-  self_attn_ = register_module("self_attn", std::make_shared<LlamaAttention>(config, layer, factory, options));
+  self_attn_ = register_module("self_attn",
+                               std::make_shared<LlamaAttention>(config, layer, factory, options));
   mlp_ = register_module("mlp", std::make_shared<LlamaMLP>(config, layer, factory, options));
-  input_layernorm_ = register_module(
-      "input_layernorm", std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps, options));
-  post_attention_layernorm_ = register_module(
-      "post_attention_layernorm",
-      std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps, options));
+  input_layernorm_ =
+      register_module("input_layernorm",
+                      std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps, options));
+  post_attention_layernorm_ =
+      register_module("post_attention_layernorm",
+                      std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps, options));
 }
 
 at::Tensor LlamaDecoderLayer::forward(const at::Tensor& x, const RopeTables& rope,
@@ -115,12 +121,13 @@ LlamaModel::LlamaModel(LlamaConfig config, AttentionPolicy policy, const Project
     : config_(std::move(config)), policy_(policy) {
   inv_freq_ = rope_inverse_frequencies(config_).to(options.device());
   embed_tokens_ = register_module(
-      "embed_tokens", std::make_shared<TokenEmbedding>(config_.vocab_size, config_.hidden_size, options));
+      "embed_tokens",
+      std::make_shared<TokenEmbedding>(config_.vocab_size, config_.hidden_size, options));
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
     layers_->push_back(std::make_shared<LlamaDecoderLayer>(config_, i, factory, options));
-  norm_ = register_module("norm",
-                          std::make_shared<RMSNorm>(config_.hidden_size, config_.rms_norm_eps, options));
+  norm_ = register_module(
+      "norm", std::make_shared<RMSNorm>(config_.hidden_size, config_.rms_norm_eps, options));
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
@@ -156,9 +163,9 @@ void LlamaModel::load(const Checkpoint& checkpoint, const std::string& prefix) {
   }
   for (const auto& item : named_parameters(/*recurse=*/true)) {
     const auto& name = item.key();
-    const bool in_projection = std::any_of(owned.begin(), owned.end(), [&](const std::string& path) {
-      return name.compare(0, path.size(), path) == 0;
-    });
+    const bool in_projection = std::any_of(
+        owned.begin(), owned.end(),
+        [&](const std::string& path) { return name.compare(0, path.size(), path) == 0; });
     if (!in_projection) checkpoint.read_into(prefix + name, item.value());
   }
 }

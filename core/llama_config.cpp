@@ -1,9 +1,8 @@
 // HF LLaMA config.json parsing (see llama_config.h).
 #include "core/llama_config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -37,7 +36,8 @@ class Keys {
   }
   bool boolean(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
-    if (!object_.at(key).is_boolean()) fail("{}: '{}{}' must be true or false", file_, prefix_, key);
+    if (!object_.at(key).is_boolean())
+      fail("{}: '{}{}' must be true or false", file_, prefix_, key);
     return object_.at(key).get<bool>();
   }
   std::string string(const char* key, const std::string& fallback) const {
@@ -57,7 +57,8 @@ class Keys {
   }
   double number_value(const char* key) const {
     const auto& value = object_.at(key);
-    if (!value.is_number()) fail("{}: '{}{}' must be a number, got {}", file_, prefix_, key, value.dump());
+    if (!value.is_number())
+      fail("{}: '{}{}' must be a number, got {}", file_, prefix_, key, value.dump());
     return value.get<double>();
   }
 
@@ -93,9 +94,12 @@ void parse_rope_scaling(const Keys& keys, const std::string& type, RopeConfig& r
 
 std::string rope_type_name(RopeType type) {
   switch (type) {
-    case RopeType::kDefault: return "default";
-    case RopeType::kLinear: return "linear";
-    case RopeType::kLlama3: return "llama3";
+    case RopeType::kDefault:
+      return "default";
+    case RopeType::kLinear:
+      return "linear";
+    case RopeType::kLlama3:
+      return "llama3";
   }
   return "?";
 }
@@ -123,12 +127,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
     fail("{}: 'num_attention_heads' ({}) is not a multiple of 'num_key_value_heads' ({})", file,
          config.num_attention_heads, config.num_key_value_heads);
   if (!keys.has("head_dim") && config.hidden_size % config.num_attention_heads != 0)
-    fail("{}: 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({}) and 'head_dim' "
-         "is not given",
-         file, config.hidden_size, config.num_attention_heads);
-  config.head_dim =
-      keys.positive_int("head_dim", config.hidden_size / config.num_attention_heads);
-  if (config.head_dim % 2 != 0) fail("{}: 'head_dim' ({}) must be even for RoPE", file, config.head_dim);
+    fail(
+        "{}: 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({}) and 'head_dim' "
+        "is not given",
+        file, config.hidden_size, config.num_attention_heads);
+  config.head_dim = keys.positive_int("head_dim", config.hidden_size / config.num_attention_heads);
+  if (config.head_dim % 2 != 0)
+    fail("{}: 'head_dim' ({}) must be even for RoPE", file, config.head_dim);
   config.max_position_embeddings = keys.positive_int("max_position_embeddings", 2048);
   config.rms_norm_eps = keys.number("rms_norm_eps", 1e-6);
   if (config.rms_norm_eps <= 0) fail("{}: 'rms_norm_eps' must be positive", file);
@@ -136,7 +141,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
   config.attention_bias = keys.boolean("attention_bias", false);
   config.mlp_bias = keys.boolean("mlp_bias", false);
   if (keys.has("pad_token_id")) {
-    if (!root.at("pad_token_id").is_number_integer()) fail("{}: 'pad_token_id' must be an integer", file);
+    if (!root.at("pad_token_id").is_number_integer())
+      fail("{}: 'pad_token_id' must be an integer", file);
     config.pad_token_id = root.at("pad_token_id").get<int64_t>();
   }
 
@@ -146,8 +152,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
     const auto& block = root.at("rope_parameters");
     if (!block.is_object()) fail("{}: 'rope_parameters' must be an object", file);
     const Keys rope(block, file, "rope_parameters.");
-    config.rope.theta = rope.has("rope_theta") ? rope.number("rope_theta")
-                                               : keys.number("rope_theta", 10000.0);
+    config.rope.theta =
+        rope.has("rope_theta") ? rope.number("rope_theta") : keys.number("rope_theta", 10000.0);
     const auto type = rope.string("rope_type", rope.string("type", "default"));
     parse_rope_scaling(rope, type, config.rope);
     if (rope.number("partial_rotary_factor", 1.0) != 1.0)

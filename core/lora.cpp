@@ -24,7 +24,8 @@ double LoraOptions::scaling() const {
 
 bool LoraOptions::applies_to(int64_t layer, const std::string& module,
                              const std::string& path) const {
-  if (!layers.empty() && std::find(layers.begin(), layers.end(), layer) == layers.end()) return false;
+  if (!layers.empty() && std::find(layers.begin(), layers.end(), layer) == layers.end())
+    return false;
   if (target_regex) return std::regex_match(path, std::regex(*target_regex));
   return std::any_of(targets.begin(), targets.end(), [&](const std::string& target) {
     return target == module || target == "all-linear";
@@ -33,7 +34,8 @@ bool LoraOptions::applies_to(int64_t layer, const std::string& module,
 
 void LoraOptions::validate(const std::string& where) const {
   if (r <= 0) fail("{}: LoRA rank r must be positive, got {}", where, r);
-  if (dropout < 0 || dropout >= 1) fail("{}: LoRA dropout must be in [0, 1), got {}", where, dropout);
+  if (dropout < 0 || dropout >= 1)
+    fail("{}: LoRA dropout must be in [0, 1), got {}", where, dropout);
   if (target_regex) {
     try {
       std::regex check(*target_regex);
@@ -46,20 +48,23 @@ void LoraOptions::validate(const std::string& where) const {
   const auto& known = llama_projection_names();
   for (const auto& target : targets)
     if (target != "all-linear" && std::find(known.begin(), known.end(), target) == known.end())
-      fail("{}: LoRA target '{}' is not a LLaMA projection (q_proj, k_proj, v_proj, o_proj, "
-           "gate_proj, up_proj, down_proj, all-linear)",
-           where, target);
+      fail(
+          "{}: LoRA target '{}' is not a LLaMA projection (q_proj, k_proj, v_proj, o_proj, "
+          "gate_proj, up_proj, down_proj, all-linear)",
+          where, target);
 }
 
 LoraLinear::LoraLinear(const ProjectionSpec& spec) {
-  weight_ = register_parameter("weight", at::empty({spec.out_features, spec.in_features}, spec.options),
-                               /*requires_grad=*/false);
+  weight_ =
+      register_parameter("weight", at::empty({spec.out_features, spec.in_features}, spec.options),
+                         /*requires_grad=*/false);
   if (spec.bias)
     bias_ = register_parameter("bias", at::empty({spec.out_features}, spec.options), false);
 }
 
 at::Tensor LoraLinear::forward(const at::Tensor& x) {
-  auto result = at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
+  auto result =
+      at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
   if (!has_lora() || merged_) return result;
   auto h = x.to(lora_A_->weight.scalar_type());
   if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
@@ -81,7 +86,7 @@ void LoraLinear::add_lora(const LoraOptions& options) {
     linear->to(float32.device(), at::kFloat);
     linear->train(is_training());
     return named_children().contains(name) ? replace_module(name, linear)
-                                            : register_module(name, linear);
+                                           : register_module(name, linear);
   };
   lora_A_ = make("lora_A", in, options.r);
   lora_B_ = make("lora_B", options.r, out);

@@ -1,10 +1,9 @@
 // PEFT adapter_config.json (see peft_adapter.h).
 #include "core/peft_adapter.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -39,7 +38,8 @@ PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_j
 
   const auto* peft_type = get("peft_type");
   if (!peft_type || !peft_type->is_string()) fail("{}: missing key 'peft_type'", file);
-  if (*peft_type != "LORA") fail("{}: 'peft_type' is {}; ls-train loads LORA adapters", file, peft_type->dump());
+  if (*peft_type != "LORA")
+    fail("{}: 'peft_type' is {}; ls-train loads LORA adapters", file, peft_type->dump());
 
   PeftAdapterConfig config;
   const auto* r = get("r");
@@ -53,8 +53,10 @@ PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_j
   const auto* targets = get("target_modules");
   if (!targets) fail("{}: missing key 'target_modules'", file);
   if (targets->is_string()) {
-    if (*targets == "all-linear") config.lora.targets = {"all-linear"};
-    else config.lora.target_regex = targets->get<std::string>();
+    if (*targets == "all-linear")
+      config.lora.targets = {"all-linear"};
+    else
+      config.lora.target_regex = targets->get<std::string>();
   } else if (targets->is_array()) {
     config.lora.targets.clear();
     for (const auto& target : *targets) {
@@ -65,15 +67,19 @@ PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_j
     fail("{}: 'target_modules' must be a list of module names or a regex string", file);
   }
   if (const auto* layers = get("layers_to_transform")) {
-    if (layers->is_number_integer()) config.lora.layers = {layers->get<int64_t>()};
-    else if (layers->is_array() && std::all_of(layers->begin(), layers->end(), [](const json& v) { return v.is_number_integer(); }))
+    if (layers->is_number_integer())
+      config.lora.layers = {layers->get<int64_t>()};
+    else if (layers->is_array() && std::all_of(layers->begin(), layers->end(),
+                                               [](const json& v) { return v.is_number_integer(); }))
       config.lora.layers = layers->get<std::vector<int64_t>>();
-    else fail("{}: 'layers_to_transform' must be an integer or a list of integers", file);
+    else
+      fail("{}: 'layers_to_transform' must be an integer or a list of integers", file);
   }
 
   // What ls-train does not implement is refused rather than silently computed differently.
   if (flag("use_dora")) fail("{}: 'use_dora' is true; DoRA adapters are not supported", file);
-  if (flag("fan_in_fan_out")) fail("{}: 'fan_in_fan_out' is true; LLaMA projections are not Conv1D", file);
+  if (flag("fan_in_fan_out"))
+    fail("{}: 'fan_in_fan_out' is true; LLaMA projections are not Conv1D", file);
   if (const auto* bias = get("bias"); bias && *bias != "none")
     fail("{}: 'bias' is {}; only \"none\" is supported", file, bias->dump());
   for (const char* key : {"rank_pattern", "alpha_pattern"})
@@ -81,8 +87,10 @@ PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_j
       fail("{}: '{}' is not supported (one r and alpha for every module)", file, key);
 
   if (const auto* task = get("task_type"); task && task->is_string()) {
-    if (*task == "SEQ_CLS") config.task = TaskType::kSequence;
-    else if (*task == "TOKEN_CLS") config.task = TaskType::kToken;
+    if (*task == "SEQ_CLS")
+      config.task = TaskType::kSequence;
+    else if (*task == "TOKEN_CLS")
+      config.task = TaskType::kToken;
   }
   if (const auto* modules = get("modules_to_save"); modules && modules->is_array())
     for (const auto& module : *modules)

@@ -15,8 +15,10 @@ at::Tensor rope_inverse_frequencies(const LlamaConfig& config) {
   // `1.0 / (base ** e)` in Python is reciprocal() * 1.0.
   auto inv_freq = at::pow(rope.theta, exponents).reciprocal();
   switch (rope.type) {
-    case RopeType::kDefault: return inv_freq;
-    case RopeType::kLinear: return inv_freq / rope.factor;
+    case RopeType::kDefault:
+      return inv_freq;
+    case RopeType::kLinear:
+      return inv_freq / rope.factor;
     case RopeType::kLlama3: {
       // LLaMA-3.1: long wavelengths are slowed by `factor`, short ones kept, the band between
       // interpolated smoothly.
@@ -28,8 +30,8 @@ at::Tensor rope_inverse_frequencies(const LlamaConfig& config) {
       const auto smooth = (wavelen.reciprocal() * context - rope.low_freq_factor) /
                           (rope.high_freq_factor - rope.low_freq_factor);
       const auto smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
-      const auto medium = (wavelen < high_freq_wavelen).logical_not() *
-                          (wavelen > low_freq_wavelen).logical_not();
+      const auto medium =
+          (wavelen < high_freq_wavelen).logical_not() * (wavelen > low_freq_wavelen).logical_not();
       return at::where(medium, smoothed, scaled);
     }
   }

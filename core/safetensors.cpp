@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/shape_string.h"
@@ -28,8 +28,8 @@ struct DtypeCode {
   c10::ScalarType dtype;
 };
 constexpr DtypeCode kDtypes[] = {
-    {"F64", c10::kDouble}, {"F32", c10::kFloat},  {"F16", c10::kHalf}, {"BF16", c10::kBFloat16},
-    {"I64", c10::kLong},   {"I32", c10::kInt},    {"I16", c10::kShort}, {"I8", c10::kChar},
+    {"F64", c10::kDouble}, {"F32", c10::kFloat}, {"F16", c10::kHalf},  {"BF16", c10::kBFloat16},
+    {"I64", c10::kLong},   {"I32", c10::kInt},   {"I16", c10::kShort}, {"I8", c10::kChar},
     {"U8", c10::kByte},    {"BOOL", c10::kBool},
 };
 
@@ -73,7 +73,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
     const auto code = dtype_it->get<std::string>();
     const auto* known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
                                      [&](const DtypeCode& d) { return code == d.code; });
-    if (known == std::end(kDtypes)) fail("{}: tensor '{}': unsupported dtype '{}'", file, name, code);
+    if (known == std::end(kDtypes))
+      fail("{}: tensor '{}': unsupported dtype '{}'", file, name, code);
     info.dtype = known->dtype;
 
     uint64_t bytes = c10::elementSize(info.dtype);
@@ -97,9 +98,10 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
            info.begin, info.end, info.end >= info.begin ? info.end - info.begin : 0, code,
            shape_string(info.shape), bytes);
     if (info.end > data_size)
-      fail("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes); "
-           "truncated file?",
-           file, name, info.begin, info.end, data_size);
+      fail(
+          "{}: tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes); "
+          "truncated file?",
+          file, name, info.begin, info.end, data_size);
     auto [it, inserted] = header.tensors.emplace(name, std::move(info));
     ranges.push_back({{it->second.begin, it->second.end}, &it->first});
   }
@@ -109,8 +111,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
     const auto& [prev, prev_name] = ranges[i - 1];
     const auto& [cur, cur_name] = ranges[i];
     if (cur.first < prev.second && cur.first != cur.second && prev.first != prev.second)
-      fail("{}: tensor '{}' (bytes [{}, {}]) overlaps tensor '{}' (bytes [{}, {}])", file, *cur_name,
-           cur.first, cur.second, *prev_name, prev.first, prev.second);
+      fail("{}: tensor '{}' (bytes [{}, {}]) overlaps tensor '{}' (bytes [{}, {}])", file,
+           *cur_name, cur.first, cur.second, *prev_name, prev.first, prev.second);
   }
   return header;
 }
@@ -232,8 +234,9 @@ void SafetensorsFile::read_into(const std::string& name, const at::Tensor& sourc
     size_t done = 0;
     while (done < source.nbytes()) {
       const auto n = ::pread(mapping_->fd, out + done, source.nbytes() - done, offset + done);
-      if (n <= 0) fail("{}: reading tensor '{}' failed: {}", path_.string(), name,
-                       n == 0 ? "unexpected end of file" : std::strerror(errno));
+      if (n <= 0)
+        fail("{}: reading tensor '{}' failed: {}", path_.string(), name,
+             n == 0 ? "unexpected end of file" : std::strerror(errno));
       done += static_cast<size_t>(n);
     }
     return;

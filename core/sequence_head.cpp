@@ -30,8 +30,7 @@ at::Tensor SequenceHead::forward(const at::Tensor& hidden, const at::Tensor& att
   const auto mask = real.unsqueeze(-1);
   if (pooling_ == Pooling::kMean)
     return (logits * mask).sum(1) / mask.sum(1).clamp_min(1).to(at::kFloat);
-  return logits.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity())
-      .amax(1);
+  return logits.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity()).amax(1);
 }
 
 }  // namespace ls

@@ -6,9 +6,9 @@
 //   out: hidden [B, T, H], logits, loss (with --labels), and with --grads the gradient of every
 //        trainable tensor under its PEFT name (base_model.model.model.layers.0...lora_A.weight).
 //   --save-adapter writes the model's adapter (loaded, or fresh from --lora-*) as PEFT saves it.
-#include <CLI/CLI.hpp>
 #include <ATen/ATen.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
@@ -44,7 +44,8 @@ std::vector<std::pair<std::string, at::Tensor>> run(ls::LsLlama& model, const at
 }
 
 int forward_main(int argc, char** argv) {
-  CLI::App app{"Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
+  CLI::App app{
+      "Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
   std::string inputs, out, dtype = "f32", device = "cpu", save_adapter;
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
@@ -53,7 +54,8 @@ int forward_main(int argc, char** argv) {
   bool rslora = false;
   uint64_t seed = 0;
   bool attend_to_padding = false, with_labels = false, with_grads = false, verbose = false;
-  app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")->required();
+  app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")
+      ->required();
   app.add_option("--adapter", adapter_dir, "PEFT adapter directory (LoRA + head)");
   app.add_option("--task", task, "sequence | token")->required();
   app.add_option("--attention", attention,
@@ -67,10 +69,12 @@ int forward_main(int argc, char** argv) {
   app.add_option("--lora-alpha", lora_alpha, "alpha of the fresh adapter");
   app.add_option("--lora-targets", lora_targets, "modules of the fresh adapter")->delimiter(',');
   app.add_flag("--rslora", rslora, "scale the fresh adapter by alpha / sqrt(r)");
-  app.add_option("--save-adapter", save_adapter, "write the adapter (PEFT layout) to this directory");
+  app.add_option("--save-adapter", save_adapter,
+                 "write the adapter (PEFT layout) to this directory");
   app.add_option("--dtype", dtype, "base weights: f32 | bf16 | f16");
   app.add_option("--device", device, "cpu | cuda | cuda:N");
-  app.add_option("--inputs", inputs, "safetensors with input_ids, attention_mask (and labels)")->required();
+  app.add_option("--inputs", inputs, "safetensors with input_ids, attention_mask (and labels)")
+      ->required();
   app.add_option("--out", out, "safetensors to write")->required();
   app.add_flag("--labels", with_labels, "read seq_labels/tok_labels and write the loss");
   app.add_flag("--grads", with_grads, "backward from the loss; write every trainable gradient");
@@ -104,7 +108,8 @@ int forward_main(int argc, char** argv) {
   const auto attention_mask = batch.view("attention_mask").to(at::kLong);
   at::Tensor labels;
   if (with_labels)
-    labels = batch.view(head.task == ls::TaskType::kSequence ? "seq_labels" : "tok_labels").to(at::kLong);
+    labels = batch.view(head.task == ls::TaskType::kSequence ? "seq_labels" : "tok_labels")
+                 .to(at::kLong);
 
   ls::LoadStats stats;
   auto model = ls::LsLlama::from_pretrained(model_dir, options, head, &stats);
@@ -136,4 +141,6 @@ int forward_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ls::run_main("ls_forward", forward_main, argc, argv); }
+int main(int argc, char** argv) {
+  return ls::run_main("ls_forward", forward_main, argc, argv);
+}

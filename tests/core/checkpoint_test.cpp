@@ -1,6 +1,8 @@
 // safetensors reading and writing, sharded checkpoints, and every way a checkpoint can be broken:
 // each must be one UserError naming the file and the tensor or field, never a crash. Ends with a
 // bounded, deterministic fuzz run of the header parser and of whole files.
+#include "core/checkpoint.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <random>
 
-#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "tests/core/test_util.h"
@@ -44,7 +45,8 @@ std::string open_error(const fs::path& path) {
 }
 
 void expect_mentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message << " lacks " << part;
+  for (const auto& part : parts)
+    EXPECT_NE(message.find(part), std::string::npos) << message << " lacks " << part;
   EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
 }
 
@@ -113,15 +115,17 @@ TEST(Safetensors, WriterReplacesAtomicallyAndLeavesNoTemporaryFile) {
   EXPECT_FALSE(file->contains("a"));
   EXPECT_TRUE(file->contains("b"));
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
-  EXPECT_THROW(write_safetensors(dir / "missing_dir" / "x.safetensors", {{"a", torch::ones({1})}}), UserError);
+  EXPECT_THROW(write_safetensors(dir / "missing_dir" / "x.safetensors", {{"a", torch::ones({1})}}),
+               UserError);
 }
 
 TEST(Checkpoint, ShardedDirectoryReadsThroughTheIndex) {
   test::ScratchDir dir("ls_ckpt_sharded");
   write_safetensors(dir / "model-00001-of-00002.safetensors", {{"a", torch::ones({2})}});
   write_safetensors(dir / "model-00002-of-00002.safetensors", {{"b", torch::full({3}, 2.0)}});
-  write_bytes(dir / "model.safetensors.index.json",
-              R"({"metadata": {"total_size": 20}, "weight_map": {"a": "model-00001-of-00002.safetensors",
+  write_bytes(
+      dir / "model.safetensors.index.json",
+      R"({"metadata": {"total_size": 20}, "weight_map": {"a": "model-00001-of-00002.safetensors",
                   "b": "model-00002-of-00002.safetensors"}})");
   const auto checkpoint = Checkpoint::open_directory(dir.path());
   EXPECT_EQ(checkpoint.names(), (std::vector<std::string>{"a", "b"}));
@@ -134,13 +138,15 @@ TEST(Checkpoint, ShardedDirectoryReadsThroughTheIndex) {
     expect_mentions(e.what(), {dir.path().string(), "'c'"});
   }
 
-  write_bytes(dir / "model.safetensors.index.json",
-              R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00003-of-00003.safetensors"}})");
+  write_bytes(
+      dir / "model.safetensors.index.json",
+      R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00003-of-00003.safetensors"}})");
   try {
     Checkpoint::open_directory(dir.path());
     ADD_FAILURE();
   } catch (const UserError& e) {
-    expect_mentions(e.what(), {"model.safetensors.index.json", "weight_map.b", "model-00003-of-00003.safetensors"});
+    expect_mentions(e.what(), {"model.safetensors.index.json", "weight_map.b",
+                               "model-00003-of-00003.safetensors"});
   }
   write_bytes(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "../../etc/passwd"}})");
   EXPECT_THROW(Checkpoint::open_directory(dir.path()), UserError);
@@ -156,7 +162,8 @@ TEST(Checkpoint, ShardedDirectoryReadsThroughTheIndex) {
 
 TEST(BrokenSafetensors, EachDefectIsOneLineNamingFileAndTensor) {
   test::ScratchDir dir("ls_st_broken");
-  write_safetensors(dir / "good.safetensors", {{"emb", torch::randn({4, 4})}, {"norm", torch::randn({4})}});
+  write_safetensors(dir / "good.safetensors",
+                    {{"emb", torch::randn({4, 4})}, {"norm", torch::randn({4})}});
   const auto good = read_bytes(dir / "good.safetensors");
   const auto path = dir / "bad.safetensors";
 
@@ -172,14 +179,17 @@ TEST(BrokenSafetensors, EachDefectIsOneLineNamingFileAndTensor) {
   expect_mentions(open_error(path), {"bad.safetensors", "header length"});
 
   auto cases = std::vector<std::pair<std::string, std::vector<std::string>>>{
-      {R"({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}})", {"'w'", "16"}},  // lying
+      {R"({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}})",
+       {"'w'", "16"}},  // lying
       {R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
        {"overlaps"}},
       {R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})", {"'w'", "F8_E4M3"}},
       {R"({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})", {"'w'", "shape"}},
       {R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})", {"'w'", "data_offsets"}},
-      {R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", {"'w'", "run past the end"}},
-      {R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}})", {"'w'", "too large"}},
+      {R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})",
+       {"'w'", "run past the end"}},
+      {R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}})",
+       {"'w'", "too large"}},
       {R"({"w": {"dtype": "F32", "shape": [2]}})", {"'w'", "data_offsets"}},
       {R"({"w": [1, 2]})", {"'w'"}},
       {R"({"__metadata__": {"format": 1}})", {"__metadata__"}},
@@ -212,11 +222,24 @@ TEST(BrokenSafetensors, FuzzedHeadersAndFilesNeverCrash) {
     for (int i = 0; i < edits && hi > lo; ++i) {
       const size_t at = lo + rng() % (hi - lo);
       switch (rng() % 5) {
-        case 0: bytes[at] = static_cast<char>(rng()); break;
-        case 1: bytes[at] = alphabet[rng() % alphabet.size()]; break;
-        case 2: bytes.insert(at, 1, alphabet[rng() % alphabet.size()]); ++hi; break;
-        case 3: bytes.erase(at, 1 + rng() % 4); hi = std::min(hi, bytes.size()); break;
-        case 4: bytes.resize(std::max<size_t>(lo, bytes.size() - rng() % 64)); hi = std::min(hi, bytes.size()); break;
+        case 0:
+          bytes[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          bytes[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 2:
+          bytes.insert(at, 1, alphabet[rng() % alphabet.size()]);
+          ++hi;
+          break;
+        case 3:
+          bytes.erase(at, 1 + rng() % 4);
+          hi = std::min(hi, bytes.size());
+          break;
+        case 4:
+          bytes.resize(std::max<size_t>(lo, bytes.size() - rng() % 64));
+          hi = std::min(hi, bytes.size());
+          break;
       }
     }
     return bytes;
@@ -240,7 +263,8 @@ TEST(BrokenSafetensors, FuzzedHeadersAndFilesNeverCrash) {
     }
     if (i % 20 == 0) {  // whole files, length prefix included, through open() and view()
       const auto path = dir / "fuzz.safetensors";
-      write_bytes(path, mutate(seed_file, 0, std::min<size_t>(seed_file.size(), 8 + header_length)));
+      write_bytes(path,
+                  mutate(seed_file, 0, std::min<size_t>(seed_file.size(), 8 + header_length)));
       try {
         const auto file = SafetensorsFile::open(path);
         for (const auto& name : file->names()) file->view(name).sum();

@@ -27,7 +27,8 @@ class GoldenParity : public ::testing::Test {
   static void TearDownTestSuite() {
     delete golden_;
     // Worst errors seen, for the report.
-    for (const auto& [what, error] : worst_) std::printf("worst relative error %-12s %.3g\n", what.c_str(), error);
+    for (const auto& [what, error] : worst_)
+      std::printf("worst relative error %-12s %.3g\n", what.c_str(), error);
   }
 
   static at::Tensor golden(const std::string& name) { return golden_->view(name).clone(); }
@@ -54,8 +55,8 @@ class GoldenParity : public ::testing::Test {
     if (!bias.empty()) parameters["bias"].copy_(golden(bias));
   }
 
-  static void expect_close(const std::string& what, const std::string& kind, const at::Tensor& actual,
-                           const at::Tensor& expected, double tolerance,
+  static void expect_close(const std::string& what, const std::string& kind,
+                           const at::Tensor& actual, const at::Tensor& expected, double tolerance,
                            const std::optional<at::Tensor>& only = std::nullopt) {
     const double error = test::relative_error(actual, expected, only);
     worst_[kind] = std::max(worst_[kind], error);
@@ -88,7 +89,8 @@ class GoldenParity : public ::testing::Test {
       if (auto at = peft.find(".score."); at != std::string::npos)
         peft.insert(at + 7, "modules_to_save.default.");
       const auto key = "grad." + variant + "." + peft;
-      ASSERT_TRUE(expected_grads.count(key)) << "no golden gradient for " << name << " (" << key << ")";
+      ASSERT_TRUE(expected_grads.count(key))
+          << "no golden gradient for " << name << " (" << key << ")";
       ASSERT_TRUE(parameter.grad().defined()) << name;
       expect_close(key, "gradient", parameter.grad(), golden(key), kGradientTolerance);
       ++compared;
@@ -105,7 +107,8 @@ std::map<std::string, double> GoldenParity::worst_;
 
 TEST_F(GoldenParity, RopeInverseFrequenciesEqualHF) {
   const auto config = load_llama_config(test::golden_dir() / "model/config.json");
-  expect_close("rope_inv_freq", "rope", rope_inverse_frequencies(config), golden("rope_inv_freq"), 1e-7);
+  expect_close("rope_inv_freq", "rope", rope_inverse_frequencies(config), golden("rope_inv_freq"),
+               1e-7);
 }
 
 TEST_F(GoldenParity, CausalHiddenStatesEqualHF) {
@@ -139,7 +142,8 @@ TEST_F(GoldenParity, TokenHeadEqualsHFCausalAndBidirectional) {
     const auto logits = model->forward(ids(), mask());
     expect_close(std::string("tok_logits_") + suffix, "logits", logits,
                  golden(std::string("tok_logits_") + suffix), kActivationTolerance, mask());
-    expect_close(std::string("tok_loss_") + suffix, "loss", model->loss(logits, golden("tok_labels")),
+    expect_close(std::string("tok_loss_") + suffix, "loss",
+                 model->loss(logits, golden("tok_labels")),
                  golden(std::string("tok_loss_") + suffix), kActivationTolerance);
   }
 }

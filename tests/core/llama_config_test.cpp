@@ -1,12 +1,13 @@
 // HF LLaMA config.json in both layouts, the three rope types, GQA defaults, and one-line errors
 // naming the file and key for everything a user can get wrong.
+#include "core/llama_config.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "core/error.h"
-#include "core/llama_config.h"
 #include "core/rope.h"
 #include "tests/core/test_util.h"
 
@@ -56,21 +57,23 @@ TEST(LlamaConfig, Llama3RopeScalingSlowsOnlyLongWavelengths) {
   plain.rope.type = RopeType::kDefault;
   const auto scaled = rope_inverse_frequencies(config);
   const auto base = rope_inverse_frequencies(plain);
-  EXPECT_FLOAT_EQ(scaled[0].item<float>(), base[0].item<float>());   // short wavelength: kept
+  EXPECT_FLOAT_EQ(scaled[0].item<float>(), base[0].item<float>());        // short wavelength: kept
   EXPECT_FLOAT_EQ(scaled[63].item<float>(), base[63].item<float>() / 8);  // long: divided by 8
   // The same parameters in the transformers-5 layout give the same config.
   const auto v5 = parse_llama_config(R"({"hidden_size": 4096, "intermediate_size": 14336,
       "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "head_dim": 128,
       "vocab_size": 128256, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0,
       "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-      "original_max_position_embeddings": 8192}})", "config.json");
+      "original_max_position_embeddings": 8192}})",
+                                     "config.json");
   EXPECT_TRUE(rope_inverse_frequencies(v5).equal(scaled));
 }
 
 TEST(LlamaConfig, LinearRopeDividesEveryFrequency) {
   const auto config = parse_llama_config(R"({"hidden_size": 64, "intermediate_size": 128,
       "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10,
-      "rope_scaling": {"type": "linear", "factor": 4.0}})", "c.json");
+      "rope_scaling": {"type": "linear", "factor": 4.0}})",
+                                         "c.json");
   EXPECT_EQ(config.rope.type, RopeType::kLinear);
   auto plain = config;
   plain.rope.type = RopeType::kDefault;

@@ -30,7 +30,8 @@ Batch golden_batch() {
 
 std::shared_ptr<LsLlama> tiny(TaskType task = TaskType::kSequence,
                               AttentionPolicy attention = AttentionPolicy::causal(),
-                              c10::ScalarType dtype = at::kFloat, Pooling pooling = Pooling::kLast) {
+                              c10::ScalarType dtype = at::kFloat,
+                              Pooling pooling = Pooling::kLast) {
   ModelOptions options;
   options.attention = attention;
   options.dtype = dtype;
@@ -86,12 +87,15 @@ TEST(Lora, OnlyAdapterAndHeadAreTrainableUnderHfNames) {
   model->add_lora(lora);
   std::vector<std::string> names;
   for (const auto& [name, parameter] : model->trainable_parameters()) names.push_back(name);
-  const std::vector<std::string> expected = {
-      "model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.self_attn.q_proj.lora_B.weight",
-      "model.layers.0.self_attn.v_proj.lora_A.weight", "model.layers.0.self_attn.v_proj.lora_B.weight",
-      "model.layers.1.self_attn.q_proj.lora_A.weight", "model.layers.1.self_attn.q_proj.lora_B.weight",
-      "model.layers.1.self_attn.v_proj.lora_A.weight", "model.layers.1.self_attn.v_proj.lora_B.weight",
-      "score.weight"};
+  const std::vector<std::string> expected = {"model.layers.0.self_attn.q_proj.lora_A.weight",
+                                             "model.layers.0.self_attn.q_proj.lora_B.weight",
+                                             "model.layers.0.self_attn.v_proj.lora_A.weight",
+                                             "model.layers.0.self_attn.v_proj.lora_B.weight",
+                                             "model.layers.1.self_attn.q_proj.lora_A.weight",
+                                             "model.layers.1.self_attn.q_proj.lora_B.weight",
+                                             "model.layers.1.self_attn.v_proj.lora_A.weight",
+                                             "model.layers.1.self_attn.v_proj.lora_B.weight",
+                                             "score.weight"};
   EXPECT_EQ(names, expected);
   // named_parameters() is the checkpoint map: every frozen tensor is a checkpoint tensor.
   const auto checkpoint = Checkpoint::open_directory(test::golden_dir() / "model");
@@ -132,7 +136,9 @@ TEST(Lora, MergeThenUnmergeRestoresWeightsAndKeepsLogits) {
   EXPECT_LE(test::relative_error(model->forward(batch.ids, batch.mask), before), 1e-5);
   EXPECT_FALSE(model->named_parameters()["model.layers.0.self_attn.q_proj.weight"].equal(weight));
   model->unmerge_lora();
-  EXPECT_LE(test::relative_error(model->named_parameters()["model.layers.0.self_attn.q_proj.weight"], weight), 1e-6);
+  EXPECT_LE(test::relative_error(
+                model->named_parameters()["model.layers.0.self_attn.q_proj.weight"], weight),
+            1e-6);
   EXPECT_LE(test::relative_error(model->forward(batch.ids, batch.mask), before), 1e-6);
 }
 
@@ -145,10 +151,12 @@ TEST(Adapter, SavedAdapterReloadsToTheSameLogitsWithPeftNamesAndConfig) {
   model->save_adapter(dir.path());
   auto reloaded = tiny(TaskType::kToken);
   reloaded->load_adapter(dir.path());
-  EXPECT_TRUE(reloaded->forward(batch.ids, batch.mask).equal(model->forward(batch.ids, batch.mask)));
+  EXPECT_TRUE(
+      reloaded->forward(batch.ids, batch.mask).equal(model->forward(batch.ids, batch.mask)));
 
   const auto saved = Checkpoint::open_file(dir / kAdapterWeightsFile);
-  const auto original = Checkpoint::open_file(test::golden_dir() / "adapter_tok" / kAdapterWeightsFile);
+  const auto original =
+      Checkpoint::open_file(test::golden_dir() / "adapter_tok" / kAdapterWeightsFile);
   EXPECT_EQ(saved.names(), original.names());
   EXPECT_EQ(saved.file_of("base_model.model.score.weight").metadata().at("format"), "pt");
   const auto config = read_peft_adapter_config(dir / kAdapterConfigFile);
@@ -157,7 +165,8 @@ TEST(Adapter, SavedAdapterReloadsToTheSameLogitsWithPeftNamesAndConfig) {
   EXPECT_EQ(config.task, TaskType::kToken);
   EXPECT_EQ(config.modules_to_save, std::vector<std::string>{"score"});
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
-    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << "left behind: " << entry.path();
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos)
+        << "left behind: " << entry.path();
 }
 
 TEST(Adapter, MismatchedTaskAndMissingTensorsAreUserErrorsNamingTheFile) {
@@ -170,8 +179,10 @@ TEST(Adapter, MismatchedTaskAndMissingTensorsAreUserErrorsNamingTheFile) {
     EXPECT_NE(std::string(e.what()).find("adapter_config.json"), std::string::npos) << e.what();
   }
   // An adapter without one of its LoRA tensors.
-  std::filesystem::copy_file(test::golden_dir() / "adapter_seq" / kAdapterConfigFile, dir / kAdapterConfigFile);
-  const auto original = Checkpoint::open_file(test::golden_dir() / "adapter_seq" / kAdapterWeightsFile);
+  std::filesystem::copy_file(test::golden_dir() / "adapter_seq" / kAdapterConfigFile,
+                             dir / kAdapterConfigFile);
+  const auto original =
+      Checkpoint::open_file(test::golden_dir() / "adapter_seq" / kAdapterWeightsFile);
   std::vector<std::pair<std::string, at::Tensor>> kept;
   const std::string dropped = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight";
   for (const auto& name : original.names())
@@ -190,13 +201,16 @@ TEST(Adapter, MismatchedTaskAndMissingTensorsAreUserErrorsNamingTheFile) {
 TEST(AttentionPolicy, ExtraPaddingDoesNotChangeRealTokensInAnyPolicy) {
   torch::NoGradGuard no_grad;
   const auto batch = golden_batch();
-  const auto padded_ids = at::cat({batch.ids, at::zeros({batch.ids.size(0), 5}, batch.ids.options())}, 1);
-  const auto padded_mask = at::cat({batch.mask, at::zeros({batch.mask.size(0), 5}, batch.mask.options())}, 1);
+  const auto padded_ids =
+      at::cat({batch.ids, at::zeros({batch.ids.size(0), 5}, batch.ids.options())}, 1);
+  const auto padded_mask =
+      at::cat({batch.mask, at::zeros({batch.mask.size(0), 5}, batch.mask.options())}, 1);
   for (const auto& policy : {AttentionPolicy::causal(), AttentionPolicy::bidirectional(),
                              AttentionPolicy::bidirectional_from(1)}) {
     auto model = tiny(TaskType::kToken, policy);
     const auto plain = model->hidden_states(batch.ids, batch.mask);
-    const auto padded = model->hidden_states(padded_ids, padded_mask).narrow(1, 0, batch.ids.size(1));
+    const auto padded =
+        model->hidden_states(padded_ids, padded_mask).narrow(1, 0, batch.ids.size(1));
     EXPECT_LE(test::relative_error(padded, plain, batch.mask), 1e-6) << policy.describe();
     EXPECT_TRUE(at::isfinite(model->hidden_states(padded_ids, padded_mask)).all().item<bool>());
   }
@@ -219,7 +233,9 @@ TEST(AttentionPolicy, AttendToPaddingReproducesTheOriginalUnmaskedBehaviour) {
 TEST(AttentionPolicy, BidirectionalFromLayerKSitsBetweenCausalAndBidirectional) {
   torch::NoGradGuard no_grad;
   const auto batch = golden_batch();
-  auto run = [&](const AttentionPolicy& policy) { return tiny(TaskType::kToken, policy)->hidden_states(batch.ids, batch.mask); };
+  auto run = [&](const AttentionPolicy& policy) {
+    return tiny(TaskType::kToken, policy)->hidden_states(batch.ids, batch.mask);
+  };
   const auto causal = run(AttentionPolicy::causal());
   const auto bidirectional = run(AttentionPolicy::bidirectional());
   EXPECT_TRUE(run(AttentionPolicy::bidirectional_from(0)).equal(bidirectional));
@@ -237,7 +253,8 @@ TEST(AttentionPolicy, SpecsParseAndBadSpecsNameTheirSource) {
   EXPECT_EQ(parse_attention_policy("bidirectional", "x").describe(), "bidirectional");
   EXPECT_EQ(parse_attention_policy("bidirectional:16-", "x").describe(), "bidirectional:16-");
   EXPECT_EQ(parse_attention_policy("bidirectional:16-31", "x").describe(), "bidirectional:16-31");
-  for (const char* bad : {"bidir", "bidirectional:", "bidirectional:a-", "bidirectional:5-2", "bidirectional:-3"}) {
+  for (const char* bad :
+       {"bidir", "bidirectional:", "bidirectional:a-", "bidirectional:5-2", "bidirectional:-3"}) {
     try {
       parse_attention_policy(bad, "--attention");
       ADD_FAILURE() << bad;
@@ -262,7 +279,8 @@ TEST(SequenceHead, MeanAndMaxPoolTokenLogitsOverRealTokensOnly) {
       const auto length = batch.mask[b].sum().item<int64_t>();
       const auto real = token_logits[b].narrow(0, 0, length);
       const auto expected = pooling == Pooling::kMean ? real.mean(0) : std::get<0>(real.max(0));
-      EXPECT_LE(test::relative_error(pooled[b], expected), 1e-6) << pooling_name(pooling) << " row " << b;
+      EXPECT_LE(test::relative_error(pooled[b], expected), 1e-6)
+          << pooling_name(pooling) << " row " << b;
     }
   }
   // `last` is the last real token, whatever the padding side.
@@ -275,7 +293,8 @@ TEST(Loss, CrossEntropyIgnoresMinus100AndRejectsOutOfRangeLabels) {
   auto labels = torch::tensor({{0, 2, -100, -100}, {1, -100, 2, 0}});
   const auto loss = cross_entropy(logits, labels);
   const auto keep = labels.ne(-100);
-  const auto expected = torch::nn::functional::cross_entropy(logits.index({keep}), labels.index({keep}));
+  const auto expected =
+      torch::nn::functional::cross_entropy(logits.index({keep}), labels.index({keep}));
   EXPECT_LE(test::relative_error(loss, expected), 1e-6);
   EXPECT_THROW(cross_entropy(logits, torch::tensor({{0, 3, 0, 0}, {0, 0, 0, 0}})), UserError);
 }
@@ -295,8 +314,10 @@ TEST(Bf16, ForwardAndBackwardStayWithinBf16ToleranceOfFloat32) {
     loss.backward();
     for (const auto& [name, parameter] : model->trainable_parameters()) {
       EXPECT_EQ(parameter.scalar_type(), at::kFloat) << name << ": trained tensors stay float32";
-      if (dtype == at::kFloat) grads32[name] = parameter.grad().clone();
-      else worst_grad = std::max(worst_grad, test::relative_error(parameter.grad(), grads32[name]));
+      if (dtype == at::kFloat)
+        grads32[name] = parameter.grad().clone();
+      else
+        worst_grad = std::max(worst_grad, test::relative_error(parameter.grad(), grads32[name]));
     }
     if (dtype == at::kFloat) {
       logits32 = logits.detach();
@@ -306,8 +327,10 @@ TEST(Bf16, ForwardAndBackwardStayWithinBf16ToleranceOfFloat32) {
       EXPECT_LE(test::relative_error(loss, loss32), 2e-2);
     }
   }
-  // bf16 keeps 8 significant bits (eps 2^-8 = 3.9e-3); two layers of rounding stay within a few eps.
-  std::printf("bf16 vs f32: logits %.3g, worst gradient %.3g (relative)\n", worst_logits, worst_grad);
+  // bf16 keeps 8 significant bits (eps 2^-8 = 3.9e-3); two layers of rounding stay within a few
+  // eps.
+  std::printf("bf16 vs f32: logits %.3g, worst gradient %.3g (relative)\n", worst_logits,
+              worst_grad);
   EXPECT_LE(worst_logits, 2e-2);
   EXPECT_LE(worst_grad, 5e-2);
 }

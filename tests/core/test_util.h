@@ -11,15 +11,18 @@
 
 namespace ls::test {
 
-inline std::filesystem::path source_dir() { return LS_SOURCE_DIR; }
-inline std::filesystem::path golden_dir() { return source_dir() / "tests/data/golden_tiny"; }
+inline std::filesystem::path source_dir() {
+  return LS_SOURCE_DIR;
+}
+inline std::filesystem::path golden_dir() {
+  return source_dir() / "tests/data/golden_tiny";
+}
 
 // A fresh directory under the system temp dir, removed with the object.
 class ScratchDir {
  public:
   explicit ScratchDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() /
-              (name + "." + std::to_string(::getpid()))) {
+      : path_(std::filesystem::temp_directory_path() / (name + "." + std::to_string(::getpid()))) {
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
