@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 build_dir="${1:-$LS_ROOT/build}"
+# ccache: paths relative to the checkout, so another clone of the repository (CI's) hits the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$LS_ROOT}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 py=$(ls_resolve_python)
 [ -n "$py" ] || ls_die "no Python with torch $LS_TORCH_VERSION found: run tools/setup.sh first"
 torch_prefix=$("$py" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
