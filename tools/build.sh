@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 build_dir="${1:-$LS_ROOT/build}"
 # ccache: paths relative to the checkout, so another clone of the repository (CI's) hits the cache.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$LS_ROOT}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+# Files compiled with the torch PCH are cacheable only with these (see ccache docs on PCH).
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 py=$(ls_resolve_python)
 [ -n "$py" ] || ls_die "no Python with torch $LS_TORCH_VERSION found: run tools/setup.sh first"
 torch_prefix=$("$py" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
