@@ -1,0 +1,210 @@
+"""launch/ls_sweep end to end on the quickstart's tiny model and NER data (made by
+tools/make_quickstart_assets.py into the build tree): a 4-trial sweep (2 learning rates x 2 seeds)
+and its results table checked against every trial's metrics.jsonl, a restart that skips finished
+trials and resumes an interrupted one from state/, a failing trial that is recorded while the
+others run, the Slurm job-array script, and spec errors."""
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BUILD = os.environ.get("LS_BUILD_DIR", "build")
+SOURCE = os.path.abspath(os.environ.get("LS_SOURCE_DIR", "."))
+LS_TRAIN = os.path.abspath(os.path.join(BUILD, "bin", "ls_train"))
+SWEEP = os.path.join(SOURCE, "launch", "ls_sweep")
+ASSETS = os.path.abspath(os.path.join(BUILD, "quickstart"))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def setUpModule():
+    subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "make_quickstart_assets.py"), ASSETS],
+                   check=True, capture_output=True)
+
+
+def write_spec(directory, axes, seeds=None, slurm=None):
+    """A sweep over a small quickstart NER config (JSON is YAML): 16 steps, evaluated at 8 and 16."""
+    base = {
+        "model": {"path": f"{ASSETS}/model", "attention": "bidirectional"},
+        "task": {"type": "token", "labels": ["O", "B-PER", "B-LOC"]},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
+        "data": {"train": f"{ASSETS}/data/ner_train.conll", "validation": f"{ASSETS}/data/ner_validation.conll",
+                 "test": f"{ASSETS}/data/ner_test.conll", "max_length": 32},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 5e-3, "log_every": 4},
+        "output": {"dir": os.path.join(directory, "unused"), "tensorboard": False, "plot": False},
+    }
+    with open(os.path.join(directory, "base.yaml"), "w") as f:
+        json.dump(base, f)
+    spec = {"base": "base.yaml", "out": "sweep", "axes": axes,
+            "set": {"train.max_steps": 16, "train.eval_every": 8}}
+    if seeds is not None:
+        spec["seeds"] = seeds
+    if slurm is not None:
+        spec["slurm"] = slurm
+    path = os.path.join(directory, "spec.yaml")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return path
+
+
+def sweep(*args):
+    env = dict(os.environ, LS_TRAIN=LS_TRAIN, LS_PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    return subprocess.run([SWEEP, *args], capture_output=True, text=True, env=env)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_record(run_dir):
+    with open(os.path.join(run_dir, "trial.json")) as f:
+        return json.load(f)
+
+
+class Sweep(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ls_sweep_")
+        self.out = os.path.join(self.dir, "sweep")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def trial_dir(self, name):
+        return os.path.join(self.out, "trials", name)
+
+    def test_four_trials_give_a_sorted_table_that_matches_each_run_and_a_restart_skips_them(self):
+        spec = write_spec(self.dir, {"train.lr": [5e-3, 2e-2]}, seeds=[1, 2])
+        result = sweep(spec)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+        rows = read_csv(os.path.join(self.out, "results.csv"))
+        self.assertEqual(len(rows), 4)
+        self.assertEqual(list(rows[0])[:5], ["rank", "trial", "lr", "seed", "status"])
+        self.assertEqual({(r["lr"], r["seed"]) for r in rows},
+                         {("0.005", "1"), ("0.005", "2"), ("0.02", "1"), ("0.02", "2")})
+        vals = [float(r["val_entity_f1"]) for r in rows]
+        self.assertEqual(vals, sorted(vals, reverse=True))
+        self.assertEqual([r["rank"] for r in rows], ["1", "2", "3", "4"])
+        for row in rows:
+            self.assertEqual(row["status"], "done")
+            records = read_metrics(self.trial_dir(row["trial"]))
+            validation = [r for r in records if r["split"] == "validation"]
+            self.assertEqual([r["step"] for r in validation], [8, 16])
+            best = max(validation, key=lambda r: r["entity_f1"])
+            self.assertAlmostEqual(float(row["val_entity_f1"]), best["entity_f1"], places=6)
+            test = [r for r in records if r["split"] == "test"]
+            self.assertEqual(len(test), 1)
+            self.assertAlmostEqual(float(row["test_entity_f1"]), test[0]["entity_f1"], places=6)
+            self.assertEqual(row["steps"], "16")
+            self.assertGreater(float(row["seconds"]), 0.0)
+            with open(os.path.join(self.trial_dir(row["trial"]), "config.yaml")) as f:
+                config = f.read()
+            self.assertIn(f"lr: {row['lr']}", config)
+            self.assertIn(f"seed: {row['seed']}", config)
+
+        by_config = read_csv(os.path.join(self.out, "results_by_config.csv"))
+        self.assertEqual(len(by_config), 2)
+        for group in by_config:
+            members = [float(r["val_entity_f1"]) for r in rows if r["lr"] == group["lr"]]
+            self.assertEqual(group["trials"], "2")
+            self.assertAlmostEqual(float(group["val_entity_f1_mean"]), statistics.fmean(members), places=5)
+            self.assertAlmostEqual(float(group["val_entity_f1_std"]), statistics.stdev(members), places=5)
+        with open(os.path.join(self.out, "results.md")) as f:
+            markdown = f.read()
+        self.assertEqual(sum(line.startswith("| ") and "| done |" in line for line in markdown.splitlines()), 4)
+        self.assertIn("±", markdown)
+        for plot in ["entity_f1_vs_lr.png", "best_validation_curves.png"]:
+            with open(os.path.join(self.out, "plots", plot), "rb") as f:
+                self.assertEqual(f.read(8), PNG_SIGNATURE, plot)
+
+        # A restart runs nothing that finished: metrics files untouched, table unchanged.
+        stamps = {r["trial"]: os.stat(os.path.join(self.trial_dir(r["trial"]), "metrics.jsonl")).st_mtime_ns
+                  for r in rows}
+        again = sweep(spec)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("0 to run, 4 finished earlier", again.stderr)
+        for name, stamp in stamps.items():
+            self.assertEqual(os.stat(os.path.join(self.trial_dir(name), "metrics.jsonl")).st_mtime_ns, stamp, name)
+        self.assertEqual(read_csv(os.path.join(self.out, "results.csv")), rows)
+
+        # A trial stopped with its state saved (as SIGTERM leaves it) continues with --resume.
+        stopped = rows[-1]["trial"]
+        record = read_record(self.trial_dir(stopped))
+        record["status"] = "interrupted"
+        with open(os.path.join(self.trial_dir(stopped), "trial.json"), "w") as f:
+            json.dump(record, f)
+        resumed = sweep(spec)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("1 to run, 3 finished earlier", resumed.stderr)
+        record = read_record(self.trial_dir(stopped))
+        self.assertEqual(record["status"], "done")
+        self.assertEqual(record["attempts"], 2)
+        self.assertIn("--resume", record["command"])
+
+    def test_a_failing_trial_is_recorded_and_the_others_run(self):
+        spec = write_spec(self.dir, {"model.attention": ["sideways", "causal"]})
+        result = sweep(spec)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        rows = {r["attention"]: r for r in read_csv(os.path.join(self.out, "results.csv"))}
+        self.assertEqual(rows["causal"]["status"], "done")
+        self.assertNotEqual(rows["causal"]["val_entity_f1"], "")
+        self.assertEqual(rows["sideways"]["status"], "failed")
+        self.assertEqual(rows["sideways"]["val_entity_f1"], "")
+        self.assertIn("ls_train: error:", rows["sideways"]["error"])
+        self.assertIn("sideways", rows["sideways"]["error"])
+        self.assertEqual(list(read_csv(os.path.join(self.out, "results.csv")))[-1]["status"], "failed")
+        record = read_record(self.trial_dir(rows["sideways"]["trial"]))
+        self.assertEqual((record["status"], record["returncode"]), ("failed", 2))
+
+        again = sweep(spec)  # failures are kept, not rerun, unless --retry-failed
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("0 to run, 2 finished earlier", again.stderr)
+        retried = sweep(spec, "--retry-failed")
+        self.assertIn("1 to run, 1 finished earlier", retried.stderr)
+        self.assertEqual(read_record(self.trial_dir(rows["sideways"]["trial"]))["attempts"], 2)
+
+    def test_slurm_writes_a_job_array_with_one_task_per_trial(self):
+        spec = write_spec(self.dir, {"train.lr": {"logspace": [1e-3, 1e-2, 3]}, "lora.r": [4, 8]}, seeds=2,
+                          slurm={"sbatch": {"partition": "gpu", "time": "01:00:00"}, "max_parallel": 4})
+        result = sweep(spec, "--slurm")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(self.out, "sweep.sbatch")) as f:
+            script = f.read()
+        self.assertIn("#SBATCH --array=0-11%4\n", script)
+        self.assertIn("#SBATCH --partition=gpu\n", script)
+        self.assertIn("#SBATCH --time=01:00:00\n", script)
+        names = script.split("trials=(\n", 1)[1].split(")\n", 1)[0].split()
+        self.assertEqual(len(names), 12)
+        self.assertIn("lr-0.00316228_r-8_seed-2", names)
+        self.assertIn('--trial "${trials[$SLURM_ARRAY_TASK_ID]}"', script)
+        self.assertEqual(subprocess.run(["bash", "-n", os.path.join(self.out, "sweep.sbatch")]).returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.out, "trials")), "--slurm must not run trials")
+
+    def test_spec_errors_are_one_line_and_status_2(self):
+        spec = write_spec(self.dir, {"train.lr": {"range": [1e-3]}})
+        result = sweep(spec)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        self.assertIn("axes.train.lr.range", result.stderr)
+        with open(spec) as f:
+            broken = json.load(f)
+        broken["axis"] = broken.pop("axes")
+        with open(spec, "w") as f:
+            json.dump(broken, f)
+        result = sweep(spec)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("unknown key 'axis'", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
