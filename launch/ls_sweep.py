@@ -271,12 +271,23 @@ class Trial:
 class Runner:
     """Runs trials, `parallel` at a time; each slot owns its GPUs (CUDA_VISIBLE_DEVICES) and cores."""
 
-    def __init__(self, spec, ls_train, retry_failed):
-        self.spec, self.ls_train, self.retry_failed = spec, ls_train, retry_failed
+    def __init__(self, spec, ls_train, retry_failed, scheduled=False):
+        """scheduled: one trial inside a job the scheduler placed (a Slurm array task), which
+        already chose its GPUs and cores: run it as it is, one at a time."""
+        self.spec, self.ls_train, self.retry_failed, self.scheduled = spec, ls_train, retry_failed, scheduled
+        self.parallel = 1 if scheduled else spec.parallel
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.running = {}
-        self.slots = list(range(spec.parallel))
+        self.gpus = []
+        if spec.gpus and not scheduled:
+            # Slot i takes GPUs [i*ranks, (i+1)*ranks) of those this process may use.
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            self.gpus = [g.strip() for g in visible.split(",") if g.strip()] if visible else \
+                [str(g) for g in range(spec.gpus)]
+            if len(self.gpus) < spec.gpus:
+                raise SpecError(f"{spec.path}: run.gpus is {spec.gpus} but CUDA_VISIBLE_DEVICES={visible} "
+                                f"leaves {len(self.gpus)}")
 
     def pending(self, trials):
         todo = []
@@ -290,18 +301,17 @@ class Runner:
     def slot_env(self, slot):
         env = dict(os.environ)
         spec = self.spec
-        if spec.gpus:
-            first = slot * spec.ranks
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(first, first + spec.ranks))
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus[slot * spec.ranks:(slot + 1) * spec.ranks])
         cores = os.cpu_count() or 1
-        per_trial = max(1, cores // spec.parallel)
+        per_trial = max(1, cores // self.parallel)
         if spec.launcher == "mpirun":
+            env["LS_TRAIN"] = self.ls_train
             env.setdefault("LS_CORES_PER_RANK", str(max(1, per_trial // spec.ranks)))
-            env.setdefault("LS_TRAIN", self.ls_train)
-            if spec.parallel > 1:  # concurrent mpiruns would otherwise all bind from core 0
+            if self.parallel > 1:  # concurrent mpiruns would otherwise all bind from core 0
                 first = slot * per_trial
                 env["MPIRUN_ARGS"] = (env.get("MPIRUN_ARGS", "") + f" --cpu-set {first}-{first + per_trial - 1}").strip()
-        elif spec.parallel > 1:
+        elif self.parallel > 1:
             env.setdefault("OMP_NUM_THREADS", str(per_trial))
         return env
 
@@ -335,7 +345,7 @@ class Runner:
         return status
 
     def run_all(self, trials):
-        free = list(self.slots)
+        free = list(range(self.parallel))
         free_lock = threading.Lock()
 
         def one(trial):
@@ -349,7 +359,7 @@ class Runner:
                 with free_lock:
                     free.append(slot)
 
-        with ThreadPoolExecutor(max_workers=self.spec.parallel) as pool:
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             return list(pool.map(one, trials))
 
     def stop(self, *_):
@@ -505,14 +515,14 @@ def _md_row(cells):
 
 
 def _write_text(path, text):
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
 
 def _write_csv(path, header, rows):
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -522,7 +532,11 @@ def _write_csv(path, header, rows):
 
 def write_plots(spec, results, metric):
     """plots/<metric>_vs_<axis>.png for each non-seed axis, plots/best_validation_curves.png."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        log("no plots: matplotlib is not installed (tools/setup.sh installs tools/requirements.txt)")
+        return []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -536,6 +550,8 @@ def write_plots(spec, results, metric):
         if axis.key == spec.seed_key:
             continue
         xs = [r["values"][axis.key] for r in done]
+        if len({_yaml_value(x) for x in xs}) < 2:
+            continue
         numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
         if numeric:
             positions, ticks = xs, None
@@ -554,7 +570,7 @@ def write_plots(spec, results, metric):
         ax.plot(*zip(*line), color="tab:blue", alpha=0.5, label="validation mean")
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks)
-        elif axis.log or (min(xs) > 0 and max(xs) / min(xs) >= 100):
+        elif axis.log or (min(xs) > 0 and max(xs) / min(xs) >= 4):  # lr, rank: multiplicative steps
             ax.set_xscale("log")
         ax.set_xlabel(axis.key)
         ax.set_ylabel(metric)
@@ -659,7 +675,11 @@ def main(argv):
               file=sys.stderr)
         return 2
 
-    runner = Runner(spec, ls_train, args.retry_failed)
+    try:
+        runner = Runner(spec, ls_train, args.retry_failed, scheduled=args.trial is not None)
+    except SpecError as e:
+        print(f"ls_sweep: error: {e}", file=sys.stderr)
+        return 2
     if args.dry_run:
         for trial in spec.trials:
             record = trial.record() or {}
@@ -689,12 +709,16 @@ def main(argv):
             return 2
     todo = runner.pending(trials)
     skipped = len(trials) - len(todo)
-    log(f"{len(spec.trials)} trials in {spec.out}: {len(todo)} to run, {skipped} finished earlier"
-        + (f", {spec.parallel} at a time" if spec.parallel > 1 else ""))
+    log(f"{len(spec.trials)} trials in {spec.out}: {len(todo)} to run, {skipped} finished earlier (done or failed)"
+        + (f", {runner.parallel} at a time" if runner.parallel > 1 else ""))
     signal.signal(signal.SIGINT, runner.stop)
     signal.signal(signal.SIGTERM, runner.stop)
     statuses = runner.run_all(todo)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if args.trial is not None:  # array tasks finish in any order; --report writes the table once
+        log(f"trial {args.trial}: {statuses[0] if statuses else 'finished earlier'}; "
+            f"the table: launch/ls_sweep {spec.path} --report")
+        return {"done": 0, "interrupted": 130, "failed": 1}.get(statuses[0] if statuses else "done", 0)
     results, metric = write_results(spec)
     log(f"results: {os.path.join(spec.out, 'results.md')}")
     best = next((r for r in results if r["val"] is not None), None)

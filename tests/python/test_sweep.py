@@ -1,16 +1,18 @@
 """launch/ls_sweep end to end on the quickstart's tiny model and NER data (made by
 tools/make_quickstart_assets.py into the build tree): a 4-trial sweep (2 learning rates x 2 seeds)
 and its results table checked against every trial's metrics.jsonl, a restart that skips finished
-trials and resumes an interrupted one from state/, a failing trial that is recorded while the
-others run, the Slurm job-array script, and spec errors."""
+trials, a sweep stopped by SIGTERM whose interrupted trial resumes from state/, a failing trial
+that is recorded while the others run, the Slurm job-array script, and spec errors."""
 import csv
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BUILD = os.environ.get("LS_BUILD_DIR", "build")
@@ -26,7 +28,7 @@ def setUpModule():
                    check=True, capture_output=True)
 
 
-def write_spec(directory, axes, seeds=None, slurm=None):
+def write_spec(directory, axes, seeds=None, slurm=None, steps=16, extra=None):
     """A sweep over a small quickstart NER config (JSON is YAML): 16 steps, evaluated at 8 and 16."""
     base = {
         "model": {"path": f"{ASSETS}/model", "attention": "bidirectional"},
@@ -34,13 +36,13 @@ def write_spec(directory, axes, seeds=None, slurm=None):
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
         "data": {"train": f"{ASSETS}/data/ner_train.conll", "validation": f"{ASSETS}/data/ner_validation.conll",
                  "test": f"{ASSETS}/data/ner_test.conll", "max_length": 32},
-        "train": {"epochs": 1, "batch_size": 16, "lr": 5e-3, "log_every": 4},
+        "train": {"epochs": 10, "batch_size": 16, "lr": 5e-3, "log_every": 4},
         "output": {"dir": os.path.join(directory, "unused"), "tensorboard": False, "plot": False},
     }
     with open(os.path.join(directory, "base.yaml"), "w") as f:
         json.dump(base, f)
     spec = {"base": "base.yaml", "out": "sweep", "axes": axes,
-            "set": {"train.max_steps": 16, "train.eval_every": 8}}
+            "set": {"train.max_steps": steps, "train.eval_every": steps // 2, **(extra or {})}}
     if seeds is not None:
         spec["seeds"] = seeds
     if slurm is not None:
@@ -137,19 +139,39 @@ class Sweep(unittest.TestCase):
             self.assertEqual(os.stat(os.path.join(self.trial_dir(name), "metrics.jsonl")).st_mtime_ns, stamp, name)
         self.assertEqual(read_csv(os.path.join(self.out, "results.csv")), rows)
 
-        # A trial stopped with its state saved (as SIGTERM leaves it) continues with --resume.
-        stopped = rows[-1]["trial"]
-        record = read_record(self.trial_dir(stopped))
-        record["status"] = "interrupted"
-        with open(os.path.join(self.trial_dir(stopped), "trial.json"), "w") as f:
-            json.dump(record, f)
+
+    def test_a_stopped_sweep_resumes_its_interrupted_trial_from_state(self):
+        spec = write_spec(self.dir, {"train.lr": [5e-3]}, steps=600, extra={"output.state_every": 5})
+        env = dict(os.environ, LS_TRAIN=LS_TRAIN, LS_PYTHON=sys.executable, OMP_NUM_THREADS="1")
+        proc = subprocess.Popen([SWEEP, spec], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        run = self.trial_dir("lr-0.005")
+        state = os.path.join(run, "state", "trainer.json")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with open(state) as f:
+                    if json.load(f)["step"] >= 10:
+                        break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        record = read_record(run)
+        self.assertEqual(record["status"], "interrupted", err)
+        with open(state) as f:
+            stopped_at = json.load(f)["step"]
+        self.assertLess(stopped_at, 600, "the trial finished before it could be stopped")
+
         resumed = sweep(spec)
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
-        self.assertIn("1 to run, 3 finished earlier", resumed.stderr)
-        record = read_record(self.trial_dir(stopped))
-        self.assertEqual(record["status"], "done")
-        self.assertEqual(record["attempts"], 2)
-        self.assertIn("--resume", record["command"])
+        self.assertIn("resume lr-0.005", resumed.stderr)
+        record = read_record(run)
+        self.assertEqual((record["status"], record["attempts"]), ("done", 2))
+        self.assertEqual(record["command"][1:3], ["--resume", run])
+        train_steps = [r["step"] for r in read_metrics(run) if r["split"] == "train"]
+        self.assertEqual(train_steps, list(range(4, 601, 4)))
 
     def test_a_failing_trial_is_recorded_and_the_others_run(self):
         spec = write_spec(self.dir, {"model.attention": ["sideways", "causal"]})
