@@ -258,13 +258,16 @@ class Trial:
     def resumable(self):
         return os.path.exists(os.path.join(self.dir, "state", "trainer.json"))
 
-    def command(self, ls_train):
+    def command(self, ls_train, cores=None):
+        """cores: (first, last) CPU this trial may use, when mpirun trials share a node."""
         if self.resumable():
             args = [ls_train, "--resume", self.dir]
         else:
             args = [ls_train, self.spec.base] + [a for o in self.overrides() for a in ("--set", o)]
         if self.spec.launcher == "mpirun":
-            return [os.path.join(ROOT, "launch", "mpirun_node.sh"), str(self.spec.ranks)] + args[1:]
+            args = [os.path.join(ROOT, "launch", "mpirun_node.sh"), str(self.spec.ranks)] + args[1:]
+            if cores is not None:  # mpirun binds within the CPUs it inherits: give each trial its own
+                args = ["taskset", "--cpu-list", f"{cores[0]}-{cores[1]}"] + args
         return args
 
 
@@ -298,6 +301,14 @@ class Runner:
             todo.append(trial)
         return todo
 
+    def slot_cores(self, slot):
+        """Concurrent mpirun trials each get a block of cores (otherwise all would bind from core 0)."""
+        if self.spec.launcher != "mpirun" or self.parallel == 1:
+            return None
+        per_trial = max(1, (os.cpu_count() or 1) // self.parallel)
+        first = (slot * per_trial) % (os.cpu_count() or 1)
+        return first, first + per_trial - 1
+
     def slot_env(self, slot):
         env = dict(os.environ)
         spec = self.spec
@@ -308,9 +319,6 @@ class Runner:
         if spec.launcher == "mpirun":
             env["LS_TRAIN"] = self.ls_train
             env.setdefault("LS_CORES_PER_RANK", str(max(1, per_trial // spec.ranks)))
-            if self.parallel > 1:  # concurrent mpiruns would otherwise all bind from core 0
-                first = slot * per_trial
-                env["MPIRUN_ARGS"] = (env.get("MPIRUN_ARGS", "") + f" --cpu-set {first}-{first + per_trial - 1}").strip()
         elif self.parallel > 1:
             env.setdefault("OMP_NUM_THREADS", str(per_trial))
         return env
@@ -318,7 +326,7 @@ class Runner:
     def run(self, trial, slot):
         os.makedirs(trial.dir, exist_ok=True)
         previous = trial.record() or {}
-        command = trial.command(self.ls_train)
+        command = trial.command(self.ls_train, self.slot_cores(slot))
         resumed = command.count("--resume") > 0
         log(f"[{trial.index + 1}/{len(self.spec.trials)}] {'resume' if resumed else 'start'} {trial.name}")
         start = time.time()
@@ -377,11 +385,11 @@ class Runner:
 
 def _error_line(stderr):
     """The line ls_train (or its launcher) failed with: its own one-line error when it wrote one."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line.strip() for line in stderr.splitlines() if line.strip().strip("-*=")]
     for line in lines:
-        if "error" in line.lower() and not line.startswith("-"):
+        if "error" in line.lower():
             return line
-    return lines[-1] if lines else "exited without a message"
+    return lines[0] if lines else "exited without a message"
 
 
 # --- results -----------------------------------------------------------------------------------
