@@ -2,7 +2,8 @@
 tools/make_quickstart_assets.py into the build tree): a 4-trial sweep (2 learning rates x 2 seeds)
 and its results table checked against every trial's metrics.jsonl, a restart that skips finished
 trials, a sweep stopped by SIGTERM whose interrupted trial resumes from state/, a failing trial
-that is recorded while the others run, the Slurm job-array script, and spec errors."""
+that is recorded while the others run, GPU trials side by side (one GPU each, a stand-in for
+ls_train), the Slurm job-array script, and spec errors."""
 import csv
 import json
 import os
@@ -211,6 +212,44 @@ class Sweep(unittest.TestCase):
         self.assertIn('--trial "${trials[$SLURM_ARRAY_TASK_ID]}"', script)
         self.assertEqual(subprocess.run(["bash", "-n", os.path.join(self.out, "sweep.sbatch")]).returncode, 0)
         self.assertFalse(os.path.exists(os.path.join(self.out, "trials")), "--slurm must not run trials")
+
+    def test_gpu_trials_run_side_by_side_each_on_its_own_gpu(self):
+        # A stand-in for ls_train that records the GPUs and time it ran with (no GPU needed).
+        fake = os.path.join(self.dir, "fake_ls_train")
+        with open(fake, "w") as f:
+            f.write(f"""#!{sys.executable}
+import json, os, sys, time
+out = [a.split("=", 1)[1] for a in sys.argv if a.startswith("output.dir=")][0]
+os.makedirs(out, exist_ok=True)
+start = time.time()
+time.sleep(1.0)
+with open(os.path.join(out, "placement.json"), "w") as f:
+    json.dump({{"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}}, f)
+with open(os.path.join(out, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps({{"split": "validation", "step": 1, "accuracy": 0.5}}) + "\\n")
+""")
+        os.chmod(fake, 0o755)
+        spec = write_spec(self.dir, {"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]})
+        with open(spec) as f:
+            raw = json.load(f)
+        raw.update({"run": {"gpus": 2}, "metric": "accuracy"})
+        with open(spec, "w") as f:
+            json.dump(raw, f)
+        env = dict(os.environ, LS_TRAIN=fake, LS_PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="5,7")
+        result = subprocess.run([SWEEP, spec], capture_output=True, text=True, env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("2 at a time", result.stderr)
+        placements = []
+        for name in os.listdir(os.path.join(self.out, "trials")):
+            with open(os.path.join(self.trial_dir(name), "placement.json")) as f:
+                placements.append(json.load(f))
+        self.assertEqual(len(placements), 4)
+        self.assertEqual(sorted(p["gpus"] for p in placements), ["5", "5", "7", "7"])
+        for gpu in ("5", "7"):  # one trial at a time per GPU
+            spans = sorted((p["start"], p["end"]) for p in placements if p["gpus"] == gpu)
+            self.assertLessEqual(spans[0][1], spans[1][0])
+        first = sorted(placements, key=lambda p: p["start"])[:2]
+        self.assertLess(first[1]["start"], first[0]["end"], "the two GPUs' trials did not overlap")
 
     def test_spec_errors_are_one_line_and_status_2(self):
         spec = write_spec(self.dir, {"train.lr": {"range": [1e-3]}})
