@@ -575,7 +575,10 @@ def write_plots(spec, results, metric):
         for p, r in zip(positions, done):
             means.setdefault(p, []).append(r["val"])
         line = sorted((p, statistics.fmean(v)) for p, v in means.items())
-        ax.plot(*zip(*line), color="tab:blue", alpha=0.5, label="validation mean")
+        if ticks is None:
+            ax.plot(*zip(*line), color="tab:blue", alpha=0.5, label="validation mean")
+        else:  # categories: a mark per category, no line implying an order between them
+            ax.scatter(*zip(*line), marker="_", s=600, color="tab:blue", alpha=0.6, label="validation mean")
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks)
         elif axis.log or (min(xs) > 0 and max(xs) / min(xs) >= 4):  # lr, rank: multiplicative steps
