@@ -133,6 +133,13 @@ std::vector<Variant> adapter_variants() {
 
 TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
   const auto ids = golden("input_ids"), mask = golden("attention_mask");
+  std::map<std::string, double> worst;  // printed by rank 0, for the report
+  auto error = [&](const std::string& kind, const at::Tensor& actual, const at::Tensor& expected,
+                   const std::optional<at::Tensor>& only = std::nullopt) {
+    const double e = test::relative_error(actual, expected, only);
+    worst[kind] = std::max(worst[kind], e);
+    return e;
+  };
   for (const int tp : tp_widths()) {
     parallel::Topology topology(world(), tp);
     for (const Variant& v : adapter_variants()) {
@@ -155,9 +162,9 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
       const auto local = as_map(model->trainable_parameters());
       EXPECT_EQ(local.at("model.layers.0.self_attn.q_proj.lora_B.weight").size(0), 64 / tp);
 
-      EXPECT_LE(test::relative_error(logits, reference_logits, real), kActivationTolerance);
-      EXPECT_LE(test::relative_error(logits, golden(v.name + "_logits"), real), kActivationTolerance);
-      EXPECT_LE(test::relative_error(loss, golden(v.name + "_loss")), kActivationTolerance);
+      EXPECT_LE(error("logits vs tp1", logits, reference_logits, real), kActivationTolerance);
+      EXPECT_LE(error("logits vs golden", logits, golden(v.name + "_logits"), real), kActivationTolerance);
+      EXPECT_LE(error("loss vs golden", loss, golden(v.name + "_loss")), kActivationTolerance);
 
       const auto grads = parallel::unsharded_parameters(*model, /*trainable_only=*/true,
                                                         /*gradients=*/true);
@@ -167,8 +174,8 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
         ASSERT_TRUE(reference_params.count(name)) << name;
         const auto& expected = reference_params.at(name).grad();
         ASSERT_EQ(grad.sizes(), expected.sizes()) << name;
-        EXPECT_LE(test::relative_error(grad, expected), kGradientTolerance) << name;
-        EXPECT_LE(test::relative_error(grad, golden(golden_grad_name(v.name, name))), kGradientTolerance)
+        EXPECT_LE(error("grads vs tp1", grad, expected), kGradientTolerance) << name;
+        EXPECT_LE(error("grads vs golden", grad, golden(golden_grad_name(v.name, name))), kGradientTolerance)
             << name;
       }
 
@@ -179,6 +186,8 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
       EXPECT_NEAR(parallel::total_grad_norm(*model, *topology.tp_group()), expected_norm, 1e-5 * expected_norm);
     }
   }
+  if (world()->rank() == 0)
+    for (const auto& [kind, e] : worst) std::printf("worst relative error %-16s %.3g\n", kind.c_str(), e);
 }
 
 TEST(TensorParallelModel, MergedAdapterGivesTheSameLogits) {
