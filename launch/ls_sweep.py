@@ -15,6 +15,7 @@ command-line error (one line on stderr), 130 interrupted (rerun the same command
 """
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -35,7 +36,8 @@ SPEC_KEYS = {"base", "out", "set", "metric", "axes", "samples", "sample_seed", "
 RUN_KEYS = {"launcher", "ranks", "gpus", "parallel"}
 SLURM_KEYS = {"sbatch", "max_parallel", "setup"}
 SAMPLERS = {"uniform", "loguniform", "int", "choice"}
-BEST_CURVES = 5
+BEST_CURVES = 5  # trials drawn in plots/best_validation_curves.png
+MAX_NAME = 160  # trial directory names
 
 
 class SpecError(Exception):
@@ -56,7 +58,7 @@ class Axis:
             if step <= 0 or stop < start:
                 raise SpecError(f"{where}.range: need step > 0 and stop >= start, got {raw['range']}")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            whole = all(float(x).is_integer() and isinstance(x, int) for x in (start, step))
+            whole = isinstance(start, int) and isinstance(step, int)
             self.values = [start + i * step if whole else round(start + i * step, 12) for i in range(count)]
         elif isinstance(raw, dict) and "logspace" in raw:
             start, stop, count = _numbers(raw["logspace"], 3, f"{where}.logspace: [start, stop, count]")
@@ -139,7 +141,8 @@ class Spec:
             if "train.seed" in axes:
                 raise SpecError(f"{path}: train.seed is both an axis and seeds:; keep one")
             self.axes.append(Axis("train.seed", seeds, f"{path}: seeds"))
-        self.seed_key = "train.seed" if seeds is not None else None
+        # Mean and spread are taken over train.seed, whether it comes from seeds: or from axes:.
+        self.seed_key = "train.seed" if any(a.key == "train.seed" for a in self.axes) else None
         self.samples = int(raw.get("samples", 0))
         self.sample_seed = int(raw.get("sample_seed", 0))
         if any(a.sampler for a in self.axes) and self.samples < 1:
@@ -188,6 +191,9 @@ class Spec:
                         values[self.seed_key] = seed
                     ordered = {a.key: values[a.key] for a in self.axes}
                     name = "_".join(f"{self.short[k]}-{_slug(v)}" for k, v in ordered.items()) or "base"
+                    if len(name) > MAX_NAME:  # file systems stop at 255 bytes; the digest keeps it unique
+                        digest = hashlib.sha1(json.dumps(ordered, sort_keys=True).encode()).hexdigest()[:12]
+                        name = f"{name[:MAX_NAME - 13]}-{digest}"
                     if name in names:
                         raise SpecError(f"{self.path}: two trials would share the run directory '{name}' "
                                         "(repeated axis values, or sampled values equal after rounding)")
@@ -214,7 +220,10 @@ def _short_names(keys):
 
 
 def _slug(value):
-    text = _yaml_value(value) if not isinstance(value, float) else f"{value:g}"
+    if isinstance(value, list):
+        text = "+".join(_slug(v) for v in value)
+    else:
+        text = f"{value:g}" if isinstance(value, float) else _yaml_value(value)
     return "".join(c if c.isalnum() or c in ".+-" else "-" for c in text)
 
 
