@@ -670,6 +670,8 @@ def log(message):
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="ls_sweep", description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]) + "\nSpec keys: README.md, "
+                                     "'Hyper-parameter sweeps'; examples: configs/sweep_*.yaml.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", help="sweep spec (YAML)")
     parser.add_argument("--out", help="sweep directory (default: the spec's out:)")
@@ -677,7 +679,7 @@ def main(argv):
                         help="the ls_train program (default: $LS_TRAIN, else build/bin/ls_train)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--slurm", action="store_true", help="write OUT/sweep.sbatch (a job array) instead of running")
-    mode.add_argument("--trial", help="run only this trial (by name), then update the results")
+    mode.add_argument("--trial", help="run only this trial (by name; what a Slurm array task does)")
     mode.add_argument("--report", action="store_true", help="only write the results of what has run")
     mode.add_argument("--dry-run", action="store_true", help="print the trials and their commands")
     parser.add_argument("--retry-failed", action="store_true", help="rerun trials recorded as failed")
