@@ -222,7 +222,7 @@ import json, os, sys, time
 out = [a.split("=", 1)[1] for a in sys.argv if a.startswith("output.dir=")][0]
 os.makedirs(out, exist_ok=True)
 start = time.time()
-time.sleep(1.0)
+time.sleep(3.0)  # long enough that the two GPUs' first trials overlap under load
 with open(os.path.join(out, "placement.json"), "w") as f:
     json.dump({{"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}}, f)
 with open(os.path.join(out, "metrics.jsonl"), "w") as f:
