@@ -54,9 +54,9 @@ at::Tensor TensorParallelProjection::forward(const at::Tensor& x) { return linea
 
 void TensorParallelProjection::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
   const auto& o = linear_->options();
-  const auto weight = checkpoint_slices(checkpoint, prefix + ".weight", {o.out_features, o.in_features});
-  if (!o.bias) return linear_->load_weight(weight);
-  linear_->load_weight(weight, checkpoint_slices(checkpoint, prefix + ".bias", {o.out_features}));
+  linear_->load_weight(
+      checkpoint_slices(checkpoint, prefix + ".weight", {o.out_features, o.in_features}),
+      o.bias ? checkpoint_slices(checkpoint, prefix + ".bias", {o.out_features}) : nullptr);
 }
 
 void TensorParallelProjection::add_lora(const LoraOptions& options) {

@@ -274,7 +274,8 @@ bool Run::restore_state() {
   for (const auto& name : optimizer->names())
     if (name.rfind("rng.", 0) != 0) moments[name] = optimizer->view(name);
   optimizer_->load_state(moments, trainer.at("optimizer_steps").get<long>());
-  // Every rank restores the same generator state: rank 0 saved it, and ranks draw alike.
+  // Every rank restores the generator state its tp rank saved on dp rank 0 (one state per tp
+  // group: its ranks draw alike).
   at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
   cpu_generator.set_state(optimizer->view("rng.cpu").clone());
   if (device_.is_cuda() && optimizer->contains("rng.cuda")) {
