@@ -352,7 +352,10 @@ class Runner:
         seconds = previous.get("seconds", 0.0) + (time.time() - start)
         with open(os.path.join(trial.dir, "train.err"), errors="replace") as f:
             error = _error_line(f.read()) if returncode else ""
-        status = "done" if returncode == 0 else "interrupted" if returncode == 130 else "failed"
+        # mpirun reports its own status for ranks that stopped on SIGTERM: what counts is that we
+        # asked the trial to stop and it left a resumable state.
+        stopped = returncode == 130 or (self.stopping.is_set() and trial.resumable())
+        status = "done" if returncode == 0 else "interrupted" if stopped else "failed"
         trial.write_record({"name": trial.name, "index": trial.index, "values": trial.values,
                             "overrides": trial.overrides(), "command": command, "status": status,
                             "returncode": returncode, "error": error, "seconds": round(seconds, 3),
