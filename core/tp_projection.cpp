@@ -45,12 +45,16 @@ void TensorParallelProjection::register_adapter() {
   for (const char* name : {"lora_A", "lora_B"}) {
     auto holder = children[name];
     holder->train(is_training());
-    if (named_children().contains(name)) replace_module(name, holder);
-    else register_module(name, holder);
+    if (named_children().contains(name))
+      replace_module(name, holder);
+    else
+      register_module(name, holder);
   }
 }
 
-at::Tensor TensorParallelProjection::forward(const at::Tensor& x) { return linear_->forward(x); }
+at::Tensor TensorParallelProjection::forward(const at::Tensor& x) {
+  return linear_->forward(x);
+}
 
 void TensorParallelProjection::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
   const auto& o = linear_->options();
@@ -99,7 +103,8 @@ void TensorParallelProjection::train(bool on) {
   linear_->train(on);
 }
 
-at::Tensor TensorParallelProjection::unshard(const std::string& name, const at::Tensor& local) const {
+at::Tensor TensorParallelProjection::unshard(const std::string& name,
+                                             const at::Tensor& local) const {
   return linear_->unshard(name, local);
 }
 
@@ -123,14 +128,14 @@ ProjectionFactory tensor_parallel_factory(const LlamaConfig& config,
   auto plan = std::make_shared<const parallel::TensorParallelPlan>(layer_shape(config), tp->size());
   return [plan, tp = std::move(tp)](const ProjectionSpec& spec) -> std::shared_ptr<Projection> {
     // The adapter comes later through add_lora (r = 0 here), trained in float32 like LoraLinear's.
-    auto linear = parallel::make_llama_projection(spec.name, *plan, tp, parallel::LoraOptions{},
-                                                  spec.options, spec.options.dtype(at::kFloat),
-                                                  spec.bias);
+    auto linear =
+        parallel::make_llama_projection(spec.name, *plan, tp, parallel::LoraOptions{}, spec.options,
+                                        spec.options.dtype(at::kFloat), spec.bias);
     LS_ASSERT(linear->options().in_features == spec.in_features &&
                   linear->options().out_features == spec.out_features,
               "layer {} {}: the tensor-parallel plan gives {} -> {}, the model asks {} -> {}",
-              spec.layer, spec.name, linear->options().in_features,
-              linear->options().out_features, spec.in_features, spec.out_features);
+              spec.layer, spec.name, linear->options().in_features, linear->options().out_features,
+              spec.in_features, spec.out_features);
     return std::make_shared<TensorParallelProjection>(std::move(linear));
   };
 }

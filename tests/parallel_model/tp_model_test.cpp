@@ -46,7 +46,9 @@ Checkpoint& golden() {
   static Checkpoint file = Checkpoint::open_file(test::golden_dir() / "golden.safetensors");
   return file;
 }
-at::Tensor golden(const std::string& name) { return golden().view(name).clone(); }
+at::Tensor golden(const std::string& name) {
+  return golden().view(name).clone();
+}
 
 HeadOptions head_for(TaskType task) {
   HeadOptions head;
@@ -87,7 +89,8 @@ std::string golden_grad_name(const std::string& variant, const std::string& name
   return "grad." + variant + "." + peft;
 }
 
-std::map<std::string, at::Tensor> as_map(const std::vector<std::pair<std::string, at::Tensor>>& items) {
+std::map<std::string, at::Tensor> as_map(
+    const std::vector<std::pair<std::string, at::Tensor>>& items) {
   return {items.begin(), items.end()};
 }
 
@@ -163,7 +166,8 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
       EXPECT_EQ(local.at("model.layers.0.self_attn.q_proj.lora_B.weight").size(0), 64 / tp);
 
       EXPECT_LE(error("logits vs tp1", logits, reference_logits, real), kActivationTolerance);
-      EXPECT_LE(error("logits vs golden", logits, golden(v.name + "_logits"), real), kActivationTolerance);
+      EXPECT_LE(error("logits vs golden", logits, golden(v.name + "_logits"), real),
+                kActivationTolerance);
       EXPECT_LE(error("loss vs golden", loss, golden(v.name + "_loss")), kActivationTolerance);
 
       const auto grads = parallel::unsharded_parameters(*model, /*trainable_only=*/true,
@@ -175,19 +179,23 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
         const auto& expected = reference_params.at(name).grad();
         ASSERT_EQ(grad.sizes(), expected.sizes()) << name;
         EXPECT_LE(error("grads vs tp1", grad, expected), kGradientTolerance) << name;
-        EXPECT_LE(error("grads vs golden", grad, golden(golden_grad_name(v.name, name))), kGradientTolerance)
+        EXPECT_LE(error("grads vs golden", grad, golden(golden_grad_name(v.name, name))),
+                  kGradientTolerance)
             << name;
       }
 
       // The clipping norm counts each element of the unsharded gradients once.
       std::vector<at::Tensor> reference_tensors;
-      for (const auto& [name, tensor] : reference->trainable_parameters()) reference_tensors.push_back(tensor);
+      for (const auto& [name, tensor] : reference->trainable_parameters())
+        reference_tensors.push_back(tensor);
       const double expected_norm = clip_grad_norm(reference_tensors, /*max_norm=*/0.0);
-      EXPECT_NEAR(parallel::total_grad_norm(*model, *topology.tp_group()), expected_norm, 1e-5 * expected_norm);
+      EXPECT_NEAR(parallel::total_grad_norm(*model, *topology.tp_group()), expected_norm,
+                  1e-5 * expected_norm);
     }
   }
   if (world()->rank() == 0)
-    for (const auto& [kind, e] : worst) std::printf("worst relative error %-16s %.3g\n", kind.c_str(), e);
+    for (const auto& [kind, e] : worst)
+      std::printf("worst relative error %-16s %.3g\n", kind.c_str(), e);
 }
 
 TEST(TensorParallelModel, MergedAdapterGivesTheSameLogits) {
@@ -241,7 +249,8 @@ TEST(TensorParallelModel, SavedAdapterEqualsTp1AndLoadsBack) {
     for (auto& [name, tensor] : model.trainable_parameters()) tensor.sub_(0.5 * tensor.grad());
   };
   const test::ScratchDir own("ls_tp_adapter_reference");
-  auto reference = load(TaskType::kSequence, AttentionPolicy::causal(), nullptr, test::golden_dir() / "adapter_seq");
+  auto reference = load(TaskType::kSequence, AttentionPolicy::causal(), nullptr,
+                        test::golden_dir() / "adapter_seq");
   train_once(*reference);
   reference->save_adapter(own / "tp1");
   at::Tensor trained_logits;
@@ -272,9 +281,11 @@ TEST(TensorParallelModel, SavedAdapterEqualsTp1AndLoadsBack) {
 
     torch::NoGradGuard no_grad;
     auto reloaded = load(TaskType::kSequence, AttentionPolicy::causal(), topology.tp_group(), dir);
-    EXPECT_LE(test::relative_error(reloaded->forward(ids, mask), trained_logits), kActivationTolerance);
+    EXPECT_LE(test::relative_error(reloaded->forward(ids, mask), trained_logits),
+              kActivationTolerance);
     auto reloaded_tp1 = load(TaskType::kSequence, AttentionPolicy::causal(), nullptr, dir);
-    EXPECT_LE(test::relative_error(reloaded_tp1->forward(ids, mask), trained_logits), kActivationTolerance);
+    EXPECT_LE(test::relative_error(reloaded_tp1->forward(ids, mask), trained_logits),
+              kActivationTolerance);
     world()->barrier();  // every rank has read the files before the directory goes
   }
 }
@@ -291,9 +302,11 @@ TEST(TensorParallelModel, AdamWStepsWithClippingEqualTp1) {
   const auto golden_losses = golden("seq_adamw_losses").to(at::kDouble);
 
   auto run = [&](std::shared_ptr<parallel::Communicator> tp, double max_grad_norm) {
-    auto model = load(TaskType::kSequence, AttentionPolicy::causal(), tp, test::golden_dir() / "adapter_seq");
+    auto model = load(TaskType::kSequence, AttentionPolicy::causal(), tp,
+                      test::golden_dir() / "adapter_seq");
     std::vector<AdamW::Param> params;
-    for (auto& [name, tensor] : model->trainable_parameters()) params.push_back({name, tensor, /*decay=*/true});
+    for (auto& [name, tensor] : model->trainable_parameters())
+      params.push_back({name, tensor, /*decay=*/true});
     AdamW optimizer(std::move(params), {0.9, 0.999, 1e-8, 0.01});
     StepRunner runner(*model, optimizer, nullptr, nullptr, max_grad_norm, c10::kCPU, tp);
     std::vector<StepStats> steps;
@@ -306,7 +319,8 @@ TEST(TensorParallelModel, AdamWStepsWithClippingEqualTp1) {
     parallel::Topology topology(world(), tp);
     const auto unclipped = run(topology.tp_group(), 0.0).first;
     for (int step = 0; step < 4; ++step)
-      EXPECT_NEAR(unclipped[step].loss, golden_losses[step].item<double>(), 1e-4) << "step " << step;
+      EXPECT_NEAR(unclipped[step].loss, golden_losses[step].item<double>(), 1e-4)
+          << "step " << step;
 
     const auto [clipped, params] = run(topology.tp_group(), 0.05);
     for (int step = 0; step < 4; ++step) {
