@@ -2,8 +2,9 @@
 tools/make_quickstart_assets.py into the build tree): a 4-trial sweep (2 learning rates x 2 seeds)
 and its results table checked against every trial's metrics.jsonl, a restart that skips finished
 trials, a sweep stopped by SIGTERM whose interrupted trial resumes from state/, a failing trial
-that is recorded while the others run, GPU trials side by side (one GPU each, a stand-in for
-ls_train), the Slurm job-array script, and spec errors."""
+that is recorded while the others run, mpirun trials (2 ranks, launch/mpirun_node.sh) equal to
+one process, GPU trials side by side (one GPU each; a stand-in for ls_train), the Slurm job-array
+script, and spec errors."""
 import csv
 import json
 import os
@@ -212,6 +213,30 @@ class Sweep(unittest.TestCase):
         self.assertIn('--trial "${trials[$SLURM_ARRAY_TASK_ID]}"', script)
         self.assertEqual(subprocess.run(["bash", "-n", os.path.join(self.out, "sweep.sbatch")]).returncode, 0)
         self.assertFalse(os.path.exists(os.path.join(self.out, "trials")), "--slurm must not run trials")
+
+    def test_mpirun_trials_through_the_launch_script_match_one_process(self):
+        losses = {}
+        for launcher in ("local", "mpirun"):
+            directory = os.path.join(self.dir, launcher)
+            os.makedirs(directory)
+            spec = write_spec(directory, {"train.lr": [5e-3]},
+                              extra={"task.head_dropout": 0.0, "train.shuffle": False})  # no rank-dependent draws
+            with open(spec) as f:
+                raw = json.load(f)
+            raw["run"] = {"launcher": launcher, "ranks": 2 if launcher == "mpirun" else 1}
+            with open(spec, "w") as f:
+                json.dump(raw, f)
+            result = sweep(spec)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            run = os.path.join(directory, "sweep", "trials", "lr-0.005")
+            record = read_record(run)
+            if launcher == "mpirun":
+                self.assertTrue(record["command"][0].endswith("launch/mpirun_node.sh"), record["command"])
+                self.assertEqual(record["command"][1], "2")
+            losses[launcher] = [r["loss"] for r in read_metrics(run) if r["split"] == "validation"]
+        self.assertEqual(len(losses["mpirun"]), 2)
+        for a, b in zip(losses["mpirun"], losses["local"]):
+            self.assertAlmostEqual(a, b, delta=1e-5 * max(1.0, abs(b)))
 
     def test_gpu_trials_run_side_by_side_each_on_its_own_gpu(self):
         # A stand-in for ls_train that records the GPUs and time it ran with (no GPU needed).
