@@ -286,7 +286,7 @@ class Runner:
     def __init__(self, spec, ls_train, retry_failed, scheduled=False):
         """scheduled: one trial inside a job the scheduler placed (a Slurm array task), which
         already chose its GPUs and cores: run it as it is, one at a time."""
-        self.spec, self.ls_train, self.retry_failed, self.scheduled = spec, ls_train, retry_failed, scheduled
+        self.spec, self.ls_train, self.retry_failed = spec, ls_train, retry_failed
         self.parallel = 1 if scheduled else spec.parallel
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -734,16 +734,17 @@ def main(argv):
             return 2
     todo = runner.pending(trials)
     skipped = len(trials) - len(todo)
-    log(f"{len(spec.trials)} trials in {spec.out}: {len(todo)} to run, {skipped} finished earlier (done or failed)"
-        + (f", {runner.parallel} at a time" if runner.parallel > 1 else ""))
+    if args.trial is None:
+        log(f"{len(spec.trials)} trials in {spec.out}: {len(todo)} to run, {skipped} finished earlier (done or failed)"
+            + (f", {runner.parallel} at a time" if runner.parallel > 1 else ""))
     signal.signal(signal.SIGINT, runner.stop)
     signal.signal(signal.SIGTERM, runner.stop)
     statuses = runner.run_all(todo)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if args.trial is not None:  # array tasks finish in any order; --report writes the table once
-        log(f"trial {args.trial}: {statuses[0] if statuses else 'finished earlier'}; "
-            f"the table: launch/ls_sweep {spec.path} --report")
-        return {"done": 0, "interrupted": 130, "failed": 1}.get(statuses[0] if statuses else "done", 0)
+        status = statuses[0] if statuses else (trials[0].record() or {}).get("status", "done") + " earlier"
+        log(f"trial {args.trial}: {status}; the table: launch/ls_sweep {spec.path} --report")
+        return {"done": 0, "interrupted": 130, "failed": 1}[status.split()[0]]
     results, metric = write_results(spec)
     log(f"results: {os.path.join(spec.out, 'results.md')}")
     best = next((r for r in results if r["val"] is not None), None)

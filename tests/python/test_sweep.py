@@ -214,6 +214,17 @@ class Sweep(unittest.TestCase):
         self.assertEqual(subprocess.run(["bash", "-n", os.path.join(self.out, "sweep.sbatch")]).returncode, 0)
         self.assertFalse(os.path.exists(os.path.join(self.out, "trials")), "--slurm must not run trials")
 
+        # What array task 0 runs; a later --slurm submits only the trials still to run.
+        task = sweep(spec, "--trial", names[0])
+        self.assertEqual(task.returncode, 0, task.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.out, "trials")), [names[0]])
+        self.assertEqual(read_record(self.trial_dir(names[0]))["status"], "done")
+        self.assertEqual(sweep(spec, "--slurm").returncode, 0)
+        with open(os.path.join(self.out, "sweep.sbatch")) as f:
+            script = f.read()
+        self.assertIn("#SBATCH --array=0-10%4\n", script)
+        self.assertEqual(script.split("trials=(\n", 1)[1].split(")\n", 1)[0].split(), names[1:])
+
     def test_mpirun_trials_through_the_launch_script_match_one_process(self):
         losses = {}
         for launcher in ("local", "mpirun"):
