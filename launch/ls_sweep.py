@@ -268,7 +268,7 @@ class Trial:
         return os.path.exists(os.path.join(self.dir, "state", "trainer.json"))
 
     def command(self, ls_train, cores=None):
-        """cores: (first, last) CPU this trial may use, when mpirun trials share a node."""
+        """cores: the CPUs this trial may use, when mpirun trials share a node."""
         if self.resumable():
             args = [ls_train, "--resume", self.dir]
         else:
@@ -276,7 +276,7 @@ class Trial:
         if self.spec.launcher == "mpirun":
             args = [os.path.join(ROOT, "launch", "mpirun_node.sh"), str(self.spec.ranks)] + args[1:]
             if cores is not None:  # mpirun binds within the CPUs it inherits: give each trial its own
-                args = ["taskset", "--cpu-list", f"{cores[0]}-{cores[1]}"] + args
+                args = ["taskset", "--cpu-list", ",".join(map(str, cores))] + args
         return args
 
 
@@ -314,17 +314,17 @@ class Runner:
         """Concurrent mpirun trials each get a block of cores (otherwise all would bind from core 0)."""
         if self.spec.launcher != "mpirun" or self.parallel == 1:
             return None
-        per_trial = max(1, (os.cpu_count() or 1) // self.parallel)
-        first = (slot * per_trial) % (os.cpu_count() or 1)
-        return first, first + per_trial - 1
+        cpus = _cpus()
+        per_trial = max(1, len(cpus) // self.parallel)
+        first = (slot * per_trial) % len(cpus)
+        return cpus[first:first + per_trial]
 
     def slot_env(self, slot):
         env = dict(os.environ)
         spec = self.spec
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus[slot * spec.ranks:(slot + 1) * spec.ranks])
-        cores = os.cpu_count() or 1
-        per_trial = max(1, cores // self.parallel)
+        per_trial = max(1, len(_cpus()) // self.parallel)
         if spec.launcher == "mpirun":
             env["LS_TRAIN"] = self.ls_train
             env.setdefault("LS_CORES_PER_RANK", str(max(1, per_trial // spec.ranks)))
@@ -393,6 +393,11 @@ class Runner:
                     proc.send_signal(signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+
+
+def _cpus():
+    """The CPUs this process may run on (a cgroup or taskset may allow fewer than the machine has)."""
+    return sorted(os.sched_getaffinity(0))
 
 
 def _error_line(stderr):
