@@ -4,7 +4,7 @@ and its results table checked against every trial's metrics.jsonl, a restart tha
 trials, a sweep stopped by SIGTERM whose interrupted trial resumes from state/, a failing trial
 that is recorded while the others run, mpirun trials (2 ranks, launch/mpirun_node.sh) equal to
 one process, GPU trials side by side (one GPU each; a stand-in for ls_train), the Slurm job-array
-script, and spec errors."""
+script, how axes expand (grid, range, seeded samples, seeds), and spec errors."""
 import csv
 import json
 import os
@@ -286,6 +286,29 @@ with open(os.path.join(out, "metrics.jsonl"), "w") as f:
             self.assertLessEqual(spans[0][1], spans[1][0])
         first = sorted(placements, key=lambda p: p["start"])[:2]
         self.assertLess(first[1]["start"], first[0]["end"], "the two GPUs' trials did not overlap")
+
+    def test_axes_expand_to_grid_ranges_seeded_samples_and_seeds(self):
+        def trials(sample_seed):
+            spec = write_spec(self.dir, {"lora.r": {"range": [4, 12, 4]}, "model.attention": ["causal"],
+                                         "train.lr": {"sample": "loguniform", "low": 1e-4, "high": 1e-2}}, seeds=2)
+            with open(spec) as f:
+                raw = json.load(f)
+            raw.update({"samples": 3, "sample_seed": sample_seed})
+            with open(spec, "w") as f:
+                json.dump(raw, f)
+            result = sweep(spec, "--dry-run")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            return [line.split()[1] for line in result.stdout.splitlines() if not line.startswith("     ")]
+
+        names = trials(0)
+        self.assertEqual(len(names), 3 * 3 * 2)  # r x lr samples x seeds
+        self.assertEqual(sorted({n.split("_")[0] for n in names}), ["r-12", "r-4", "r-8"])
+        lrs = {n.split("_")[2] for n in names}
+        self.assertEqual(len(lrs), 3)
+        for lr in lrs:
+            self.assertTrue(1e-4 <= float(lr[len("lr-"):]) <= 1e-2, lr)
+        self.assertEqual(trials(0), names)  # the same draws for the same sample_seed
+        self.assertNotEqual(trials(1), names)
 
     def test_spec_errors_are_one_line_and_status_2(self):
         spec = write_spec(self.dir, {"train.lr": {"range": [1e-3]}})
