@@ -93,6 +93,7 @@ class Run {
   json read_trainer_state() const;
   void check_state_tp() const;
   std::string state_file(const std::string& what) const;
+  std::string rng_file() const;
   void save_state(int64_t step, const data::SamplerPosition& position);
   bool restore_state();
   void save_adapter(const std::string& name);
@@ -214,35 +215,45 @@ std::string Run::state_file(const std::string& what) const {
 }
 
 void Run::save_state(int64_t step, const data::SamplerPosition& position) {
-  // The tp group of dp rank 0 writes (every data-parallel replica holds the same state).
-  if (topology_->dp_rank() != 0) return;
-  parallel::Communicator& tp = *topology_->tp_group();
+  parallel::Communicator& world = *topology_->world();
   fs::path staged = dir_ / "state.tmp";
   if (rank0()) {
     fs::remove_all(staged);
     fs::create_directories(staged);
   }
-  tp.barrier();
-  std::vector<std::pair<std::string, at::Tensor>> weights;
-  for (auto& [name, tensor] : model_->trainable_parameters()) weights.emplace_back(name, tensor.detach());
-  write_safetensors(staged / state_file("weights"), weights);
-  std::vector<std::pair<std::string, at::Tensor>> optimizer;
-  for (auto& [name, tensor] : optimizer_->state()) optimizer.emplace_back(name, tensor);
-  optimizer.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
-  if (device_.is_cuda()) optimizer.emplace_back("rng.cuda", at::globalContext().defaultGenerator(device_).get_state());
-  write_safetensors(staged / state_file("optimizer"), optimizer);
-  tp.barrier();  // every shard is on disk before rank 0 swaps the directory in
-  if (!rank0()) return;
-  json trainer = {{"step", step},
-                  {"tp", topology_->tp()},
-                  {"optimizer_steps", optimizer_->steps()},
-                  {"sampler", {{"epoch", position.epoch}, {"batch", position.batch}}},
-                  {"best", best_ ? json(*best_) : json(nullptr)},
-                  {"best_step", best_step_},
-                  {"best_metrics", best_metrics_},
-                  {"evals_without_improvement", evals_without_improvement_}};
-  write_file_atomic(staged / "trainer.json", trainer.dump(2));
-  replace_directory(staged, dir_ / "state");
+  world.barrier();
+  // Every rank keeps its own generator state: data-parallel ranks draw different dropout masks.
+  std::vector<std::pair<std::string, at::Tensor>> rng = {{"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (device_.is_cuda()) rng.emplace_back("cuda", at::globalContext().defaultGenerator(device_).get_state());
+  write_safetensors(staged / rng_file(), rng);
+  // The tp group of dp rank 0 writes weights and moments (every data-parallel replica holds them).
+  if (topology_->dp_rank() == 0) {
+    std::vector<std::pair<std::string, at::Tensor>> weights;
+    for (auto& [name, tensor] : model_->trainable_parameters()) weights.emplace_back(name, tensor.detach());
+    write_safetensors(staged / state_file("weights"), weights);
+    std::vector<std::pair<std::string, at::Tensor>> optimizer;
+    for (auto& [name, tensor] : optimizer_->state()) optimizer.emplace_back(name, tensor);
+    write_safetensors(staged / state_file("optimizer"), optimizer);
+  }
+  world.barrier();  // every file is on disk before rank 0 swaps the directory in
+  if (rank0()) {
+    json trainer = {{"step", step},
+                    {"tp", topology_->tp()},
+                    {"world_size", topology_->world_size()},
+                    {"optimizer_steps", optimizer_->steps()},
+                    {"sampler", {{"epoch", position.epoch}, {"batch", position.batch}}},
+                    {"best", best_ ? json(*best_) : json(nullptr)},
+                    {"best_step", best_step_},
+                    {"best_metrics", best_metrics_},
+                    {"evals_without_improvement", evals_without_improvement_}};
+    write_file_atomic(staged / "trainer.json", trainer.dump(2));
+    replace_directory(staged, dir_ / "state");
+  }
+  world.barrier();
+}
+
+std::string Run::rng_file() const {
+  return fmt::format("rng.rank{}-of-{}.safetensors", topology_->rank(), topology_->world_size());
 }
 
 json Run::read_trainer_state() const {
@@ -255,7 +266,13 @@ json Run::read_trainer_state() const {
 }
 
 void Run::check_state_tp() const {
-  const int saved_tp = read_trainer_state().value("tp", 1);
+  const json trainer = read_trainer_state();
+  const int saved_world = trainer.value("world_size", topology_->world_size());
+  if (saved_world != topology_->world_size())
+    fail("the state in {} was saved by {} ranks, this run has {}; resume with mpirun -np {} (the adapters in "
+         "adapter/ and adapter_last/ load with any number)", (dir_ / "state").string(), saved_world,
+         topology_->world_size(), saved_world);
+  const int saved_tp = trainer.value("tp", 1);
   if (saved_tp != topology_->tp())
     fail("parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the adapters in "
          "adapter/ and adapter_last/ load at any tp)", topology_->tp(), (dir_ / "state").string(), saved_tp, saved_tp);
@@ -271,16 +288,15 @@ bool Run::restore_state() {
   }
   auto optimizer = SafetensorsFile::open(state / state_file("optimizer"));
   std::map<std::string, at::Tensor> moments;
-  for (const auto& name : optimizer->names())
-    if (name.rfind("rng.", 0) != 0) moments[name] = optimizer->view(name);
+  for (const auto& name : optimizer->names()) moments[name] = optimizer->view(name);
   optimizer_->load_state(moments, trainer.at("optimizer_steps").get<long>());
-  // Every rank restores the generator state its tp rank saved on dp rank 0 (one state per tp
-  // group: its ranks draw alike).
+  // Each rank continues its own random stream.
+  auto rng = SafetensorsFile::open(state / rng_file());
   at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
-  cpu_generator.set_state(optimizer->view("rng.cpu").clone());
-  if (device_.is_cuda() && optimizer->contains("rng.cuda")) {
+  cpu_generator.set_state(rng->view("cpu").clone());
+  if (device_.is_cuda() && rng->contains("cuda")) {
     at::Generator cuda_generator = at::globalContext().defaultGenerator(device_);
-    cuda_generator.set_state(optimizer->view("rng.cuda").clone());
+    cuda_generator.set_state(rng->view("cuda").clone());
   }
   step_ = trainer.at("step").get<int64_t>();
   position_ = {trainer.at("sampler").at("epoch").get<int64_t>(), trainer.at("sampler").at("batch").get<int64_t>()};
@@ -293,7 +309,11 @@ bool Run::restore_state() {
     std::ifstream in(dir_ / "metrics.jsonl");
     std::string kept, line;
     while (std::getline(in, line))
-      if (!line.empty() && json::parse(line).value("step", int64_t{0}) <= step_) kept += line + "\n";
+      if (!line.empty()) {
+        const json record = json::parse(line);
+        // Later steps are replayed, and the test split is evaluated again at the end.
+        if (record.value("step", int64_t{0}) <= step_ && record.value("split", "") != "test") kept += line + "\n";
+      }
     write_file_atomic(dir_ / "metrics.jsonl", kept);
   }
   return true;

@@ -144,6 +144,38 @@ class EndToEnd(unittest.TestCase):
                 scale = max(float(np_abs(theirs[name]).max()), 1e-6)
                 self.assertLess(float(np_abs(mine[name] - theirs[name]).max()) / scale, 1e-4, f"{name} dp={np}")
 
+    def test_data_parallel_resume_continues_each_ranks_dropout_stream(self):
+        mpirun = shutil.which("mpirun")
+        ref_dir = os.path.join(self.dir, "reference")
+        os.makedirs(ref_dir)
+        subprocess.run([mpirun, "-np", "2", os.path.join(BIN, "ls_train"), write_config(ref_dir)], check=True,
+                       capture_output=True)
+        expected = train_losses(os.path.join(ref_dir, "run"))
+        cfg = write_config(self.dir, output={"state_every": 1})
+        run = os.path.join(self.dir, "run")
+        proc = subprocess.Popen([mpirun, "-np", "2", os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        state = os.path.join(run, "state", "trainer.json")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with open(state) as f:
+                    if json.load(f)["step"] >= 4:
+                        break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        subprocess.run(["pkill", "-9", "-f", cfg], check=False)
+        time.sleep(0.5)
+        result = ls_train("--resume", run, check=False)  # a world of one cannot take a 2-rank state
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("mpirun -np 2", result.stderr)
+        subprocess.run([mpirun, "-np", "2", os.path.join(BIN, "ls_train"), "--resume", run], check=True,
+                       capture_output=True)
+        self.assertEqual(train_losses(run), expected)
+
     def test_config_errors_stop_before_any_work(self):
         cfg = write_config(self.dir, train={"learning_rate": 1e-4})
         result = ls_train(cfg, check=False)
