@@ -302,13 +302,13 @@ class Runner:
                                 f"leaves {len(self.gpus)}")
 
     def pending(self, trials):
-        todo = []
+        to_run = []
         for trial in trials:
             record = trial.record() or {}
             if record.get("status") == "done" or (record.get("status") == "failed" and not self.retry_failed):
                 continue
-            todo.append(trial)
-        return todo
+            to_run.append(trial)
+        return to_run
 
     def slot_cores(self, slot):
         """Concurrent mpirun trials each get a block of cores (otherwise all would bind from core 0)."""
@@ -722,13 +722,13 @@ def main(argv):
         return 0
 
     if args.slurm:
-        todo = runner.pending(spec.trials)
-        if not todo:
+        to_run = runner.pending(spec.trials)
+        if not to_run:
             log("every trial has finished; nothing to submit")
             write_results(spec)
             return 0
-        path = write_sbatch(spec, todo, ls_train)
-        log(f"wrote {path}: {len(todo)} array tasks ({len(spec.trials) - len(todo)} trials already finished)")
+        path = write_sbatch(spec, to_run, ls_train)
+        log(f"wrote {path}: {len(to_run)} array tasks ({len(spec.trials) - len(to_run)} trials already finished)")
         return 0
 
     trials = spec.trials
@@ -737,14 +737,14 @@ def main(argv):
         if not trials:
             print(f"ls_sweep: error: no trial named '{args.trial}' in {spec.path} (see --dry-run)", file=sys.stderr)
             return 2
-    todo = runner.pending(trials)
-    skipped = len(trials) - len(todo)
+    to_run = runner.pending(trials)
+    skipped = len(trials) - len(to_run)
     if args.trial is None:
-        log(f"{len(spec.trials)} trials in {spec.out}: {len(todo)} to run, {skipped} finished earlier (done or failed)"
+        log(f"{len(spec.trials)} trials in {spec.out}: {len(to_run)} to run, {skipped} finished earlier (done or failed)"
             + (f", {runner.parallel} at a time" if runner.parallel > 1 else ""))
     signal.signal(signal.SIGINT, runner.stop)
     signal.signal(signal.SIGTERM, runner.stop)
-    statuses = runner.run_all(todo)
+    statuses = runner.run_all(to_run)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if args.trial is not None:  # array tasks finish in any order; --report writes the table once
         status = statuses[0] if statuses else (trials[0].record() or {}).get("status", "done") + " earlier"
