@@ -51,6 +51,19 @@ def train_losses(run_dir):
     return [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
 
 
+def wait_for_saved_step(state_json, step, timeout=120):
+    """Returns once a run's state/trainer.json records `step` or later (or after `timeout` s)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(state_json) as f:
+                if json.load(f)["step"] >= step:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+
+
 def ls_train(*args, check=True, env=None):
     return subprocess.run([os.path.join(BIN, "ls_train"), *args], capture_output=True, text=True, check=check,
                           env=env)
@@ -89,15 +102,7 @@ class EndToEnd(unittest.TestCase):
         proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         state = os.path.join(run, "state", "trainer.json")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with open(state) as f:
-                    if json.load(f)["step"] >= 4:
-                        break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.02)
+        wait_for_saved_step(state, 4)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with open(state) as f:
@@ -156,15 +161,7 @@ class EndToEnd(unittest.TestCase):
         proc = subprocess.Popen([mpirun, "-np", "2", os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         state = os.path.join(run, "state", "trainer.json")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with open(state) as f:
-                    if json.load(f)["step"] >= 4:
-                        break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.02)
+        wait_for_saved_step(state, 4)
         proc.kill()
         proc.wait()
         subprocess.run(["pkill", "-9", "-f", cfg], check=False)
