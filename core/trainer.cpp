@@ -267,15 +267,15 @@ json Run::read_trainer_state() const {
 
 void Run::check_state_tp() const {
   const json trainer = read_trainer_state();
+  const int saved_tp = trainer.value("tp", 1);
+  if (saved_tp != topology_->tp())
+    fail("parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the adapters in "
+         "adapter/ and adapter_last/ load at any tp)", topology_->tp(), (dir_ / "state").string(), saved_tp, saved_tp);
   const int saved_world = trainer.value("world_size", topology_->world_size());
   if (saved_world != topology_->world_size())
     fail("the state in {} was saved by {} ranks, this run has {}; resume with mpirun -np {} (the adapters in "
          "adapter/ and adapter_last/ load with any number)", (dir_ / "state").string(), saved_world,
          topology_->world_size(), saved_world);
-  const int saved_tp = trainer.value("tp", 1);
-  if (saved_tp != topology_->tp())
-    fail("parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the adapters in "
-         "adapter/ and adapter_last/ load at any tp)", topology_->tp(), (dir_ / "state").string(), saved_tp, saved_tp);
 }
 
 bool Run::restore_state() {
