@@ -21,7 +21,8 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   std::vector<std::string> overrides;
   bool config_docs = false;
   app.add_option("config", config_path, "YAML run configuration")->check(CLI::ExistingFile);
-  app.add_option("--set", overrides, "override a config key, e.g. --set train.lr=2e-4 (repeatable)");
+  app.add_option("--set", overrides, "override a config key, e.g. --set train.lr=2e-4 (repeatable)")
+      ->allow_extra_args(false);  // one KEY=VALUE per --set, so a config path after it stays positional
   app.add_option("--resume", resume_dir, "continue the run in this directory from its saved state")
       ->check(CLI::ExistingDirectory);
   app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
