@@ -31,3 +31,11 @@ ls_target(ls_torch_pch)
 function(ls_use_torch_pch target)
   target_precompile_headers(${target} REUSE_FROM ls_torch_pch)
 endfunction()
+
+# ls_add_program(NAME SOURCE LIBS...): a program in BUILD_DIR/bin with the project's warnings
+# and sanitizers, linked against LIBS.
+function(ls_add_program name source)
+  add_executable(${name} ${source})
+  target_link_libraries(${name} PRIVATE ${ARGN})
+  ls_target(${name})
+endfunction()
