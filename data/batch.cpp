@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -40,12 +41,33 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
   batch.example_indices = indices;
   batch.input_ids = make({rows, width}, options.pad_id);
   batch.attention_mask = make({rows, width}, 0);
-  batch.labels = token_task ? make({rows, width}, kIgnoreIndex) : make({rows}, kIgnoreIndex);
+  const ProblemType problem = token_task ? ProblemType::kSingleLabel : dataset.problem;
+  if (problem == ProblemType::kSingleLabel) {
+    batch.labels = token_task ? make({rows, width}, kIgnoreIndex) : make({rows}, kIgnoreIndex);
+  } else {
+    // Float targets; NaN marks an unlabeled row.
+    const int64_t columns = problem == ProblemType::kMultiLabel ? dataset.num_labels : 1;
+    batch.labels = at::empty({rows, columns}, at::TensorOptions().dtype(at::kFloat).pinned_memory(options.pin_memory));
+    float* target = batch.labels.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const Example& example = dataset.examples[indices[r]];
+      float* row = target + r * columns;
+      if (!example.labeled) {
+        std::fill_n(row, columns, std::numeric_limits<float>::quiet_NaN());
+      } else if (problem == ProblemType::kRegression) {
+        row[0] = example.target;
+      } else {
+        std::fill_n(row, columns, 0.0f);
+        for (int32_t id : example.label_ids) row[id] = 1.0f;
+      }
+    }
+    if (problem == ProblemType::kRegression) batch.labels = batch.labels.view({rows});
+  }
   if (token_task) batch.word_ids = make({rows, width}, -1);
 
   int64_t* ids = batch.input_ids.data_ptr<int64_t>();
   int64_t* mask = batch.attention_mask.data_ptr<int64_t>();
-  int64_t* labels = batch.labels.data_ptr<int64_t>();
+  int64_t* labels = problem == ProblemType::kSingleLabel ? batch.labels.data_ptr<int64_t>() : nullptr;
   int64_t* words = token_task ? batch.word_ids.data_ptr<int64_t>() : nullptr;
   for (int64_t r = 0; r < rows; ++r) {
     const Example& example = dataset.examples[indices[r]];
@@ -61,7 +83,7 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
                 example.labels.size(), example.word_ids.size());
       std::copy(example.labels.begin(), example.labels.end(), labels + offset);
       std::copy(example.word_ids.begin(), example.word_ids.end(), words + offset);
-    } else {
+    } else if (labels) {
       labels[r] = example.label;
     }
   }

@@ -31,8 +31,9 @@ struct CollateOptions {
 struct Batch {
   at::Tensor input_ids;       // [B, T] int64
   at::Tensor attention_mask;  // [B, T] int64: 1 on ids, 0 on padding
-  at::Tensor labels;          // sequence task [B] int64; token task [B, T] int64; kIgnoreIndex
-                              // where nothing is to be learned
+  at::Tensor labels;          // single-label: sequence task [B] int64, token task [B, T] int64,
+                              // kIgnoreIndex where nothing is to be learned; multi-label [B, C]
+                              // float32 0/1; regression [B] float32; NaN rows are unlabeled
   at::Tensor word_ids;        // token task [B, T] int64: word index of each id, -1 elsewhere;
                               // undefined for sequence tasks
   std::vector<int64_t> example_indices;  // dataset index of each row, for predictions

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <thread>
 #include <unordered_set>
@@ -33,7 +34,8 @@ std::string Dataset::summary() const {
   return text;
 }
 
-LabelMap infer_label_map(const RawDataset& train) {
+LabelMap infer_label_map(const RawDataset& train, ProblemType problem) {
+  if (problem == ProblemType::kRegression) return LabelMap({"target"});
   std::unordered_set<std::string> seen;
   std::vector<RawLabel> distinct;
   auto add = [&](const RawLabel& label) {
@@ -42,7 +44,9 @@ LabelMap infer_label_map(const RawDataset& train) {
   };
   for (const RawRecord& record : train.records) {
     if (!record.has_label) continue;
-    if (train.task == TaskType::kSequence) {
+    if (problem == ProblemType::kMultiLabel) {
+      for (const RawLabel& label : record.label_set) add(label);
+    } else if (train.task == TaskType::kSequence) {
       add(record.label);
     } else {
       for (const RawLabel& tag : record.tags) add(tag);
@@ -74,7 +78,22 @@ class ExampleBuilder {
         const std::vector<int> ids = tokenizer_.encode(record.text);
         example.input_ids.assign(ids.begin(), ids.end());
       }
-      if (record.has_label) example.label = label_id(record.label, record.line);
+      example.labeled = record.has_label;
+      if (record.has_label) {
+        const ProblemType problem = options_.reader.problem;
+        if (problem == ProblemType::kMultiLabel) {
+          for (const RawLabel& label : record.label_set) {
+            const int32_t id = label_id(label, record.line);
+            if (std::find(example.label_ids.begin(), example.label_ids.end(), id) == example.label_ids.end())
+              example.label_ids.push_back(id);
+          }
+          std::sort(example.label_ids.begin(), example.label_ids.end());
+        } else if (problem == ProblemType::kRegression) {
+          example.target = static_cast<float>(record.target);
+        } else {
+          example.label = label_id(record.label, record.line);
+        }
+      }
     } else if (raw_.format == DataFormat::kPretokenized) {
       example.input_ids = checked_ids(record);
       example.num_words = static_cast<int32_t>(example.input_ids.size());
@@ -85,8 +104,10 @@ class ExampleBuilder {
         if (record.has_label) example.labels[i] = label_id(record.tags[i], record.line);
       }
       example.word_labels = example.labels;
+      example.labeled = record.has_label;
     } else {
       align(record, example);
+      example.labeled = record.has_label;
     }
     truncate(example);
     return example;
@@ -201,6 +222,8 @@ Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const L
   Dataset dataset;
   dataset.path = raw.path;
   dataset.task = raw.task;
+  dataset.problem = options.reader.problem;
+  dataset.num_labels = labels.size();
   dataset.max_length = options.max_length;
   const size_t n = raw.records.size();
   dataset.examples.resize(n);
@@ -246,6 +269,43 @@ Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const L
   }
   if (raw.task == TaskType::kToken) check_bio(raw, labels, stats);
   return dataset;
+}
+
+LabelCounts count_labels(const Dataset& dataset) {
+  LabelCounts counts;
+  counts.per_class.assign(static_cast<size_t>(std::max(dataset.num_labels, 0)), 0);
+  auto add = [&](int32_t id) {
+    if (id < 0 || id >= dataset.num_labels) return;
+    ++counts.per_class[static_cast<size_t>(id)];
+  };
+  for (const Example& example : dataset.examples) {
+    if (dataset.task == TaskType::kToken) {
+      for (int32_t id : example.labels)
+        if (id != kIgnoreIndex) add(id), ++counts.total;
+    } else if (!example.labeled) {
+      continue;
+    } else if (dataset.problem == ProblemType::kMultiLabel) {
+      for (int32_t id : example.label_ids) add(id);
+      ++counts.total;
+    } else if (dataset.problem == ProblemType::kSingleLabel) {
+      add(example.label);
+      ++counts.total;
+    }
+  }
+  return counts;
+}
+
+TargetStats target_stats(const Dataset& dataset) {
+  TargetStats stats;
+  double sum = 0, squares = 0;
+  for (const Example& example : dataset.examples)
+    if (example.labeled) sum += example.target, ++stats.count;
+  if (stats.count == 0) return stats;
+  stats.mean = sum / static_cast<double>(stats.count);
+  for (const Example& example : dataset.examples)
+    if (example.labeled) squares += (example.target - stats.mean) * (example.target - stats.mean);
+  stats.std = std::sqrt(squares / static_cast<double>(stats.count));
+  return stats;
 }
 
 Dataset load_dataset(const std::string& path, const Tokenizer& tokenizer, const LabelMap& labels,

@@ -25,6 +25,9 @@ struct Example {
   // (kIgnoreIndex when unlabeled): what word-level metrics (seqeval) compare against.
   std::vector<int32_t> word_labels;
   int32_t label = kIgnoreIndex;  // sequence task: the class id (kIgnoreIndex when unlabeled)
+  std::vector<int32_t> label_ids;  // multi-label: the class ids of the example's label set
+  float target = 0;                // regression: the number
+  bool labeled = false;            // the record had a label (any problem type)
   int32_t num_words = 0;         // token task: words in the source sentence (before truncation)
   int64_t line = 0;              // where the example starts in its file
   int32_t full_length = 0;       // ids before truncation
@@ -33,7 +36,7 @@ struct Example {
 
 struct DatasetOptions {
   TaskType task = TaskType::kSequence;
-  ReaderOptions reader;
+  ReaderOptions reader;  // reader.problem: single-label, multi-label or regression
   // Ids per example including BOS/EOS; longer examples are cut at the end (EOS, when enabled,
   // stays last). 0: no limit.
   int max_length = 64;
@@ -55,6 +58,8 @@ struct DatasetStats {
 struct Dataset {
   std::string path;
   TaskType task = TaskType::kSequence;
+  ProblemType problem = ProblemType::kSingleLabel;
+  int num_labels = 0;  // of the label map it was built with (multi-label batches are [B, C])
   int max_length = 0;  // as built (0: no limit)
   std::vector<Example> examples;
   DatasetStats stats;
@@ -67,8 +72,25 @@ struct Dataset {
   std::string summary() const;
 };
 
-// The label map a training split implies (LabelMap::infer over its distinct labels).
-LabelMap infer_label_map(const RawDataset& train);
+// The label map a training split implies (LabelMap::infer over its distinct labels; multi-label:
+// over the union of every example's labels). Regression has one output, named "target".
+LabelMap infer_label_map(const RawDataset& train, ProblemType problem = ProblemType::kSingleLabel);
+
+// Labelled positions per class of a built split (single-label: examples or tagged tokens;
+// multi-label: examples carrying the label) and in all (multi-label: labelled examples): what
+// class weights are computed from.
+struct LabelCounts {
+  std::vector<int64_t> per_class;
+  int64_t total = 0;
+};
+LabelCounts count_labels(const Dataset& dataset);
+
+// Mean and population standard deviation of a regression split's targets.
+struct TargetStats {
+  double mean = 0, std = 1;
+  int64_t count = 0;
+};
+TargetStats target_stats(const Dataset& dataset);
 
 // Tokenizes, maps and aligns one split. Throws UserError naming file:line for a label the map
 // lacks and for pre-tokenized ids outside the vocabulary.

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <cctype>
+#include <cmath>
 #include <charconv>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -92,6 +93,39 @@ RawLabel label_from_text(std::string_view text) {
   return label;
 }
 
+// A finite decimal number written as text (regression targets in CSV cells or JSON strings).
+bool parse_number(std::string_view text, double& value) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(value);
+}
+
+// A multi-label cell: labels separated by `separator`, spaces around each trimmed; an empty
+// cell is the empty set.
+std::vector<RawLabel> split_labels(std::string_view text, const std::string& separator) {
+  std::vector<RawLabel> out;
+  auto add = [&](std::string_view part) {
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (!part.empty()) out.push_back(label_from_text(part));
+  };
+  if (separator.empty()) {
+    add(text);
+    return out;
+  }
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    add(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + separator.size();
+  }
+  return out;
+}
+
 // Reads records out of a TextFile; `where(line)` prefixes every error.
 class Parser {
  public:
@@ -170,10 +204,19 @@ class Parser {
         record.text += row.fields[text_columns[k]];
       }
       if (label_column >= 0) {
-        record.label = label_from_text(row.fields[label_column]);
+        const std::string& cell = row.fields[label_column];
         record.has_label = true;
-        if (record.label.name.empty())
-          fail("{}: empty label in column \"{}\"", file_.where(row.line), options_.label_field);
+        if (options_.problem == ProblemType::kMultiLabel) {
+          record.label_set = split_labels(cell, options_.label_separator);
+        } else if (options_.problem == ProblemType::kRegression) {
+          if (!parse_number(cell, record.target))
+            fail("{}: regression target \"{}\" in column \"{}\" is not a number",
+                 file_.where(row.line), cell, options_.label_field);
+        } else {
+          record.label = label_from_text(cell);
+          if (record.label.name.empty())
+            fail("{}: empty label in column \"{}\"", file_.where(row.line), options_.label_field);
+        }
       }
       records.push_back(std::move(record));
     }
@@ -282,8 +325,30 @@ class Parser {
         fail("{}: missing field \"{}\"", file_.where(record.line), options_.label_field);
       return;
     }
-    record.label = label_value(*it, options_.label_field, record.line);
     record.has_label = true;
+    const json& value = *it;
+    if (options_.problem == ProblemType::kMultiLabel) {
+      if (value.is_string()) {
+        record.label_set = split_labels(value.get_ref<const std::string&>(), options_.label_separator);
+      } else if (value.is_array()) {
+        for (const json& item : value)
+          record.label_set.push_back(label_value(item, options_.label_field, record.line));
+      } else {
+        fail("{}: field \"{}\" must hold a list of labels (multi-label), found {}",
+             file_.where(record.line), options_.label_field, json_type(value));
+      }
+    } else if (options_.problem == ProblemType::kRegression) {
+      if (value.is_number()) {
+        record.target = value.get<double>();
+      } else if (!value.is_string() ||
+                 !parse_number(value.get_ref<const std::string&>(), record.target)) {
+        fail("{}: field \"{}\" must hold a number (regression target), found {}",
+             file_.where(record.line), options_.label_field,
+             value.is_string() ? "\"" + value.get<std::string>() + "\"" : std::string(json_type(value)));
+      }
+    } else {
+      record.label = label_value(value, options_.label_field, record.line);
+    }
   }
 
   std::vector<std::string> words(const json& doc, int64_t line) const {
@@ -361,6 +426,9 @@ bool first_record_has(const TextFile& file, const std::string& key) {
 RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   if (task == TaskType::kSequence && options.text_fields.empty())
     fail("{}: no text field configured", file.path());
+  if (task == TaskType::kToken && options.problem != ProblemType::kSingleLabel)
+    fail("{}: task.problem_type {} is for sequence tasks; token tasks are single_label", file.path(),
+         to_string(options.problem));
   RawDataset dataset;
   dataset.path = file.path();
   dataset.task = task;

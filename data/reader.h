@@ -33,6 +33,11 @@ struct ReaderOptions {
   std::vector<std::string> text_fields = {"text"};
   std::string pair_separator = " ";
   std::string label_field = "label";
+  // Sequence tasks: single-label reads one label per example; multi-label a JSON list of labels
+  // (or a string) and in CSV/TSV a cell split at `label_separator` (empty cell = no label);
+  // regression a number (JSON number or numeric text).
+  ProblemType problem = ProblemType::kSingleLabel;
+  std::string label_separator = "|";
   // Token tasks, JSONL: the word list and its tags (HF datasets' export); pre-tokenized JSONL
   // with a token task reads per-token labels from `tags_field`.
   std::string tokens_field = "tokens";
@@ -49,7 +54,9 @@ struct RawRecord {
   std::vector<std::string> words;  // token task from text: the words
   std::vector<int32_t> input_ids;  // pre-tokenized: the ids as given
   bool has_label = false;
-  RawLabel label;              // sequence task
+  RawLabel label;              // sequence task, single-label
+  std::vector<RawLabel> label_set;  // sequence task, multi-label (may be empty)
+  double target = 0;           // sequence task, regression
   std::vector<RawLabel> tags;  // token task: one per word (pre-tokenized: one per id)
 };
 

@@ -159,6 +159,47 @@ TEST(Truncation, TokenTaskCountsTheWordsItCuts) {
   EXPECT_EQ(dataset.stats.truncated, 1);
 }
 
+TEST(Labels, MultiLabelMapIsTheUnionAndUnknownLabelsNameFileAndLine) {
+  const Tokenizer tokenizer(llama_style_model());
+  DatasetOptions options;
+  options.reader.problem = ProblemType::kMultiLabel;
+  const RawDataset train = parse_raw_dataset(
+      "train.jsonl",
+      "{\"text\": \"a\", \"label\": [\"toxic\", \"insult\", \"toxic\"]}\n"
+      "{\"text\": \"b\", \"label\": [\"threat\"]}\n{\"text\": \"c\", \"label\": []}\n",
+      TaskType::kSequence, options.reader);
+  const LabelMap labels = infer_label_map(train, ProblemType::kMultiLabel);
+  EXPECT_EQ(labels.names(), (std::vector<std::string>{"insult", "threat", "toxic"}));
+  const Dataset dataset = build_dataset(train, tokenizer, labels, options);
+  EXPECT_EQ(dataset.examples[0].label_ids, (std::vector<int32_t>{0, 2}));  // a repeat counts once
+  EXPECT_TRUE(dataset.examples[2].labeled);
+  EXPECT_TRUE(dataset.examples[2].label_ids.empty());
+  const LabelCounts counts = count_labels(dataset);
+  EXPECT_EQ(counts.per_class, (std::vector<int64_t>{1, 1, 1}));
+  EXPECT_EQ(counts.total, 3);
+  const RawDataset validation = parse_raw_dataset(
+      "validation.jsonl", "{\"text\": \"a\", \"label\": [\"toxic\"]}\n{\"text\": \"b\", \"label\": [\"toxic\", \"rude\"]}\n",
+      TaskType::kSequence, options.reader);
+  EXPECT_HAS(user_error([&] { build_dataset(validation, tokenizer, labels, options); }),
+             "validation.jsonl:2: unknown label \"rude\" (the label map has 3: insult, threat, toxic)");
+}
+
+TEST(Labels, RegressionTargetsAndTheirStatistics) {
+  const Tokenizer tokenizer(llama_style_model());
+  DatasetOptions options;
+  options.reader.problem = ProblemType::kRegression;
+  const RawDataset train = parse_raw_dataset(
+      "sts.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 3.0}\n",
+      TaskType::kSequence, options.reader);
+  const LabelMap labels = infer_label_map(train, ProblemType::kRegression);
+  EXPECT_EQ(labels.names(), std::vector<std::string>{"target"});
+  const Dataset dataset = build_dataset(train, tokenizer, labels, options);
+  EXPECT_FLOAT_EQ(dataset.examples[1].target, 3.0f);
+  const TargetStats stats = target_stats(dataset);
+  EXPECT_DOUBLE_EQ(stats.mean, 2.0);
+  EXPECT_DOUBLE_EQ(stats.std, 1.0);  // population std, as the normalisation uses
+}
+
 TEST(Labels, UnknownLabelInValidationNamesFileAndLine) {
   const Tokenizer tokenizer(llama_style_model());
   const RawDataset train = parse_raw_dataset(
