@@ -40,34 +40,26 @@ std::string pooling_name(Pooling pooling) {
 }
 
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
-  const auto classes = logits.size(-1);
-  if (labels.numel() * classes != logits.numel())
-    fail("labels {} do not match logits {}", shape_string(labels.sizes()),
-         shape_string(logits.sizes()));
-  const auto valid = labels.ne(kIgnoreIndex);
-  if (valid.any().item<bool>()) {
-    const auto real = labels.masked_select(valid);
-    const auto [low, high] = at::aminmax(real);
-    if (low.item<int64_t>() < 0 || high.item<int64_t>() >= classes)
-      fail("labels: label {} is outside [0, {}) (use -100 to ignore a position)",
-           low.item<int64_t>() < 0 ? low.item<int64_t>() : high.item<int64_t>(), classes);
-  }
-  return at::cross_entropy_loss(logits.reshape({-1, classes}).to(at::kFloat), labels.reshape({-1}),
-                                /*weight=*/{}, at::Reduction::Mean, kIgnoreIndex);
-}
-
-at::Tensor Head::loss(const at::Tensor& logits, const at::Tensor& labels) const {
-  return cross_entropy(logits, labels);
+  return LossFunction(ProblemType::kSingleLabel, {}, logits.size(-1), logits.device())
+      .mean(logits, labels);
 }
 
 std::shared_ptr<Head> make_head(int64_t hidden_size, const HeadOptions& options,
                                 const c10::Device& device) {
   if (options.num_labels < 1)
     fail("head: number of labels must be positive, got {}", options.num_labels);
+  if (options.task == TaskType::kToken && options.problem != ProblemType::kSingleLabel)
+    fail("task.problem_type: {} needs task.type: sequence (token heads are single_label)",
+         data::to_string(options.problem));
+  LossFunction loss(options.problem, options.loss, options.num_labels, device);
+  std::shared_ptr<Head> head;
   if (options.task == TaskType::kSequence)
-    return std::make_shared<SequenceHead>(hidden_size, options.num_labels, options.pooling,
+    head = std::make_shared<SequenceHead>(hidden_size, options.num_labels, options.pooling,
                                           options.bias, device);
-  return std::make_shared<TokenHead>(hidden_size, options.num_labels, options.dropout, device);
+  else
+    head = std::make_shared<TokenHead>(hidden_size, options.num_labels, options.dropout, device);
+  head->set_loss_function(std::move(loss));
+  return head;
 }
 
 }  // namespace ls

@@ -1,7 +1,9 @@
 // Label heads: what turns final hidden states into label logits, and the loss on them. One small
 // interface; each head is one file (sequence_head, token_head). Heads are registered by the
 // classifier as `score`, the name HF and PEFT give them, and keep float32 weights whatever the
-// base dtype (they are trained).
+// base dtype (they are trained). The head's shape is the problem's: C outputs for single- and
+// multi-label, 1 for regression; the loss (loss.h) is chosen by the problem type, so the same
+// pooling and projection serve all three.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -9,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "core/loss.h"
 
 namespace ls {
 
@@ -31,13 +35,24 @@ class Head : public torch::nn::Module {
   virtual TaskType task() const = 0;
   virtual int64_t num_labels() const = 0;
   virtual bool has_bias() const = 0;
-  // Mean cross-entropy over labels != -100 (labels [B] or [B, T], int64).
-  at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const;
+  // The problem's mean loss (loss.h): cross-entropy over labels != -100 ([B] or [B, T] int64),
+  // BCE over [B, C] float targets, or MSE over [B] float targets.
+  at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const {
+    return loss_.mean(logits, labels);
+  }
+  const LossFunction& loss_function() const { return loss_; }
+  void set_loss_function(LossFunction loss) { loss_ = std::move(loss); }
+
+ private:
+  LossFunction loss_;
 };
 
 struct HeadOptions {
   TaskType task = TaskType::kSequence;
-  int64_t num_labels = 2;
+  ProblemType problem = ProblemType::kSingleLabel;  // token heads: single-label only
+  int64_t num_labels = 2;  // outputs: classes, or 1 for regression
+  LossOptions loss;        // class weights, label smoothing, regression target normalisation
+  double threshold = 0.5;  // multi-label: a label is predicted when sigmoid(logit) >= threshold
   Pooling pooling = Pooling::kLast;  // sequence heads
   double dropout = 0.1;              // token heads (HF's default classifier dropout)
   bool bias = false;                 // sequence: false as HF; token heads always have one
@@ -49,6 +64,7 @@ std::shared_ptr<Head> make_head(int64_t hidden_size, const HeadOptions& options,
                                 const c10::Device& device);
 
 constexpr int64_t kIgnoreIndex = -100;
+// Mean single-label cross-entropy, no weights (the default head's loss).
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels);
 
 }  // namespace ls

@@ -79,7 +79,11 @@ void LsLlama::load_adapter(const fs::path& adapter_dir) {
     fail("{}: tensor '{}' has shape {} but the model's hidden size is {}", weights_file.string(),
          head_weight, shape_string(shape), config().hidden_size);
   auto head = head_options_;
+  if (fs::exists(adapter_dir / kHeadConfigFile)) read_head_config(adapter_dir / kHeadConfigFile, head);
   head.num_labels = shape[0];
+  if (head.problem == ProblemType::kRegression && head.num_labels != 1)
+    fail("{}: tensor '{}' has {} outputs but a regression head has one", weights_file.string(),
+         head_weight, head.num_labels);
   head.bias = checkpoint.contains(std::string(kPeftPrefix) + "score.bias");
   set_head(make_head(config().hidden_size, head, device_));
   head_options_ = head;
@@ -105,6 +109,7 @@ void LsLlama::save_adapter(const fs::path& adapter_dir, bool write) const {
   write_safetensors(adapter_dir / kAdapterWeightsFile, tensors, {{"format", "pt"}});
   write_file_atomic(adapter_dir / kAdapterConfigFile,
                     peft_adapter_config_json(*lora_, head_options_.task));
+  write_file_atomic(adapter_dir / kHeadConfigFile, head_config_json(head_options_));
 }
 
 at::Tensor LsLlama::hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask) {

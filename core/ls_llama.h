@@ -48,8 +48,9 @@ class LsLlama : public torch::nn::Module {
 
   // A fresh adapter on every projection `lora` targets (A kaiming-uniform, B zero).
   void add_lora(const LoraOptions& lora);
-  // LoRA and head from a PEFT adapter directory (adapter_config.json + adapter_model.safetensors);
-  // the head takes the adapter's label count. Unknown config keys and tensors are ignored.
+  // LoRA and head from a PEFT adapter directory (adapter_config.json + adapter_model.safetensors,
+  // and head_config.json when there: problem type, threshold, target normalisation); the head
+  // takes the adapter's label count. Unknown config keys and tensors are ignored.
   void load_adapter(const std::filesystem::path& adapter_dir);
   // Writes a PEFT-loadable adapter (LoRA + head as modules_to_save), atomically per file, always
   // in the unsharded layout. Tensor-parallel: every rank of the tp group calls it (the shards are
@@ -63,7 +64,8 @@ class LsLlama : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
     return logits(hidden_states(input_ids, attention_mask), attention_mask);
   }
-  // Mean cross-entropy over labels != -100.
+  // The head's mean loss for its problem type (loss.h): cross-entropy over labels != -100, BCE
+  // with logits (multi-label) or MSE (regression).
   at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const {
     return head_->loss(logits, labels);
   }

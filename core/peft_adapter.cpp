@@ -133,4 +133,56 @@ std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task) {
   return config.dump(2) + "\n";
 }
 
+std::string head_config_json(const HeadOptions& head) {
+  json config = {
+      {"num_labels", head.num_labels},
+      {"problem_type", data::hf_problem_type(head.problem)},
+      {"ls_train",
+       {{"task", task_type_name(head.task)},
+        {"problem_type", data::to_string(head.problem)},
+        {"pooling", pooling_name(head.pooling)},
+        {"threshold", head.threshold},
+        {"target_mean", head.loss.target_mean},
+        {"target_std", head.loss.target_std},
+        {"class_weights", head.loss.class_weights},
+        {"label_smoothing", head.loss.label_smoothing}}},
+  };
+  return config.dump(2) + "\n";
+}
+
+void read_head_config(const std::filesystem::path& file, HeadOptions& head, bool objective) {
+  std::ifstream in(file);
+  if (!in) fail("{}: cannot open", file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto root = json::parse(text.str(), nullptr, false);
+  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
+  if (const auto it = root.find("problem_type"); it != root.end() && it->is_string()) {
+    const auto problem = data::parse_problem_type(it->get<std::string>(), file.string() + ": problem_type");
+    if (problem != head.problem)
+      fail("{}: the adapter was trained for {} but the model was built for {} (task.problem_type)",
+           file.string(), data::to_string(problem), data::to_string(head.problem));
+  }
+  const auto extra = root.find("ls_train");
+  if (extra == root.end() || !extra->is_object()) return;
+  auto number = [&](const char* key, double& into) {
+    const auto it = extra->find(key);
+    if (it == extra->end() || it->is_null()) return;
+    if (!it->is_number()) fail("{}: ls_train.{} must be a number", file.string(), key);
+    into = it->get<double>();
+  };
+  number("threshold", head.threshold);
+  number("target_mean", head.loss.target_mean);
+  number("target_std", head.loss.target_std);
+  if (!objective) return;
+  number("label_smoothing", head.loss.label_smoothing);
+  if (const auto it = extra->find("class_weights"); it != extra->end() && it->is_array()) {
+    head.loss.class_weights.clear();
+    for (const auto& w : *it) {
+      if (!w.is_number()) fail("{}: ls_train.class_weights must hold numbers", file.string());
+      head.loss.class_weights.push_back(w.get<double>());
+    }
+  }
+}
+
 }  // namespace ls
