@@ -3,6 +3,7 @@
 #include "core/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
@@ -39,6 +40,85 @@ double macro_f1(const std::vector<int>& predicted, const std::vector<int>& gold)
     sum += tp == 0 ? 0.0 : 2.0 * tp / (2.0 * tp + fp + fn);
   }
   return sum / labels.size();
+}
+
+MultiLabelScores multilabel_scores(const std::vector<std::vector<int>>& predicted,
+                                   const std::vector<std::vector<int>>& gold) {
+  LS_ASSERT(predicted.size() == gold.size(), "{} predictions for {} labels", predicted.size(), gold.size());
+  MultiLabelScores scores;
+  if (gold.empty()) return scores;
+  const size_t labels = gold[0].size();
+  std::vector<long> tp(labels, 0), fp(labels, 0), fn(labels, 0);
+  long exact = 0;
+  for (size_t i = 0; i < gold.size(); ++i) {
+    LS_ASSERT(gold[i].size() == labels && predicted[i].size() == labels, "row {}: {} / {} labels, expected {}", i,
+              predicted[i].size(), gold[i].size(), labels);
+    exact += predicted[i] == gold[i];
+    for (size_t c = 0; c < labels; ++c) {
+      const bool p = predicted[i][c] != 0, g = gold[i][c] != 0;
+      tp[c] += p && g, fp[c] += p && !g, fn[c] += !p && g;
+    }
+  }
+  auto f1 = [](long t, long f_p, long f_n) { return t == 0 ? 0.0 : 2.0 * t / (2.0 * t + f_p + f_n); };
+  long all_tp = 0, all_fp = 0, all_fn = 0;
+  double sum = 0;
+  for (size_t c = 0; c < labels; ++c) {
+    scores.per_label_f1.push_back(f1(tp[c], fp[c], fn[c]));
+    sum += scores.per_label_f1.back();
+    all_tp += tp[c], all_fp += fp[c], all_fn += fn[c];
+  }
+  scores.micro_f1 = f1(all_tp, all_fp, all_fn);
+  scores.macro_f1 = labels ? sum / static_cast<double>(labels) : 0.0;
+  scores.subset_accuracy = static_cast<double>(exact) / static_cast<double>(gold.size());
+  return scores;
+}
+
+std::vector<double> average_ranks(const std::vector<double>& values) {
+  std::vector<size_t> order(values.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  std::vector<double> ranks(values.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && values[order[j + 1]] == values[order[i]]) ++j;
+    const double rank = (static_cast<double>(i) + static_cast<double>(j)) / 2.0 + 1.0;  // mean of i+1 .. j+1
+    for (size_t k = i; k <= j; ++k) ranks[order[k]] = rank;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+double pearson(const std::vector<double>& x, const std::vector<double>& y) {
+  LS_ASSERT(x.size() == y.size(), "{} values against {}", x.size(), y.size());
+  const size_t n = x.size();
+  if (n < 2) return 0.0;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) mx += x[i], my += y[i];
+  mx /= static_cast<double>(n), my /= static_cast<double>(n);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) * (x[i] - mx);
+    syy += (y[i] - my) * (y[i] - my);
+  }
+  if (sxx <= 0 || syy <= 0) return 0.0;
+  return std::clamp(sxy / std::sqrt(sxx * syy), -1.0, 1.0);
+}
+
+RegressionScores regression_scores(const std::vector<double>& predicted, const std::vector<double>& gold) {
+  LS_ASSERT(predicted.size() == gold.size(), "{} predictions for {} targets", predicted.size(), gold.size());
+  RegressionScores scores;
+  if (gold.empty()) return scores;
+  for (size_t i = 0; i < gold.size(); ++i) {
+    const double e = predicted[i] - gold[i];
+    scores.mse += e * e;
+    scores.mae += std::abs(e);
+  }
+  scores.mse /= static_cast<double>(gold.size());
+  scores.mae /= static_cast<double>(gold.size());
+  scores.pearson = pearson(predicted, gold);
+  scores.spearman = pearson(average_ranks(predicted), average_ranks(gold));
+  return scores;
 }
 
 namespace {

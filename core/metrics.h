@@ -1,6 +1,7 @@
 // Evaluation metrics, with the semantics of the libraries users compare against:
 // accuracy and macro-F1 as scikit-learn computes them, entity precision/recall/F1 as seqeval
-// computes them (its default conlleval-style mode and its strict IOB2 mode).
+// computes them (its default conlleval-style mode and its strict IOB2 mode), multi-label F1 and
+// subset accuracy as scikit-learn on indicator matrices, Pearson and Spearman as scipy.stats.
 #pragma once
 
 #include <string>
@@ -13,6 +14,27 @@ double accuracy(const std::vector<int>& predicted, const std::vector<int>& gold)
 // Unweighted mean of per-label F1 over the labels that occur in gold or predictions
 // (sklearn.metrics.f1_score(average="macro"), zero_division=0).
 double macro_f1(const std::vector<int>& predicted, const std::vector<int>& gold);
+
+// Multi-label, on 0/1 indicator rows (one entry per label): sklearn's f1_score(average="micro"
+// and "macro", zero_division=0; macro averages over every label, present or not), per-label F1
+// (average=None) and accuracy_score (subset accuracy: the whole set right).
+struct MultiLabelScores {
+  double micro_f1 = 0, macro_f1 = 0, subset_accuracy = 0;
+  std::vector<double> per_label_f1;
+};
+MultiLabelScores multilabel_scores(const std::vector<std::vector<int>>& predicted,
+                                   const std::vector<std::vector<int>>& gold);
+
+// Regression: mean squared and absolute error, scipy.stats.pearsonr and spearmanr (ranks with
+// ties averaged). A constant input has no correlation: 0 here (scipy returns NaN).
+struct RegressionScores {
+  double mse = 0, mae = 0, pearson = 0, spearman = 0;
+};
+RegressionScores regression_scores(const std::vector<double>& predicted,
+                                   const std::vector<double>& gold);
+// 1-based ranks, ties given the mean of the ranks they span (scipy.stats.rankdata "average").
+std::vector<double> average_ranks(const std::vector<double>& values);
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
 
 struct EntityScores {
   double precision = 0, recall = 0, f1 = 0;
