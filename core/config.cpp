@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -81,6 +82,30 @@ struct Codec<std::vector<std::string>> {
   }
 };
 
+template <>
+struct Codec<ClassWeights> {
+  static constexpr const char* kind = "none, auto or a list of numbers";
+  static ClassWeights read(const YAML::Node& n) {
+    ClassWeights w;
+    if (n.IsNull()) return w;
+    if (n.IsScalar()) {
+      if (n.Scalar() != "none" && n.Scalar() != "auto") throw YAML::BadConversion(n.Mark());
+      w.mode = n.Scalar();
+      return w;
+    }
+    if (!n.IsSequence()) throw YAML::BadConversion(n.Mark());
+    w.mode = "list";
+    for (const auto& item : n) w.values.push_back(item.as<double>());
+    return w;
+  }
+  static std::string show(const ClassWeights& w) {
+    if (w.mode != "list") return w.mode;
+    YAML::Emitter out;
+    out << YAML::Flow << w.values;
+    return out.c_str();
+  }
+};
+
 // --- the schema --------------------------------------------------------------------------------
 
 struct KeySpec {
@@ -112,9 +137,14 @@ const std::vector<KeySpec>& schema() {
       key("model.attend_to_padding", &C::model, &ModelSection::attend_to_padding, "reproduce the original LS-unLLaMA code, which also unmasks padding keys (results then depend on batch composition)"),
       key("model.activation_checkpointing", &C::model, &ModelSection::activation_checkpointing, "recompute activations in backward to save memory", {"none", "selective", "full"}),
       key("task.type", &C::task, &TaskSection::type, "sequence = one label per example, token = one tag per word (NER)", {"sequence", "token"}),
-      key("task.labels", &C::task, &TaskSection::labels, "label names in id order; [] = inferred from the training split (integer labels ascending; otherwise O first, then byte order)"),
+      key("task.problem_type", &C::task, &TaskSection::problem_type, "single_label = one class per example (cross-entropy), multi_label = a set of labels per example (one logit per label, BCE with logits), regression = one number (MSE); as HF's problem_type. Token tasks are single_label", {"single_label", "multi_label", "regression"}),
+      key("task.labels", &C::task, &TaskSection::labels, "label names in id order; [] = inferred from the training split (integer labels ascending; otherwise O first, then byte order; multi_label: the union of every example's labels)"),
       key("task.pooling", &C::task, &TaskSection::pooling, "sequence head: last real token (HF), or mean/max over real tokens of the per-token logits (original LS-unLLaMA)", {"last", "mean", "max"}),
       key("task.head_dropout", &C::task, &TaskSection::head_dropout, "dropout before the token head (HF LlamaForTokenClassification default)"),
+      key("task.class_weights", &C::task, &TaskSection::class_weights, "single_label (sequence and token): cross-entropy weight per class; multi_label: BCE pos_weight per label. none, auto (single_label: n / (C * count_c), sklearn's 'balanced', counted over the training split's labelled examples or tokens; multi_label: negatives_c / positives_c) or a list in label order"),
+      key("task.label_smoothing", &C::task, &TaskSection::label_smoothing, "single_label cross-entropy label smoothing in [0, 1), torch semantics"),
+      key("task.threshold", &C::task, &TaskSection::threshold, "multi_label: a label is predicted when its sigmoid probability is >= this"),
+      key("task.normalize_targets", &C::task, &TaskSection::normalize_targets, "regression: the head learns (y - mean) / std of the training targets; predictions and metrics are mapped back"),
       key("lora.r", &C::lora, &LoraSection::r, "LoRA rank"),
       key("lora.alpha", &C::lora, &LoraSection::alpha, "LoRA alpha; the update is scaled by alpha/r"),
       key("lora.dropout", &C::lora, &LoraSection::dropout, "dropout on the LoRA input"),
@@ -129,7 +159,8 @@ const std::vector<KeySpec>& schema() {
       key("data.text_pair_field", &C::data, &DataSection::text_pair_field, "second text of a pair (e.g. hypothesis); empty = none"),
       key("data.pair_separator", &C::data, &DataSection::pair_separator, "joins a text pair"),
       key("data.csv_quoting", &C::data, &DataSection::csv_quoting, "CSV/TSV fields may be quoted (RFC 4180); false treats quotes as text (GLUE TSVs)"),
-      key("data.label_field", &C::data, &DataSection::label_field, "JSONL/CSV field with the label (string or integer)"),
+      key("data.label_field", &C::data, &DataSection::label_field, "JSONL/CSV field with the label (string or integer; multi_label: a JSON list, or a cell split at label_separator; regression: a number)"),
+      key("data.label_separator", &C::data, &DataSection::label_separator, "multi_label: separates the labels of a CSV/TSV cell or JSON string (\"toxic|insult\"); an empty cell is no label"),
       key("data.tokens_field", &C::data, &DataSection::tokens_field, "word-list JSONL (HF datasets NER export): the words"),
       key("data.tags_field", &C::data, &DataSection::tags_field, "word-list JSONL: the tags (strings, or integers indexing task.labels)"),
       key("data.conll_tag_column", &C::data, &DataSection::conll_tag_column, "CoNLL column with the tag; -1 = last"),
@@ -156,7 +187,7 @@ const std::vector<KeySpec>& schema() {
       key("train.seed", &C::train, &TrainSection::seed, "seeds LoRA init, dropout and shuffling: equal seeds give equal runs"),
       key("train.shuffle", &C::train, &TrainSection::shuffle, "shuffle the training split every epoch"),
       key("train.eval_every", &C::train, &TrainSection::eval_every, "evaluate on validation every epoch, or every N optimizer steps"),
-      key("train.metric", &C::train, &TrainSection::metric, "selection metric; auto = macro_f1 (sequence) or entity_f1 (token)", {"auto", "accuracy", "macro_f1", "entity_f1", "loss"}),
+      key("train.metric", &C::train, &TrainSection::metric, "selection metric; auto = macro_f1 (single_label sequence), entity_f1 (token), micro_f1 (multi_label), pearson (regression). loss, mse and mae select the lowest value, the others the highest", {"auto", "accuracy", "macro_f1", "entity_f1", "micro_f1", "subset_accuracy", "pearson", "spearman", "mse", "mae", "loss"}),
       key("train.ner_mode", &C::train, &TrainSection::ner_mode, "entity matching as seqeval: default (conlleval) or strict IOB2", {"default", "strict"}),
       key("train.early_stopping_patience", &C::train, &TrainSection::early_stopping_patience, "stop after this many evaluations without improvement; 0 = never"),
       key("train.log_every", &C::train, &TrainSection::log_every, "optimizer steps between progress lines (non-terminal output) and metrics.jsonl records"),
@@ -281,6 +312,29 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
   }
   require(c.train.metric != "entity_f1" || c.task.type == "token", "train.metric",
           "entity_f1 needs task.type: token");
+  const std::string& problem = c.task.problem_type;
+  require(problem == "single_label" || c.task.type == "sequence", "task.problem_type",
+          fmt::format("{} needs task.type: sequence (token tasks are single_label)", problem));
+  static const std::map<std::string, std::set<std::string>> kMetrics = {
+      {"single_label", {"auto", "loss", "accuracy", "macro_f1", "entity_f1"}},
+      {"multi_label", {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},
+      {"regression", {"auto", "loss", "mse", "mae", "pearson", "spearman"}}};
+  require(kMetrics.at(problem).count(c.train.metric) > 0, "train.metric",
+          fmt::format("'{}' is not a {} metric (choose from: {})", c.train.metric, problem,
+                      fmt::join(kMetrics.at(problem), ", ")));
+  require(c.task.label_smoothing >= 0 && c.task.label_smoothing < 1, "task.label_smoothing", "must be in [0, 1)");
+  require(c.task.label_smoothing == 0 || problem == "single_label", "task.label_smoothing",
+          "only single_label cross-entropy is smoothed");
+  require(c.task.threshold > 0 && c.task.threshold < 1, "task.threshold", "must be in (0, 1)");
+  require(c.task.class_weights.mode == "none" || problem != "regression", "task.class_weights",
+          "regression has no classes to weight");
+  for (double w : c.task.class_weights.values)
+    require(w >= 0 && std::isfinite(w), "task.class_weights", fmt::format("weight {} must be a finite number >= 0", w));
+  require(c.task.class_weights.mode != "list" || !c.task.class_weights.values.empty(), "task.class_weights",
+          "an empty list; use none");
+  require(!c.task.normalize_targets || problem == "regression", "task.normalize_targets", "needs task.problem_type: regression");
+  require(problem != "regression" || c.task.labels.size() <= 1, "task.labels",
+          "regression has one output: give at most one name");
   require(c.parallel.tp >= 1, "parallel.tp", "must be >= 1");
   require(c.output.state_every >= 0, "output.state_every", "must be >= 0");
   require(!c.output.dir.empty(), "output.dir", "must name a directory");
@@ -415,6 +469,17 @@ std::vector<std::string> config_key_paths() {
   std::vector<std::string> paths;
   for (const auto& k : schema()) paths.push_back(k.path);
   return paths;
+}
+
+std::string selection_metric(const Config& config) {
+  if (config.train.metric != "auto") return config.train.metric;
+  if (config.task.problem_type == "multi_label") return "micro_f1";
+  if (config.task.problem_type == "regression") return "pearson";
+  return config.task.type == "token" ? "entity_f1" : "macro_f1";
+}
+
+bool metric_higher_is_better(const std::string& metric) {
+  return metric != "loss" && metric != "mse" && metric != "mae";
 }
 
 }  // namespace ls

@@ -23,11 +23,24 @@ struct ModelSection {
   std::string activation_checkpointing = "none";  // none | selective | full
 };
 
+// task.class_weights: none, auto (from the training split's label counts) or one number per
+// label in label-map order.
+struct ClassWeights {
+  std::string mode = "none";             // none | auto | list
+  std::vector<double> values;            // mode list
+  bool operator==(const ClassWeights&) const = default;
+};
+
 struct TaskSection {
   std::string type = "sequence";         // sequence | token
+  std::string problem_type = "single_label";  // single_label | multi_label | regression
   std::vector<std::string> labels;       // [] = inferred from the training split
   std::string pooling = "last";          // sequence head: last | mean | max
   double head_dropout = 0.1;             // token head dropout (HF's classifier default)
+  ClassWeights class_weights;            // CE weights (single-label), pos_weight (multi-label)
+  double label_smoothing = 0.0;          // single-label cross-entropy, torch semantics
+  double threshold = 0.5;                // multi-label decision threshold on sigmoid outputs
+  bool normalize_targets = false;        // regression: train on (y - mean) / std of the train split
 };
 
 struct LoraSection {
@@ -49,6 +62,7 @@ struct DataSection {
   std::string pair_separator = " ";
   bool csv_quoting = true;               // RFC 4180 quotes in CSV/TSV; false: quotes are literal
   std::string label_field = "label";
+  std::string label_separator = "|";     // multi-label CSV/TSV cells (and JSON strings): "a|b"
   std::string tokens_field = "tokens";   // word-list JSONL (HF NER export)
   std::string tags_field = "ner_tags";
   int conll_tag_column = -1;             // -1 = last column
@@ -78,7 +92,8 @@ struct TrainSection {
   int seed = 42;
   bool shuffle = true;
   std::string eval_every = "epoch";      // epoch | N (optimizer steps)
-  std::string metric = "auto";           // auto | accuracy | macro_f1 | entity_f1 | loss
+  std::string metric = "auto";           // auto | accuracy | macro_f1 | entity_f1 | micro_f1 |
+                                         // subset_accuracy | pearson | spearman | mse | mae | loss
   std::string ner_mode = "default";      // seqeval mode: default | strict (IOB2)
   int early_stopping_patience = 0;       // evaluations without improvement; 0 = off
   int log_every = 10;                    // optimizer steps between log lines
@@ -119,6 +134,12 @@ struct Config {
   // Every key with its value, in schema order: what a run saves as config.yaml.
   std::string to_yaml() const;
 };
+
+// The selection metric a config asks for: train.metric, or for auto the problem's default
+// (macro_f1 single-label sequence, entity_f1 token, micro_f1 multi-label, pearson regression).
+std::string selection_metric(const Config& config);
+// Whether larger values of a metric are better (false for loss, mse, mae).
+bool metric_higher_is_better(const std::string& metric);
 
 // The keys as a Markdown table (key, default, meaning): README's config reference.
 std::string config_docs_markdown();

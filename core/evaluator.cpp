@@ -87,7 +87,24 @@ std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& 
   for (const auto& p : result.predictions) {
     const auto& example = dataset.examples[p.example];
     nlohmann::json line = {{"line", example.line}};
-    if (dataset.task == data::TaskType::kSequence) {
+    if (dataset.problem == data::ProblemType::kMultiLabel) {
+      nlohmann::json predicted = nlohmann::json::array(), probs = nlohmann::json::object();
+      for (size_t c = 0; c < p.probabilities.size(); ++c) {
+        const auto& name = labels.name(static_cast<int>(c));
+        probs[name] = p.probabilities[c];
+        if (p.probabilities[c] >= result.threshold) predicted.push_back(name);
+      }
+      line["labels"] = predicted;
+      line["probabilities"] = probs;
+      if (example.labeled) {
+        nlohmann::json gold = nlohmann::json::array();
+        for (int32_t id : example.label_ids) gold.push_back(labels.name(id));
+        line["gold"] = gold;
+      }
+    } else if (dataset.problem == data::ProblemType::kRegression) {
+      line["prediction"] = p.probabilities.empty() ? 0.0f : p.probabilities[0];
+      if (example.labeled) line["gold"] = example.target;
+    } else if (dataset.task == data::TaskType::kSequence) {
       line["label"] = labels.name(p.label);
       nlohmann::json probs = nlohmann::json::object();
       for (size_t c = 0; c < p.probabilities.size(); ++c) probs[labels.name(static_cast<int>(c))] = p.probabilities[c];
@@ -131,21 +148,36 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
   data::Sampler sampler(dataset.lengths(), sampler_options);
 
   const bool token_task = dataset.task == data::TaskType::kToken;
-  double loss_sum = 0;
-  int64_t label_count = 0;
+  const data::ProblemType problem = dataset.problem;
+  const HeadOptions& head = model.head_options();
+  const LossFunction& loss = model.head().loss_function();
+  double loss_sum = 0, label_count = 0;
   std::vector<Prediction> mine;
   for (const auto& indices : sampler.epoch_batches(0)) {
     data::Batch batch = data::collate(dataset, indices, options.collate);
     if (batch.size() == 0) continue;
     auto logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)).to(at::kCPU);
     if (options.labeled) {
-      int64_t count = batch.labels.ne(kIgnoreIndex).sum().item<int64_t>();
+      // The training loss's definition (loss.h): summed here, divided by the global normalizer.
+      const double count = loss.normalizer(batch.labels).item<double>();
       if (count > 0) {
-        loss_sum += cross_entropy(logits, batch.labels).item<double>() * count;
+        loss_sum += loss.sum(logits, batch.labels).item<double>();
         label_count += count;
       }
     }
-    if (!token_task) {
+    if (problem != data::ProblemType::kSingleLabel) {
+      at::Tensor values = problem == data::ProblemType::kMultiLabel
+                              ? logits.sigmoid()
+                              : logits.reshape({-1, 1}) * head.loss.target_std + head.loss.target_mean;
+      values = values.to(at::kFloat).contiguous();
+      for (int64_t row = 0; row < batch.size(); ++row) {
+        Prediction p;
+        p.example = batch.example_indices[row];
+        const float* v = values[row].data_ptr<float>();
+        p.probabilities.assign(v, v + values.size(1));
+        mine.push_back(std::move(p));
+      }
+    } else if (!token_task) {
       auto probs = logits.softmax(-1).contiguous();
       auto argmax = logits.argmax(-1);
       for (int64_t row = 0; row < batch.size(); ++row) {
@@ -173,17 +205,48 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
   }
 
   EvalResult result;
+  result.threshold = head.threshold;
   result.predictions = gather(mine, dp.get());
   result.examples = static_cast<int64_t>(result.predictions.size());
   if (!options.labeled) return result;
 
-  double global_loss = loss_sum, global_count = static_cast<double>(label_count);
+  double global_loss = loss_sum, global_count = label_count;
   if (dp && dp->size() > 1) {
     global_loss = parallel::all_reduce_value(*dp, loss_sum);
     global_count = parallel::all_reduce_value(*dp, global_count);
   }
   result.metrics["loss"] = global_count > 0 ? global_loss / global_count : 0.0;
-  if (!token_task) {
+  if (problem == data::ProblemType::kMultiLabel) {
+    std::vector<std::vector<int>> predicted, gold;
+    for (const auto& p : result.predictions) {
+      const auto& example = dataset.examples[p.example];
+      if (!example.labeled) continue;
+      std::vector<int> g(static_cast<size_t>(labels.size()), 0), q(g.size(), 0);
+      for (int32_t id : example.label_ids) g[static_cast<size_t>(id)] = 1;
+      for (size_t c = 0; c < q.size() && c < p.probabilities.size(); ++c) q[c] = p.probabilities[c] >= head.threshold;
+      gold.push_back(std::move(g));
+      predicted.push_back(std::move(q));
+    }
+    const MultiLabelScores scores = multilabel_scores(predicted, gold);
+    result.metrics["micro_f1"] = scores.micro_f1;
+    result.metrics["macro_f1"] = scores.macro_f1;
+    result.metrics["subset_accuracy"] = scores.subset_accuracy;
+    for (size_t c = 0; c < scores.per_label_f1.size(); ++c)
+      result.metrics["f1/" + labels.name(static_cast<int>(c))] = scores.per_label_f1[c];
+  } else if (problem == data::ProblemType::kRegression) {
+    std::vector<double> predicted, gold;
+    for (const auto& p : result.predictions) {
+      const auto& example = dataset.examples[p.example];
+      if (!example.labeled) continue;
+      predicted.push_back(p.probabilities.at(0));
+      gold.push_back(example.target);
+    }
+    const RegressionScores scores = regression_scores(predicted, gold);
+    result.metrics["mse"] = scores.mse;
+    result.metrics["mae"] = scores.mae;
+    result.metrics["pearson"] = scores.pearson;
+    result.metrics["spearman"] = scores.spearman;
+  } else if (!token_task) {
     std::vector<int> predicted, gold;
     for (const auto& p : result.predictions) {
       int g = dataset.examples[p.example].label;

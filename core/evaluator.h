@@ -22,15 +22,21 @@ namespace ls {
 
 struct Prediction {
   int64_t example = 0;               // index in the dataset
-  int label = -1;                    // sequence: predicted class
-  std::vector<float> probabilities;  // sequence: softmax over classes
+  int label = -1;                    // single-label sequence: predicted class
+  // single-label: softmax over classes; multi-label: sigmoid of each label; regression: the one
+  // predicted value (mapped back from normalised targets).
+  std::vector<float> probabilities;
   std::vector<int> tags;             // token: predicted class of each word kept after truncation
 };
 
 struct EvalResult {
-  std::map<std::string, double> metrics;  // loss, accuracy, macro_f1 | entity_{precision,recall,f1}
+  // loss and the problem's metrics: accuracy, macro_f1 (single-label) | entity_{precision,recall,
+  // f1}, tag_accuracy (token) | micro_f1, macro_f1, subset_accuracy, f1/<label> (multi-label) |
+  // mse, mae, pearson, spearman (regression)
+  std::map<std::string, double> metrics;
   std::vector<Prediction> predictions;    // dataset order (complete on dp rank 0)
   int64_t examples = 0;
+  double threshold = 0.5;  // multi-label: the decision threshold the predictions use
 };
 
 struct EvalOptions {
@@ -46,7 +52,9 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
                     c10::Device device);
 
 // Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
-// "gold"} for sequence tasks, {"line", "words", "tags", "gold"} for token tasks.
+// "gold"} for single-label sequence tasks, {"line", "labels", "probabilities", "gold"} (label
+// lists; a probability per label) for multi-label, {"line", "prediction", "gold"} for regression,
+// {"line", "words", "tags", "gold"} for token tasks.
 std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
                               const data::Dataset& dataset, const data::LabelMap& labels);
 

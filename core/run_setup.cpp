@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/llama_config.h"
@@ -39,6 +41,8 @@ data::ReaderOptions reader_options(const Config& config, bool labeled) {
   r.pair_separator = d.pair_separator;
   r.csv_quoting = d.csv_quoting;
   r.label_field = d.label_field;
+  r.problem = data::parse_problem_type(config.task.problem_type);
+  r.label_separator = d.label_separator;
   r.tokens_field = d.tokens_field;
   r.tags_field = d.tags_field;
   r.conll_tag_column = d.conll_tag_column;
@@ -77,21 +81,52 @@ ModelOptions model_options(const Config& config, const Placement& placement,
   return options;
 }
 
-HeadOptions head_options(const Config& config, int num_labels) {
+HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss) {
   HeadOptions head;
   head.task = parse_task_type(config.task.type, "task.type");
+  head.problem = data::parse_problem_type(config.task.problem_type);
   head.num_labels = num_labels;
+  head.loss = loss;
+  head.threshold = config.task.threshold;
   head.pooling = parse_pooling(config.task.pooling, "task.pooling");
   head.dropout = config.task.head_dropout;
   return head;
 }
 
+LossOptions loss_options(const Config& config, const data::Dataset& train, const data::LabelMap& labels) {
+  LossOptions loss;
+  loss.label_smoothing = config.task.label_smoothing;
+  const auto problem = data::parse_problem_type(config.task.problem_type);
+  const auto& weights = config.task.class_weights;
+  if (weights.mode == "list") {
+    if (static_cast<int>(weights.values.size()) != labels.size())
+      fail("task.class_weights: {} weights for {} labels ({}); give one per label, in label-map order",
+           weights.values.size(), labels.size(), fmt::join(labels.names(), ", "));
+    loss.class_weights = weights.values;
+  } else if (weights.mode == "auto") {
+    const data::LabelCounts counts = data::count_labels(train);
+    const double n = static_cast<double>(counts.total), classes = static_cast<double>(labels.size());
+    for (int64_t count : counts.per_class) {
+      const double c = static_cast<double>(std::max<int64_t>(count, 1));  // absent classes: as if seen once
+      // single-label: sklearn's "balanced" n / (C * count); multi-label: pos_weight = negatives / positives
+      loss.class_weights.push_back(problem == data::ProblemType::kMultiLabel ? (n - static_cast<double>(count)) / c
+                                                                             : n / (classes * c));
+    }
+  }
+  if (problem == data::ProblemType::kRegression && config.task.normalize_targets) {
+    const data::TargetStats stats = data::target_stats(train);
+    loss.target_mean = stats.mean;
+    loss.target_std = stats.std > 0 ? stats.std : 1.0;
+  }
+  return loss;
+}
+
 std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
                                     const std::string& adapter_dir, LoadStats* stats,
-                                    std::shared_ptr<parallel::Communicator> tp) {
+                                    std::shared_ptr<parallel::Communicator> tp, const LossOptions& loss) {
   at::manual_seed(config.train.seed);
   auto model = LsLlama::from_pretrained(config.model.path, model_options(config, placement, std::move(tp)),
-                                        head_options(config, num_labels), stats);
+                                        head_options(config, num_labels, loss), stats);
   if (!adapter_dir.empty()) {
     model->load_adapter(adapter_dir);
     if (model->head().num_labels() != num_labels)

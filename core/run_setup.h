@@ -35,13 +35,22 @@ data::CollateOptions collate_options(const Config& config);
 // are tensor-parallel over it (the model's config.json is read to plan the split).
 ModelOptions model_options(const Config& config, const Placement& placement,
                            std::shared_ptr<parallel::Communicator> tp = nullptr);
-HeadOptions head_options(const Config& config, int num_labels);
+// `loss`: the resolved loss settings (see loss_options); the config's problem type and threshold
+// come from `config`.
+HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss = {});
+
+// The loss settings of task.* resolved against the training split: class weights (auto: from its
+// label counts, see the README), label smoothing, and with task.normalize_targets the mean and
+// std of its regression targets. UserError naming task.class_weights for a list of the wrong
+// length.
+LossOptions loss_options(const Config& config, const data::Dataset& train, const data::LabelMap& labels);
 
 // The base model with a head for `num_labels`, and either a fresh LoRA (lora.*) or the adapter in
 // `adapter_dir` when given. Seeds torch with train.seed first, so every rank starts identical.
 // `tp` as for model_options: each rank then reads only its slices of the checkpoint.
 std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement, int num_labels,
                                     const std::string& adapter_dir, LoadStats* stats = nullptr,
-                                    std::shared_ptr<parallel::Communicator> tp = nullptr);
+                                    std::shared_ptr<parallel::Communicator> tp = nullptr,
+                                    const LossOptions& loss = {});
 
 }  // namespace ls

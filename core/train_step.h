@@ -2,10 +2,13 @@
 // (gradient accumulation), data-parallel gradient averaging, clipping, AdamW. Under tensor
 // parallelism the ranks of a tp group run the same batch together; the loss is the same on each.
 //
-// The loss is the mean cross-entropy over every labelled position of the GLOBAL batch (all
-// micro-batches, all dp ranks), so a step is the same whatever the split into ranks and
-// micro-batches: each micro-batch contributes sum(CE) * dp / global_label_count, and the dp
-// average of those gradients is the gradient of the global mean.
+// The loss is the mean over the GLOBAL batch (all micro-batches, all dp ranks) as loss.h defines
+// it per problem type: sum of losses / global normalizer (labelled positions; with class weights
+// the sum of the targets' weights, as torch's weighted cross-entropy; multi-label rows x labels).
+// So a step is the same whatever the split into ranks and micro-batches: each micro-batch
+// contributes sum * dp / global_normalizer, and the dp average of those gradients is the
+// gradient of the global mean. The normalizer is computed from the host batches, and the loss is
+// read back once per step, after the update is queued.
 #pragma once
 
 #include <memory>
@@ -23,7 +26,7 @@ class DataParallelGradSync;
 namespace ls {
 
 struct StepStats {
-  double loss = 0;         // global mean cross-entropy of the step
+  double loss = 0;         // global mean loss of the step
   double grad_norm = 0;    // before clipping
   int64_t tokens = 0;      // non-padding tokens, all ranks
   int64_t labels = 0;      // labelled positions, all ranks
@@ -51,7 +54,7 @@ class StepRunner {
   std::vector<at::Tensor> trainable_;
 };
 
-// Counts labelled positions (label != -100) of a batch.
+// Counts labelled positions of a batch (label != -100; float targets: rows without NaN).
 int64_t count_labels(const data::Batch& batch);
 
 }  // namespace ls

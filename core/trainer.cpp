@@ -67,11 +67,6 @@ void append_line(const fs::path& path, const json& record) {
   out << record.dump() << "\n";
 }
 
-std::string metric_name(const Config& c) {
-  if (c.train.metric != "auto") return c.train.metric;
-  return c.task.type == "token" ? "entity_f1" : "macro_f1";
-}
-
 // --- the run --------------------------------------------------------------------------------------
 
 class Run {
@@ -111,6 +106,7 @@ class Run {
   c10::ScalarType dtype_ = c10::kFloat;
   std::unique_ptr<data::Tokenizer> tokenizer_;
   data::LabelMap labels_;
+  LossOptions loss_;  // class weights, label smoothing, target normalisation (from the train split)
   data::RawDataset raw_validation_, raw_test_;
   data::Dataset train_, validation_, test_;
   std::shared_ptr<LsLlama> model_;
@@ -157,12 +153,19 @@ void Run::load_data() {
   } else if (!config_.task.labels.empty()) {
     labels_ = data::LabelMap(config_.task.labels);
   } else {
-    labels_ = data::infer_label_map(raw_train);
+    labels_ = data::infer_label_map(raw_train, options.reader.problem);
   }
   if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
 
   train_ = data::build_dataset(raw_train, *tokenizer_, labels_, options);
   log(train_.summary());
+  loss_ = loss_options(config_, train_, labels_);
+  if (!loss_.class_weights.empty())
+    log(fmt::format("class weights ({}, {}): {}", config_.task.class_weights.mode,
+                    options.reader.problem == data::ProblemType::kMultiLabel ? "BCE pos_weight" : "cross-entropy",
+                    fmt::join(loss_.class_weights, ", ")));
+  if (config_.task.normalize_targets)
+    log(fmt::format("regression targets normalised: mean {:.6g}, std {:.6g}", loss_.target_mean, loss_.target_std));
   if (!d.validation.empty()) {
     raw_validation_ = data::read_raw_dataset(d.validation, options.task, options.reader);
     validation_ = data::build_dataset(raw_validation_, *tokenizer_, labels_, options);
@@ -184,7 +187,7 @@ void Run::build_model() {
   // every tp rank cuts its shards from the same full draw. With tp > 1 the projections are
   // tensor-parallel over the tp group and each rank reads only its slices of the checkpoint.
   model_ = load_model(config_, {device_, dtype_}, labels_.size(), config_.lora.init_from, &stats,
-                      topology_->tp_group());
+                      topology_->tp_group(), loss_);
   log(fmt::format("model {}: {} layers, hidden {}, {} base tensors ({:.1f} MB {}) loaded in {:.2f} s on {}; attention {}",
                   config_.model.path, model_->config().num_hidden_layers, model_->config().hidden_size, stats.tensors,
                   stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(),
@@ -381,8 +384,8 @@ TrainOutcome Run::execute() {
                              : static_cast<int64_t>(config_.train.warmup_ratio * total_steps);
   LrSchedule schedule{parse_schedule(config_.train.schedule), config_.train.lr, total_steps, warmup};
   const int64_t eval_every_steps = config_.train.eval_every == "epoch" ? 0 : std::stol(config_.train.eval_every);
-  const std::string metric = metric_name(config_);
-  const bool higher_is_better = metric != "loss";
+  const std::string metric = selection_metric(config_);
+  const bool higher_is_better = metric_higher_is_better(metric);
 
   data::CollateOptions collate = collate_options(config_);
   collate.pin_memory = device_.is_cuda();

@@ -1,8 +1,10 @@
 // ls_predict: a trained run's adapter (+ head) on new data.
 //   ls_predict RUN_DIR DATA_FILE [--out PREDICTIONS.jsonl] [--adapter best|last|DIR]
-// Reads RUN_DIR/config.yaml (model, task, data options) and labels.json; writes one JSON line per
-// example (label and probabilities; per-word tags for NER) and, when the file has labels, prints
-// the metrics the trainer reports.
+// Reads RUN_DIR/config.yaml (model, task, data options), labels.json and the adapter's
+// head_config.json (threshold, target normalisation, loss settings); writes one JSON line per
+// example (label and probabilities; a label set with a probability per label for multi-label; a
+// number for regression; per-word tags for NER) and, when the file has labels, prints the metrics
+// the trainer reports.
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/evaluator.h"
+#include "core/peft_adapter.h"
 #include "core/run_setup.h"
 #include "core/safetensors.h"
 #include "data/reader.h"
@@ -21,7 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
-  CLI::App app{"Predict with a trained ls-train run: labels and probabilities (sequence tasks) or per-word tags (NER)."};
+  CLI::App app{"Predict with a trained ls-train run: labels and probabilities (sequence tasks; label sets for multi-label, numbers for regression) or per-word tags (NER)."};
   std::string run_dir, data_file, out, adapter = "best", device = "";
   int batch_size = 0;
   app.add_option("run", run_dir, "run directory written by ls_train")->required()->check(CLI::ExistingDirectory);
@@ -56,7 +59,11 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   for (const auto& record : raw.records) labeled |= record.has_label;
 
   const auto placement = ls::resolve_placement(config, mpi.local_rank(), mpi.local_size());
-  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string());
+  // The loss settings the run trained with (class weights resolved from its training split), so
+  // the loss reported here is the trainer's.
+  ls::HeadOptions head = ls::head_options(config, labels.size());
+  if (fs::exists(adapter_dir / ls::kHeadConfigFile)) ls::read_head_config(adapter_dir / ls::kHeadConfigFile, head, true);
+  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string(), nullptr, nullptr, head.loss);
   ls::EvalOptions eval;
   eval.batch_size = batch_size > 0 ? batch_size
                                    : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size : config.train.batch_size);

@@ -423,8 +423,16 @@ def metric_for(spec, trials):
         metric = config.get("train", {}).get("metric", "auto")
         if metric != "auto":
             return metric
-        return "entity_f1" if config.get("task", {}).get("type") == "token" else "macro_f1"
+        task = config.get("task", {})
+        if task.get("problem_type") == "multi_label":
+            return "micro_f1"
+        if task.get("problem_type") == "regression":
+            return "pearson"
+        return "entity_f1" if task.get("type") == "token" else "macro_f1"
     return "loss"
+
+
+LOWER_IS_BETTER = {"loss", "mse", "mae"}  # as ls_train selects checkpoints (metric_higher_is_better)
 
 
 def trial_result(trial, metric):
@@ -438,7 +446,7 @@ def trial_result(trial, metric):
     except (OSError, ValueError):
         return result
     result["steps"] = max((r["step"] for r in records), default=None)
-    lower_is_better = metric == "loss"
+    lower_is_better = metric in LOWER_IS_BETTER
     for r in records:
         if r.get("split") == "validation" and metric in r:
             result["curve"].append((r["step"], r[metric]))
@@ -469,7 +477,7 @@ def _fmt(x, digits=4):
 def write_results(spec):
     """results.csv (every trial), results_by_config.csv (mean and spread over seeds), results.md, plots/."""
     metric = metric_for(spec, spec.trials)
-    lower = metric == "loss"
+    lower = metric in LOWER_IS_BETTER
     results = sorted((trial_result(t, metric) for t in spec.trials), key=lambda r: _sort_key(r, lower))
     keys = [a.key for a in spec.axes]
     cols = [spec.short[k] for k in keys]

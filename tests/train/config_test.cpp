@@ -124,3 +124,33 @@ TEST(Config, RelativePathsResolveAgainstTheConfigFileAndOverridesAgainstTheWorki
   EXPECT_EQ(c.model.path, std::string(LS_SOURCE_DIR) + "/build/quickstart/model");
   EXPECT_EQ(c.data.test, (std::filesystem::current_path() / "elsewhere/test.conll").string());
 }
+
+TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
+  auto c = ls::Config::parse(std::string(kMinimal) + "task: {problem_type: multi_label, class_weights: auto}\n",
+                             "cfg.yaml");
+  EXPECT_EQ(c.task.class_weights.mode, "auto");
+  EXPECT_EQ(ls::selection_metric(c), "micro_f1");
+  c = ls::Config::parse(kMinimal, "cfg.yaml", {"task.class_weights=[1, 2.5]", "task.label_smoothing=0.1"});
+  EXPECT_EQ(c.task.class_weights.values, (std::vector<double>{1.0, 2.5}));
+  EXPECT_EQ(ls::selection_metric(c), "macro_f1");
+  // The resolved config reads back the same (a run's config.yaml is what ls_predict loads).
+  EXPECT_EQ(ls::Config::parse(c.to_yaml(), "resolved.yaml").task.class_weights, c.task.class_weights);
+  c = ls::Config::parse(std::string(kMinimal) + "task: {problem_type: regression}\ntrain: {metric: mse}\n", "cfg.yaml");
+  EXPECT_FALSE(ls::metric_higher_is_better(ls::selection_metric(c)));
+  EXPECT_TRUE(ls::metric_higher_is_better("spearman"));
+
+  EXPECT_NE(error_of(std::string(kMinimal) + "task: {type: token,\n  problem_type: regression}\n")
+                .find("cfg.yaml:2: task.problem_type: regression needs task.type: sequence"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"task.class_weights=balanced"})
+                .find("task.class_weights: expected none, auto or a list of numbers, found 'balanced'"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"task.class_weights=[1, -2]"}).find("task.class_weights: weight -2"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"task.problem_type=regression", "train.metric=macro_f1"})
+                .find("train.metric: 'macro_f1' is not a regression metric"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"task.problem_type=multi_label", "task.label_smoothing=0.1"})
+                .find("task.label_smoothing: only single_label"),
+            std::string::npos);
+}
