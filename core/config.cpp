@@ -460,7 +460,15 @@ std::string config_docs_markdown() {
     if (!k.choices.empty()) doc += fmt::format(" ({})", fmt::join(k.choices, " \\| "));
     std::string value = k.show(defaults);
     if (value.empty() || value == "\"\"") value = "\"\"";
-    out += fmt::format("| `{}` | `{}` | {} |\n", k.path, value, doc);
+    // A '|' in a value or its doc would split the Markdown cell.
+    auto escape_pipes = [](std::string text) {
+      for (size_t at = text.find('|'); at != std::string::npos; at = text.find('|', at + 2)) {
+        if (at > 0 && text[at - 1] == '\\') continue;
+        text.insert(at, "\\");
+      }
+      return text;
+    };
+    out += fmt::format("| `{}` | `{}` | {} |\n", k.path, escape_pipes(value), escape_pipes(doc));
   }
   return out;
 }

@@ -2,7 +2,8 @@
 // a safetensors file. It is the parity and debugging tool: the Python reference tests run HF
 // transformers + PEFT on the same inputs and compare tensor by tensor.
 //
-//   in:  input_ids, attention_mask [B, T] (+ seq_labels [B] or tok_labels [B, T] with --labels)
+//   in:  input_ids, attention_mask [B, T] (+ seq_labels [B] or tok_labels [B, T] with --labels;
+//        multi-label seq_labels are [B, C] 0/1, regression [B] numbers)
 //   out: hidden [B, T, H], logits, loss (with --labels), and with --grads the gradient of every
 //        trainable tensor under its PEFT name (base_model.model.model.layers.0...lora_A.weight).
 //   --save-adapter writes the model's adapter (loaded, or fresh from --lora-*) as PEFT saves it.
@@ -47,7 +48,9 @@ int forward_main(int argc, char** argv) {
   CLI::App app{
       "Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
-  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter;
+  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter, problem = "single_label";
+  std::vector<double> class_weights;
+  double label_smoothing = 0;
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
   int64_t num_labels = 2, lora_r = 0;
   double lora_alpha = 8;
@@ -64,6 +67,11 @@ int forward_main(int argc, char** argv) {
                "let every token attend to padding (the original LS-unLLaMA code)");
   app.add_option("--pooling", pooling, "sequence pooling: last | mean | max");
   app.add_option("--num-labels", num_labels, "labels of a fresh head (without --adapter)");
+  app.add_option("--problem-type", problem, "single_label | multi_label | regression (loss and label dtype)");
+  app.add_option("--class-weights", class_weights,
+                 "cross-entropy class weights (single_label) or BCE pos_weight (multi_label)")
+      ->delimiter(',');
+  app.add_option("--label-smoothing", label_smoothing, "single_label cross-entropy label smoothing");
   app.add_option("--seed", seed, "seed for the fresh head and adapter");
   app.add_option("--lora-r", lora_r, "add a fresh LoRA adapter of this rank (without --adapter)");
   app.add_option("--lora-alpha", lora_alpha, "alpha of the fresh adapter");
@@ -99,7 +107,13 @@ int forward_main(int argc, char** argv) {
   ls::HeadOptions head;
   head.task = ls::parse_task_type(task, "--task");
   head.pooling = ls::parse_pooling(pooling, "--pooling");
-  head.num_labels = num_labels;
+  head.problem = ls::data::parse_problem_type(problem, "--problem-type");
+  head.num_labels = head.problem == ls::ProblemType::kRegression ? 1 : num_labels;
+  // The loss settings apply to the head the model ends with (an adapter brings its own label
+  // count), so they are set after loading.
+  ls::LossOptions loss;
+  loss.class_weights = class_weights;
+  loss.label_smoothing = label_smoothing;
   at::manual_seed(seed);
 
   // The batch first: a bad input file fails before seconds of weight loading.
@@ -109,7 +123,7 @@ int forward_main(int argc, char** argv) {
   at::Tensor labels;
   if (with_labels)
     labels = batch.view(head.task == ls::TaskType::kSequence ? "seq_labels" : "tok_labels")
-                 .to(at::kLong);
+                 .to(head.problem == ls::ProblemType::kSingleLabel ? at::kLong : at::kFloat);
 
   ls::LoadStats stats;
   auto model = ls::LsLlama::from_pretrained(model_dir, options, head, &stats);
@@ -126,6 +140,8 @@ int forward_main(int argc, char** argv) {
     lora.targets = lora_targets;
     model->add_lora(lora);
   }
+  model->head().set_loss_function(
+      ls::LossFunction(head.problem, loss, model->head().num_labels(), options.device));
   model->eval();  // no dropout: the pass is deterministic
 
   std::vector<std::pair<std::string, at::Tensor>> results;

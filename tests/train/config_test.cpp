@@ -140,7 +140,7 @@ TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
   EXPECT_TRUE(ls::metric_higher_is_better("spearman"));
 
   EXPECT_NE(error_of(std::string(kMinimal) + "task: {type: token,\n  problem_type: regression}\n")
-                .find("cfg.yaml:2: task.problem_type: regression needs task.type: sequence"),
+                .find("cfg.yaml:4: task.problem_type: regression needs task.type: sequence"),
             std::string::npos);
   EXPECT_NE(error_of(kMinimal, {"task.class_weights=balanced"})
                 .find("task.class_weights: expected none, auto or a list of numbers, found 'balanced'"),
