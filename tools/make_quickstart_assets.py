@@ -9,7 +9,16 @@ with byte fallback trained on the generated text, and two small datasets:
   model, which sees only the left context of a word, cannot tag them; a bidirectional one can.
   This is the paper's LS-unLLaMA finding in miniature.
 
-Usage: make_quickstart_assets.py OUT_DIR   (idempotent: does nothing when OUT_DIR/.complete exists)
+and, from the same vocabulary (so the tokenizer above serves them), two more problem types:
+
+- aspects (multi-label, JSONL lists; the test split as CSV with "|"-separated labels): a review
+  mentions some of acting (the cast), music and story (plot, script, story), each with an opinion
+  word; its labels are the aspects it mentions, possibly none;
+- rating (regression, JSONL): a review's target is the mean of its opinion words' fixed scores on
+  a 0-5 scale (awful 0 ... superb 5).
+
+Usage: make_quickstart_assets.py OUT_DIR   (idempotent: the model, tokenizer and first two sets
+are made once, marked by OUT_DIR/.complete; the other sets whenever their files are missing)
 """
 import json
 import os
@@ -54,6 +63,60 @@ def review(rng):
     return " ".join(lead + words), label
 
 
+ASPECTS = {"acting": ["cast"], "music": ["music"], "story": ["plot", "script", "story"]}
+SCORES = {"awful": 0.0, "terrible": 0.5, "painful": 0.5, "boring": 1.0, "tedious": 1.0, "dull": 1.5,
+          "clumsy": 1.5, "bland": 2.0, "fun": 3.0, "charming": 3.5, "moving": 3.5, "delightful": 4.0,
+          "great": 4.0, "wonderful": 4.5, "brilliant": 5.0, "superb": 5.0}
+
+
+def aspect_review(rng):
+    names = sorted(ASPECTS)
+    chosen = [a for a in names if rng.random() < 0.45]
+    rng.shuffle(chosen)
+    clauses = [f"the {rng.choice(ASPECTS[a])} was {rng.choice(POSITIVE + NEGATIVE)}" for a in chosen]
+    if not clauses or rng.random() < 0.3:  # an aspect-free clause, so "movie"/"film" mean nothing
+        clauses.insert(rng.randint(0, len(clauses)), f"the {rng.choice(['movie', 'film'])} was "
+                                                       f"{rng.choice(POSITIVE + NEGATIVE)}")
+    lead = [rng.choice(FILLER) for _ in range(rng.randint(0, 2))]
+    return " ".join(lead + [" and ".join(clauses)]), sorted(chosen)
+
+
+def rating_review(rng):
+    cues = [rng.choice(sorted(SCORES)) for _ in range(rng.randint(1, 2))]
+    words = ["the", rng.choice(NOUNS), "was", cues[0]] + (["and", cues[1]] if len(cues) > 1 else [])
+    lead = [rng.choice(FILLER) for _ in range(rng.randint(0, 2))]
+    return " ".join(lead + words), round(sum(SCORES[c] for c in cues) / len(cues), 2)
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_problem_type_sets(data):
+    """The multi-label and regression sets, each from its own seeded generator (the older sets do
+    not move when these change)."""
+    splits = {"train": 600, "validation": 150, "test": 150}
+    rng = random.Random(SEED + 9)
+    for split, n in splits.items():
+        reviews = [aspect_review(rng) for _ in range(n)]
+        if split == "test":
+            path = os.path.join(data, "aspects_test.csv")
+            if not os.path.exists(path):
+                write_atomic(path, "text,labels\n" + "".join(f"{t},{'|'.join(ls)}\n" for t, ls in reviews))
+        else:
+            path = os.path.join(data, f"aspects_{split}.jsonl")
+            if not os.path.exists(path):
+                write_atomic(path, "".join(json.dumps({"text": t, "labels": ls}) + "\n" for t, ls in reviews))
+    rng = random.Random(SEED + 10)
+    for split, n in splits.items():
+        reviews = [rating_review(rng) for _ in range(n)]
+        path = os.path.join(data, f"rating_{split}.jsonl")
+        if not os.path.exists(path):
+            write_atomic(path, "".join(json.dumps({"text": t, "score": y}) + "\n" for t, y in reviews))
+
+
 def write_conll(path, sentences):
     with open(path, "w") as f:
         f.write("-DOCSTART- -X- -X- O\n\n")
@@ -64,8 +127,12 @@ def write_conll(path, sentences):
 
 
 def main(out):
-    if os.path.exists(os.path.join(out, ".complete")):
-        return
+    if not os.path.exists(os.path.join(out, ".complete")):
+        make_model_and_first_sets(out)
+    write_problem_type_sets(os.path.join(out, "data"))
+
+
+def make_model_and_first_sets(out):
     import sentencepiece as spm
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
