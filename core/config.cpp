@@ -461,12 +461,13 @@ std::string config_docs_markdown() {
     std::string value = k.show(defaults);
     if (value.empty() || value == "\"\"") value = "\"\"";
     // A '|' in a value or its doc would split the Markdown cell.
-    auto escape_pipes = [](std::string text) {
-      for (size_t at = text.find('|'); at != std::string::npos; at = text.find('|', at + 2)) {
-        if (at > 0 && text[at - 1] == '\\') continue;
-        text.insert(at, "\\");
+    auto escape_pipes = [](const std::string& text) {
+      std::string out;
+      for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '|' && (i == 0 || text[i - 1] != '\\')) out += '\\';
+        out += text[i];
       }
-      return text;
+      return out;
     };
     out += fmt::format("| `{}` | `{}` | {} |\n", k.path, escape_pipes(value), escape_pipes(doc));
   }

@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "data/loader.h"
 #include "pipeline_test_util.h"
 
@@ -35,6 +37,29 @@ Dataset make_dataset(TaskType task, const std::vector<int>& lengths) {
 std::vector<int64_t> row(const at::Tensor& t, int64_t r) {
   const at::Tensor c = t[r].contiguous();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+TEST(Collate, MultiLabelRowsAreIndicatorsAndRegressionTargetsNumbersNanWhenUnlabeled) {
+  Dataset dataset = make_dataset(TaskType::kSequence, {2, 3, 1});
+  dataset.problem = ProblemType::kMultiLabel;
+  dataset.num_labels = 3;
+  dataset.examples[0].label_ids = {0, 2};
+  dataset.examples[0].labeled = true;
+  dataset.examples[1].labeled = true;  // the empty set: a labelled row of zeros
+  const Batch multi = collate(dataset, {0, 1, 2}, {});
+  ASSERT_EQ(multi.labels.sizes(), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(multi.labels.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(multi.labels.narrow(0, 0, 2), at::tensor({1.f, 0.f, 1.f, 0.f, 0.f, 0.f}).view({2, 3})));
+  EXPECT_TRUE(multi.labels[2].isnan().all().item<bool>());
+
+  dataset.problem = ProblemType::kRegression;
+  dataset.examples[0].target = 2.5f;
+  dataset.examples[1].target = -1.0f;
+  const Batch regression = collate(dataset, {1, 2, 0}, {});
+  ASSERT_EQ(regression.labels.sizes(), (std::vector<int64_t>{3}));
+  EXPECT_FLOAT_EQ(regression.labels[0].item<float>(), -1.0f);
+  EXPECT_TRUE(std::isnan(regression.labels[1].item<float>()));
+  EXPECT_FLOAT_EQ(regression.labels[2].item<float>(), 2.5f);
 }
 
 TEST(Collate, PadsRightWithMaskAndIgnoredLabels) {
