@@ -135,26 +135,40 @@ class ProblemTypes(unittest.TestCase):
         self.assertEqual(predictions[0]["gold"], gold[0])
         self.assertTrue(0.0 - 1.5 < sum(p["prediction"] for p in predictions) / len(predictions) < 5.0 + 1.5)
 
-    def test_class_weights_keep_data_parallel_runs_equal_and_predict_loss_equal(self):
-        """Weighted cross-entropy is normalised by the global sum of target weights, so two ranks take
-        the same steps as one; ls_predict's loss is the trainer's (weights restored from the adapter)."""
-        losses = {}
-        for ranks in (1, 2):
-            directory = os.path.join(self.dir, f"np{ranks}")
-            os.makedirs(directory)
-            cfg = write_config(directory, task={"problem_type": "single_label", "class_weights": [0.3, 2.5],
-                                                "label_smoothing": 0.1},
-                               data={"train": f"{DATA}/sentiment_train.jsonl",
-                                     "validation": f"{DATA}/sentiment_validation.jsonl", "label_field": "label"},
-                               train={"max_steps": 4, "eval_every": "4"})
-            ls_train(cfg, ranks=ranks)
-            losses[ranks] = [r["loss"] for r in records(os.path.join(directory, "run"), "train")]
-        for a, b in zip(losses[2], losses[1], strict=True):
-            self.assertAlmostEqual(a, b, delta=1e-5 * max(1.0, abs(b)))
-        run = os.path.join(self.dir, "np1", "run")
-        validation = records(run, "validation")[-1]
-        stdout, _ = self.predict(run, f"{DATA}/sentiment_validation.jsonl")
-        self.assertIn(f"loss {validation['loss']:.4f}", stdout)
+    def test_every_problem_type_takes_the_same_steps_on_any_layout(self):
+        """Each loss is normalised over the GLOBAL batch (weighted cross-entropy by the sum of the
+        targets' weights, BCE by rows x labels, MSE by rows), so 2 data-parallel ranks and 2
+        tensor-parallel ranks take the same steps as one process; ls_predict's loss is the trainer's
+        (class weights and target normalisation restored from the adapter)."""
+        tasks = {
+            "weighted_smoothed_ce": dict(
+                task={"problem_type": "single_label", "class_weights": [0.3, 2.5], "label_smoothing": 0.1},
+                data={"train": f"{DATA}/sentiment_train.jsonl", "validation": f"{DATA}/sentiment_validation.jsonl",
+                      "label_field": "label"}),
+            "multi_label_pos_weight": dict(task={"class_weights": "auto"}),
+            "regression_normalised": dict(
+                task={"problem_type": "regression", "normalize_targets": True},
+                data={"train": f"{DATA}/rating_train.jsonl", "validation": f"{DATA}/rating_validation.jsonl",
+                      "label_field": "score"}),
+        }
+        for name, sections in tasks.items():
+            losses = {}
+            for layout, ranks, tp in (("one", 1, 1), ("dp2", 2, 1), ("tp2", 2, 2)):
+                directory = os.path.join(self.dir, f"{name}_{layout}")
+                os.makedirs(directory)
+                cfg = write_config(directory, **sections)
+                ls_train(cfg, "--set", f"parallel.tp={tp}", "--set", "train.max_steps=4", "--set",
+                         "train.eval_every=4", ranks=ranks)
+                losses[layout] = [r["loss"] for r in records(os.path.join(directory, "run"), "train")]
+            self.assertEqual(len(losses["one"]), 4, name)
+            for layout in ("dp2", "tp2"):
+                for a, b in zip(losses[layout], losses["one"], strict=True):
+                    self.assertAlmostEqual(a, b, delta=1e-5 * max(1.0, abs(b)), msg=f"{name} {layout}")
+            run = os.path.join(self.dir, f"{name}_one", "run")
+            validation = records(run, "validation")[-1]
+            stdout, _ = self.predict(run, sections.get("data", {}).get("validation",
+                                                                       f"{DATA}/aspects_validation.jsonl"))
+            self.assertIn(f"loss {validation['loss']:.4f}", stdout, name)
 
     def test_auto_class_weights_are_sklearn_balanced(self):
         run_dir = os.path.join(self.dir, "auto")
