@@ -11,12 +11,16 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/checkpoint.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/ls_llama.h"
+#include "core/peft_adapter.h"
 #include "core/safetensors.h"
 
 namespace {
@@ -48,7 +52,7 @@ int forward_main(int argc, char** argv) {
   CLI::App app{
       "Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
-  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter, problem = "single_label";
+  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter, problem;
   std::vector<double> class_weights;
   double label_smoothing = 0;
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
@@ -67,7 +71,9 @@ int forward_main(int argc, char** argv) {
                "let every token attend to padding (the original LS-unLLaMA code)");
   app.add_option("--pooling", pooling, "sequence pooling: last | mean | max");
   app.add_option("--num-labels", num_labels, "labels of a fresh head (without --adapter)");
-  app.add_option("--problem-type", problem, "single_label | multi_label | regression (loss and label dtype)");
+  app.add_option("--problem-type", problem,
+                 "single_label | multi_label | regression (loss and label dtype); default: the "
+                 "adapter's head_config.json, else single_label");
   app.add_option("--class-weights", class_weights,
                  "cross-entropy class weights (single_label) or BCE pos_weight (multi_label)")
       ->delimiter(',');
@@ -107,7 +113,16 @@ int forward_main(int argc, char** argv) {
   ls::HeadOptions head;
   head.task = ls::parse_task_type(task, "--task");
   head.pooling = ls::parse_pooling(pooling, "--pooling");
-  head.problem = ls::data::parse_problem_type(problem, "--problem-type");
+  if (problem.empty() && !adapter_dir.empty()) {
+    const auto head_config = std::filesystem::path(adapter_dir) / ls::kHeadConfigFile;
+    if (std::filesystem::exists(head_config)) {
+      std::ifstream in(head_config);
+      const auto saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (saved.is_object() && saved.contains("problem_type") && saved["problem_type"].is_string())
+        problem = saved["problem_type"].get<std::string>();
+    }
+  }
+  head.problem = ls::data::parse_problem_type(problem.empty() ? "single_label" : problem, "--problem-type");
   head.num_labels = head.problem == ls::ProblemType::kRegression ? 1 : num_labels;
   // The loss settings apply to the head the model ends with (an adapter brings its own label
   // count), so they are set after loading.

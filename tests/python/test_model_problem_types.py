@@ -3,7 +3,7 @@
 losses (LlamaForSequenceClassification with problem_type, through PEFT), and class-weighted
 cross-entropy (sequence and token), label smoothing and BCE pos_weight against torch.nn.functional
 on the HF logits. Losses to 1e-4 relative, every LoRA/head gradient to 1e-3. An adapter saved by
-ls_forward carries head_config.json, whose keys rebuild the same head in HF."""
+ls_forward carries head_config.json, whose keys rebuild the same head in HF (and in ls_forward)."""
 import json
 import sys
 import tempfile
@@ -157,6 +157,11 @@ class ProblemTypeParity(unittest.TestCase):
                 self.assertEqual(model.config.problem_type, HF_PROBLEM[problem])
                 ours = load_file(tmp / "out.safetensors")["logits"]
                 self.check("logits", f"{problem}: adapter logits in HF", ours, logits, ACTIVATIONS)
+                # Loaded back without --problem-type: head_config.json says what the head is.
+                run_ls_forward("--model", model_dir, "--adapter", tmp / "adapter", "--task", "sequence",
+                               "--inputs", tmp / "inputs.safetensors", "--out", tmp / "again.safetensors")
+                self.check("logits", f"{problem}: adapter reloaded", load_file(tmp / "again.safetensors")["logits"],
+                           ours, ACTIVATIONS)
 
 
 if __name__ == "__main__":
