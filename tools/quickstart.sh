@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the embedded default: a tiny LLaMA-architecture model and tokenizer
 # made locally (seeded, no downloads), a sentiment task (LS-LLaMA) and an NER task whose tags
-# depend on the words to their right, trained causal (LS-LLaMA) and bidirectional (LS-unLLaMA).
+# depend on the words to their right, trained causal (LS-LLaMA) and bidirectional (LS-unLLaMA),
+# then a multi-label and a regression task on the same model.
 # CPU only; a few minutes on 2 cores. Results: runs/quickstart-*/ and runs/quickstart-summary.json.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -16,15 +17,21 @@ runs="$LS_ROOT/runs"
 ls_log "making the quickstart model, tokenizer and data in $LS_ROOT/build/quickstart"
 "$py" "$LS_ROOT/tools/make_quickstart_assets.py" "$LS_ROOT/build/quickstart"
 
-ls_log "1/3 sentiment, LS-LLaMA (causal)"
+ls_log "1/5 sentiment, LS-LLaMA (causal)"
 "$bin/ls_train" "$LS_ROOT/configs/quickstart_sentiment.yaml" "$@"
-ls_log "2/3 NER, LS-LLaMA (causal attention)"
+ls_log "2/5 NER, LS-LLaMA (causal attention)"
 "$bin/ls_train" "$LS_ROOT/configs/quickstart.yaml" --set model.attention=causal \
   --set output.dir="$runs/quickstart-ner-causal" "$@"
-ls_log "3/3 NER, LS-unLLaMA (bidirectional attention)"
+ls_log "3/5 NER, LS-unLLaMA (bidirectional attention)"
 "$bin/ls_train" "$LS_ROOT/configs/quickstart.yaml" --set output.dir="$runs/quickstart-ner-bidirectional" "$@"
+ls_log "4/5 aspects, multi-label (one sigmoid per label)"
+"$bin/ls_train" "$LS_ROOT/configs/quickstart_multilabel.yaml" "$@"
+ls_log "5/5 rating, regression"
+"$bin/ls_train" "$LS_ROOT/configs/quickstart_regression.yaml" "$@"
 
 "$py" "$LS_ROOT/tools/quickstart_summary.py" "$runs/quickstart-summary.json" \
   "sentiment LS-LLaMA=$runs/quickstart-sentiment" \
   "NER LS-LLaMA=$runs/quickstart-ner-causal" \
-  "NER LS-unLLaMA=$runs/quickstart-ner-bidirectional"
+  "NER LS-unLLaMA=$runs/quickstart-ner-bidirectional" \
+  "aspects multi-label=$runs/quickstart-multilabel" \
+  "rating regression=$runs/quickstart-regression"

@@ -16,6 +16,10 @@ def results(run_dir):
     attention = "bidirectional" if "attention: bidirectional" in config else "causal"
     task = "token" if "type: token" in config else "sequence"
     metric = "entity_f1" if task == "token" else "accuracy"
+    if "problem_type: multi_label" in config:
+        task, metric = "multi", "micro_f1"
+    elif "problem_type: regression" in config:
+        task, metric = "regress", "pearson"
     validation = [r for r in records if r["split"] == "validation"]
     best = max(validation, key=lambda r: r[metric]) if validation else {}
     return {"task": task, "attention": attention, "metric": metric,
