@@ -170,6 +170,22 @@ class ProblemTypes(unittest.TestCase):
                                                                        f"{DATA}/aspects_validation.jsonl"))
             self.assertIn(f"loss {validation['loss']:.4f}", stdout, name)
 
+    def test_lower_is_better_metrics_select_the_lowest(self):
+        """train.metric: mse selects the checkpoint with the lowest validation MSE (not the highest)."""
+        cfg = write_config(self.dir, task={"problem_type": "regression"},
+                           data={"train": f"{DATA}/rating_train.jsonl", "validation": f"{DATA}/rating_validation.jsonl",
+                                 "label_field": "score"},
+                           train={"metric": "mse", "max_steps": 12, "eval_every": "2", "lr": 1e-2})
+        ls_train(cfg)
+        run = os.path.join(self.dir, "run")
+        validation = records(run, "validation")
+        self.assertGreater(len({r["mse"] for r in validation}), 1)
+        with open(os.path.join(run, "state", "trainer.json")) as f:
+            state = json.load(f)
+        best = min(validation, key=lambda r: r["mse"])
+        self.assertEqual(state["best_step"], best["step"])
+        self.assertAlmostEqual(state["best"], best["mse"], places=12)
+
     def test_auto_class_weights_are_sklearn_balanced(self):
         run_dir = os.path.join(self.dir, "auto")
         os.makedirs(run_dir)
