@@ -50,7 +50,7 @@ class Head : public torch::nn::Module {
 struct HeadOptions {
   TaskType task = TaskType::kSequence;
   ProblemType problem = ProblemType::kSingleLabel;  // token heads: single-label only
-  int64_t num_labels = 2;  // outputs: classes, or 1 for regression
+  int64_t num_labels = 2;                           // outputs: classes, or 1 for regression
   LossOptions loss;        // class weights, label smoothing, regression target normalisation
   double threshold = 0.5;  // multi-label: a label is predicted when sigmoid(logit) >= threshold
   Pooling pooling = Pooling::kLast;  // sequence heads

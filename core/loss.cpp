@@ -21,8 +21,9 @@ LossFunction::LossFunction(ProblemType problem, LossOptions options, int64_t out
     if (problem_ == ProblemType::kRegression)
       fail("task.class_weights: regression has no classes to weight");
     if (static_cast<int64_t>(options_.class_weights.size()) != outputs_)
-      fail("task.class_weights: {} weights for {} labels (one weight per label, in label-map order)",
-           options_.class_weights.size(), outputs_);
+      fail(
+          "task.class_weights: {} weights for {} labels (one weight per label, in label-map order)",
+          options_.class_weights.size(), outputs_);
     weights_cpu_ = at::tensor(options_.class_weights, at::kDouble).to(at::kFloat);
     weights_ = weights_cpu_.to(device);
   }
@@ -48,7 +49,8 @@ void LossFunction::check_shapes(const at::Tensor& logits, const at::Tensor& labe
       ok = labels.sizes() == logits.sizes() && at::isFloatingType(labels.scalar_type());
       break;
     case ProblemType::kRegression:
-      ok = columns == 1 && labels.numel() == logits.numel() && at::isFloatingType(labels.scalar_type());
+      ok = columns == 1 && labels.numel() == logits.numel() &&
+           at::isFloatingType(labels.scalar_type());
       break;
   }
   if (!ok)

@@ -79,7 +79,8 @@ void LsLlama::load_adapter(const fs::path& adapter_dir) {
     fail("{}: tensor '{}' has shape {} but the model's hidden size is {}", weights_file.string(),
          head_weight, shape_string(shape), config().hidden_size);
   auto head = head_options_;
-  if (fs::exists(adapter_dir / kHeadConfigFile)) read_head_config(adapter_dir / kHeadConfigFile, head);
+  if (fs::exists(adapter_dir / kHeadConfigFile))
+    read_head_config(adapter_dir / kHeadConfigFile, head);
   head.num_labels = shape[0];
   if (head.problem == ProblemType::kRegression && head.num_labels != 1)
     fail("{}: tensor '{}' has {} outputs but a regression head has one", weights_file.string(),

@@ -158,7 +158,8 @@ void read_head_config(const std::filesystem::path& file, HeadOptions& head, bool
   const auto root = json::parse(text.str(), nullptr, false);
   if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
   if (const auto it = root.find("problem_type"); it != root.end() && it->is_string()) {
-    const auto problem = data::parse_problem_type(it->get<std::string>(), file.string() + ": problem_type");
+    const auto problem =
+        data::parse_problem_type(it->get<std::string>(), file.string() + ": problem_type");
     if (problem != head.problem)
       fail("{}: the adapter was trained for {} but the model was built for {} (task.problem_type)",
            file.string(), data::to_string(problem), data::to_string(head.problem));

@@ -47,7 +47,8 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
   } else {
     // Float targets; NaN marks an unlabeled row.
     const int64_t columns = problem == ProblemType::kMultiLabel ? dataset.num_labels : 1;
-    batch.labels = at::empty({rows, columns}, at::TensorOptions().dtype(at::kFloat).pinned_memory(options.pin_memory));
+    batch.labels = at::empty(
+        {rows, columns}, at::TensorOptions().dtype(at::kFloat).pinned_memory(options.pin_memory));
     float* target = batch.labels.data_ptr<float>();
     for (int64_t r = 0; r < rows; ++r) {
       const Example& example = dataset.examples[indices[r]];
@@ -67,7 +68,8 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
 
   int64_t* ids = batch.input_ids.data_ptr<int64_t>();
   int64_t* mask = batch.attention_mask.data_ptr<int64_t>();
-  int64_t* labels = problem == ProblemType::kSingleLabel ? batch.labels.data_ptr<int64_t>() : nullptr;
+  int64_t* labels =
+      problem == ProblemType::kSingleLabel ? batch.labels.data_ptr<int64_t>() : nullptr;
   int64_t* words = token_task ? batch.word_ids.data_ptr<int64_t>() : nullptr;
   for (int64_t r = 0; r < rows; ++r) {
     const Example& example = dataset.examples[indices[r]];

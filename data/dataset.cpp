@@ -84,7 +84,8 @@ class ExampleBuilder {
         if (problem == ProblemType::kMultiLabel) {
           for (const RawLabel& label : record.label_set) {
             const int32_t id = label_id(label, record.line);
-            if (std::find(example.label_ids.begin(), example.label_ids.end(), id) == example.label_ids.end())
+            if (std::find(example.label_ids.begin(), example.label_ids.end(), id) ==
+                example.label_ids.end())
               example.label_ids.push_back(id);
           }
           std::sort(example.label_ids.begin(), example.label_ids.end());

@@ -24,13 +24,13 @@ struct Example {
   // Token task: the gold class id of every word of the source sentence, truncated words too
   // (kIgnoreIndex when unlabeled): what word-level metrics (seqeval) compare against.
   std::vector<int32_t> word_labels;
-  int32_t label = kIgnoreIndex;  // sequence task: the class id (kIgnoreIndex when unlabeled)
+  int32_t label = kIgnoreIndex;    // sequence task: the class id (kIgnoreIndex when unlabeled)
   std::vector<int32_t> label_ids;  // multi-label: the class ids of the example's label set
   float target = 0;                // regression: the number
   bool labeled = false;            // the record had a label (any problem type)
-  int32_t num_words = 0;         // token task: words in the source sentence (before truncation)
-  int64_t line = 0;              // where the example starts in its file
-  int32_t full_length = 0;       // ids before truncation
+  int32_t num_words = 0;           // token task: words in the source sentence (before truncation)
+  int64_t line = 0;                // where the example starts in its file
+  int32_t full_length = 0;         // ids before truncation
   bool truncated = false;
 };
 

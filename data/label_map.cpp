@@ -12,9 +12,11 @@
 namespace ls::data {
 
 ProblemType parse_problem_type(std::string_view name, std::string_view where) {
-  for (ProblemType p : {ProblemType::kSingleLabel, ProblemType::kMultiLabel, ProblemType::kRegression})
+  for (ProblemType p :
+       {ProblemType::kSingleLabel, ProblemType::kMultiLabel, ProblemType::kRegression})
     if (name == to_string(p) || name == hf_problem_type(p)) return p;
-  fail("{}: unknown problem type '{}' (expected single_label, multi_label or regression)", where, name);
+  fail("{}: unknown problem type '{}' (expected single_label, multi_label or regression)", where,
+       name);
 }
 
 std::string_view to_string(ProblemType problem) {

@@ -4,8 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <cctype>
-#include <cmath>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -329,7 +329,8 @@ class Parser {
     const json& value = *it;
     if (options_.problem == ProblemType::kMultiLabel) {
       if (value.is_string()) {
-        record.label_set = split_labels(value.get_ref<const std::string&>(), options_.label_separator);
+        record.label_set =
+            split_labels(value.get_ref<const std::string&>(), options_.label_separator);
       } else if (value.is_array()) {
         for (const json& item : value)
           record.label_set.push_back(label_value(item, options_.label_field, record.line));
@@ -344,7 +345,8 @@ class Parser {
                  !parse_number(value.get_ref<const std::string&>(), record.target)) {
         fail("{}: field \"{}\" must hold a number (regression target), found {}",
              file_.where(record.line), options_.label_field,
-             value.is_string() ? "\"" + value.get<std::string>() + "\"" : std::string(json_type(value)));
+             value.is_string() ? "\"" + value.get<std::string>() + "\""
+                               : std::string(json_type(value)));
       }
     } else {
       record.label = label_value(value, options_.label_field, record.line);
@@ -427,8 +429,8 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   if (task == TaskType::kSequence && options.text_fields.empty())
     fail("{}: no text field configured", file.path());
   if (task == TaskType::kToken && options.problem != ProblemType::kSingleLabel)
-    fail("{}: task.problem_type {} is for sequence tasks; token tasks are single_label", file.path(),
-         to_string(options.problem));
+    fail("{}: task.problem_type {} is for sequence tasks; token tasks are single_label",
+         file.path(), to_string(options.problem));
   RawDataset dataset;
   dataset.path = file.path();
   dataset.task = task;

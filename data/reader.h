@@ -54,10 +54,10 @@ struct RawRecord {
   std::vector<std::string> words;  // token task from text: the words
   std::vector<int32_t> input_ids;  // pre-tokenized: the ids as given
   bool has_label = false;
-  RawLabel label;              // sequence task, single-label
+  RawLabel label;                   // sequence task, single-label
   std::vector<RawLabel> label_set;  // sequence task, multi-label (may be empty)
-  double target = 0;           // sequence task, regression
-  std::vector<RawLabel> tags;  // token task: one per word (pre-tokenized: one per id)
+  double target = 0;                // sequence task, regression
+  std::vector<RawLabel> tags;       // token task: one per word (pre-tokenized: one per id)
 };
 
 struct RawDataset {

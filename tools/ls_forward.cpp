@@ -77,7 +77,8 @@ int forward_main(int argc, char** argv) {
   app.add_option("--class-weights", class_weights,
                  "cross-entropy class weights (single_label) or BCE pos_weight (multi_label)")
       ->delimiter(',');
-  app.add_option("--label-smoothing", label_smoothing, "single_label cross-entropy label smoothing");
+  app.add_option("--label-smoothing", label_smoothing,
+                 "single_label cross-entropy label smoothing");
   app.add_option("--seed", seed, "seed for the fresh head and adapter");
   app.add_option("--lora-r", lora_r, "add a fresh LoRA adapter of this rank (without --adapter)");
   app.add_option("--lora-alpha", lora_alpha, "alpha of the fresh adapter");
@@ -122,7 +123,8 @@ int forward_main(int argc, char** argv) {
         problem = saved["problem_type"].get<std::string>();
     }
   }
-  head.problem = ls::data::parse_problem_type(problem.empty() ? "single_label" : problem, "--problem-type");
+  head.problem =
+      ls::data::parse_problem_type(problem.empty() ? "single_label" : problem, "--problem-type");
   head.num_labels = head.problem == ls::ProblemType::kRegression ? 1 : num_labels;
   // The loss settings apply to the head the model ends with (an adapter brings its own label
   // count), so they are set after loading.

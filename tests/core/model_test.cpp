@@ -309,31 +309,46 @@ TEST(Loss, SumOverNormalizerOfPartsIsTheMeanOfTheWholeBatch) {
     at::Tensor logits, labels;
   };
   std::vector<Case> cases = {
-      {ProblemType::kSingleLabel, {{0.5, 2.0, 1.0}, 0.1}, torch::randn({6, 3}), torch::tensor({0, 1, 2, -100, 1, 1})},
-      {ProblemType::kSingleLabel, {{0.2, 1.0, 3.0}, 0.0}, torch::randn({2, 4, 3}),
+      {ProblemType::kSingleLabel,
+       {{0.5, 2.0, 1.0}, 0.1},
+       torch::randn({6, 3}),
+       torch::tensor({0, 1, 2, -100, 1, 1})},
+      {ProblemType::kSingleLabel,
+       {{0.2, 1.0, 3.0}, 0.0},
+       torch::randn({2, 4, 3}),
        torch::tensor({{0, 2, -100, -100}, {1, -100, 2, 0}})},
-      {ProblemType::kMultiLabel, {{1.0, 4.0}, 0.0}, torch::randn({6, 2}),
+      {ProblemType::kMultiLabel,
+       {{1.0, 4.0}, 0.0},
+       torch::randn({6, 2}),
        torch::tensor({{1.f, 0.f}, {0.f, 0.f}, {1.f, 1.f}, {NAN, NAN}, {0.f, 1.f}, {1.f, 0.f}})},
-      {ProblemType::kRegression, {{}, 0.0, 2.0, 0.5}, torch::randn({6, 1}),
+      {ProblemType::kRegression,
+       {{}, 0.0, 2.0, 0.5},
+       torch::randn({6, 1}),
        torch::tensor({1.f, 2.5f, NAN, -1.f, 0.f, 3.f})},
   };
   for (const auto& c : cases) {
     const LossFunction loss(c.problem, c.options, c.logits.size(-1), torch::kCPU);
     const auto whole = loss.mean(c.logits, c.labels);
     const auto a = loss.sum(c.logits.narrow(0, 0, 1), c.labels.narrow(0, 0, 1)) +
-                   loss.sum(c.logits.narrow(0, 1, c.logits.size(0) - 1), c.labels.narrow(0, 1, c.labels.size(0) - 1));
+                   loss.sum(c.logits.narrow(0, 1, c.logits.size(0) - 1),
+                            c.labels.narrow(0, 1, c.labels.size(0) - 1));
     const auto n = loss.normalizer(c.labels.narrow(0, 0, 1)) +
                    loss.normalizer(c.labels.narrow(0, 1, c.labels.size(0) - 1));
     EXPECT_LE(test::relative_error(a / n, whole), 1e-6) << data::to_string(c.problem);
   }
   // Torch's weighted, smoothed cross-entropy is the reference for the single-label mean.
   const auto& c = cases[0];
-  const auto expected = torch::nn::functional::cross_entropy(
-      c.logits, c.labels,
-      torch::nn::functional::CrossEntropyFuncOptions().weight(torch::tensor({0.5f, 2.0f, 1.0f})).label_smoothing(0.1));
-  EXPECT_LE(test::relative_error(LossFunction(c.problem, c.options, 3, torch::kCPU).mean(c.logits, c.labels), expected),
-            1e-6);
-  EXPECT_THROW(LossFunction(ProblemType::kSingleLabel, {{1.0, 2.0}, 0.0}, 3, torch::kCPU), UserError);
+  const auto expected =
+      torch::nn::functional::cross_entropy(c.logits, c.labels,
+                                           torch::nn::functional::CrossEntropyFuncOptions()
+                                               .weight(torch::tensor({0.5f, 2.0f, 1.0f}))
+                                               .label_smoothing(0.1));
+  EXPECT_LE(
+      test::relative_error(
+          LossFunction(c.problem, c.options, 3, torch::kCPU).mean(c.logits, c.labels), expected),
+      1e-6);
+  EXPECT_THROW(LossFunction(ProblemType::kSingleLabel, {{1.0, 2.0}, 0.0}, 3, torch::kCPU),
+               UserError);
 }
 
 // bf16 base (LoRA and head in float32) against the float32 model: logits, loss, gradients.

@@ -49,7 +49,8 @@ TEST(Collate, MultiLabelRowsAreIndicatorsAndRegressionTargetsNumbersNanWhenUnlab
   const Batch multi = collate(dataset, {0, 1, 2}, {});
   ASSERT_EQ(multi.labels.sizes(), (std::vector<int64_t>{3, 3}));
   EXPECT_EQ(multi.labels.scalar_type(), at::kFloat);
-  EXPECT_TRUE(at::equal(multi.labels.narrow(0, 0, 2), at::tensor({1.f, 0.f, 1.f, 0.f, 0.f, 0.f}).view({2, 3})));
+  EXPECT_TRUE(at::equal(multi.labels.narrow(0, 0, 2),
+                        at::tensor({1.f, 0.f, 1.f, 0.f, 0.f, 0.f}).view({2, 3})));
   EXPECT_TRUE(multi.labels[2].isnan().all().item<bool>());
 
   dataset.problem = ProblemType::kRegression;

@@ -177,11 +177,14 @@ TEST(Labels, MultiLabelMapIsTheUnionAndUnknownLabelsNameFileAndLine) {
   const LabelCounts counts = count_labels(dataset);
   EXPECT_EQ(counts.per_class, (std::vector<int64_t>{1, 1, 1}));
   EXPECT_EQ(counts.total, 3);
-  const RawDataset validation = parse_raw_dataset(
-      "validation.jsonl", "{\"text\": \"a\", \"label\": [\"toxic\"]}\n{\"text\": \"b\", \"label\": [\"toxic\", \"rude\"]}\n",
-      TaskType::kSequence, options.reader);
-  EXPECT_HAS(user_error([&] { build_dataset(validation, tokenizer, labels, options); }),
-             "validation.jsonl:2: unknown label \"rude\" (the label map has 3: insult, threat, toxic)");
+  const RawDataset validation =
+      parse_raw_dataset("validation.jsonl",
+                        "{\"text\": \"a\", \"label\": [\"toxic\"]}\n{\"text\": \"b\", \"label\": "
+                        "[\"toxic\", \"rude\"]}\n",
+                        TaskType::kSequence, options.reader);
+  EXPECT_HAS(
+      user_error([&] { build_dataset(validation, tokenizer, labels, options); }),
+      "validation.jsonl:2: unknown label \"rude\" (the label map has 3: insult, threat, toxic)");
 }
 
 TEST(Labels, RegressionTargetsAndTheirStatistics) {

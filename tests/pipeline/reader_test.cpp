@@ -47,27 +47,31 @@ TEST(MultiLabelReader, ReadsJsonListsStringsAndSeparatedCsvCells) {
   EXPECT_TRUE(jsonl.records[1].label_set.empty());
   EXPECT_EQ(jsonl.records[2].label_set.size(), 2u);
   options.label_separator = ";";
-  const RawDataset csv = parse("train.csv", "text,label\nx,toxic; insult\ny,\n", TaskType::kSequence, options);
+  const RawDataset csv =
+      parse("train.csv", "text,label\nx,toxic; insult\ny,\n", TaskType::kSequence, options);
   ASSERT_EQ(csv.records.size(), 2u);
   ASSERT_EQ(csv.records[0].label_set.size(), 2u);
   EXPECT_EQ(csv.records[0].label_set[1].name, "insult");  // spaces around a label are trimmed
-  EXPECT_TRUE(csv.records[1].label_set.empty());           // an empty cell: no labels
+  EXPECT_TRUE(csv.records[1].label_set.empty());          // an empty cell: no labels
 }
 
 TEST(RegressionReader, ReadsNumbersAndRejectsTextNamingFileAndLine) {
   ReaderOptions options;
   options.problem = ProblemType::kRegression;
-  const RawDataset raw = parse("sts.jsonl",
-                               "{\"text\": \"a\", \"label\": 3.25}\n{\"text\": \"b\", \"label\": \"-1e-1\"}\n",
-                               TaskType::kSequence, options);
+  const RawDataset raw = parse(
+      "sts.jsonl", "{\"text\": \"a\", \"label\": 3.25}\n{\"text\": \"b\", \"label\": \"-1e-1\"}\n",
+      TaskType::kSequence, options);
   EXPECT_DOUBLE_EQ(raw.records[0].target, 3.25);
   EXPECT_DOUBLE_EQ(raw.records[1].target, -0.1);
-  EXPECT_HAS(parse_error("sts.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": \"high\"}\n",
-                         TaskType::kSequence, options),
-             "sts.jsonl:2: field \"label\" must hold a number (regression target), found \"high\"");
+  EXPECT_HAS(
+      parse_error("sts.jsonl",
+                  "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": \"high\"}\n",
+                  TaskType::kSequence, options),
+      "sts.jsonl:2: field \"label\" must hold a number (regression target), found \"high\"");
   EXPECT_HAS(parse_error("sts.tsv", "text\tlabel\na\t2.5\nb\tn/a\n", TaskType::kSequence, options),
              "sts.tsv:3: regression target \"n/a\" in column \"label\" is not a number");
-  EXPECT_HAS(parse_error("sts.csv", "text,label\na,nan\n", TaskType::kSequence, options), "sts.csv:2:");
+  EXPECT_HAS(parse_error("sts.csv", "text,label\na,nan\n", TaskType::kSequence, options),
+             "sts.csv:2:");
 }
 
 TEST(ProblemTypes, TokenTasksAreSingleLabel) {
@@ -76,7 +80,8 @@ TEST(ProblemTypes, TokenTasksAreSingleLabel) {
   EXPECT_HAS(parse_error("ner.conll", "EU B-ORG\n", TaskType::kToken, options),
              "task.problem_type multi_label is for sequence tasks");
   EXPECT_EQ(parse_problem_type("multi_label_classification"), ProblemType::kMultiLabel);
-  EXPECT_HAS(user_error([] { parse_problem_type("multilabel"); }), "task.problem_type: unknown problem type");
+  EXPECT_HAS(user_error([] { parse_problem_type("multilabel"); }),
+             "task.problem_type: unknown problem type");
 }
 
 TEST(JsonlReader, ReadsTextAndStringOrIntegerLabelsWithTheirLines) {
