@@ -96,7 +96,8 @@ std::pair<at::Tensor, at::Tensor> kv_for_sdpa(const at::Tensor& q, const at::Ten
                                               const at::Tensor& v,
                                               const std::optional<at::Tensor>& mask) {
   const auto groups = q.size(1) / k.size(1);
-  if (groups == 1 || k.is_cpu() || (!mask && k.size(-1) <= 256)) return {k, v};
+  if (groups <= 1 || q.size(1) % k.size(1) != 0 || k.is_cpu() || (!mask && k.size(-1) <= 256))
+    return {k, v};
   return {k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)};
 }
 
