@@ -42,8 +42,8 @@ void AdamW::fused_step(double lr) {
     const at::Tensor& param = params_[i].tensor;
     at::Tensor grad = param.grad();
     if (!grad.defined()) grad = at::zeros_like(param);
-    auto& group = groups[{static_cast<int>(param.device().type()), param.device().index(),
-                          params_[i].decay}];
+    auto& group =
+        groups[{static_cast<int>(param.device().type()), param.device().index(), params_[i].decay}];
     group.params.push_back(param);
     group.grads.push_back(grad);
     group.exp_avgs.push_back(exp_avg_[i]);

@@ -21,8 +21,8 @@ ActivationCheckpointing parse_activation_checkpointing(std::string_view name,
   if (name == "none") return ActivationCheckpointing::kNone;
   if (name == "selective") return ActivationCheckpointing::kSelective;
   if (name == "full") return ActivationCheckpointing::kFull;
-  fail("{}: '{}' is not an activation checkpointing mode (expected none, selective or full)",
-       where, name);
+  fail("{}: '{}' is not an activation checkpointing mode (expected none, selective or full)", where,
+       name);
 }
 
 std::string activation_checkpointing_name(ActivationCheckpointing mode) {
@@ -142,9 +142,9 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   const auto k = rotate(split_heads(k_proj_->forward(x)));
   LS_ASSERT(!(is_causal && mask), "an explicit mask and is_causal together");
   const auto [k_in, v_in] = kv_for_sdpa(q, k, split_heads(v_proj_->forward(x)), mask);
-  const auto out = at::scaled_dot_product_attention(q, k_in, v_in, mask, is_training() ? dropout_ : 0.0,
-                                                    is_causal, /*scale=*/std::nullopt,
-                                                    /*enable_gqa=*/q.size(1) != k_in.size(1));
+  const auto out = at::scaled_dot_product_attention(
+      q, k_in, v_in, mask, is_training() ? dropout_ : 0.0, is_causal, /*scale=*/std::nullopt,
+      /*enable_gqa=*/q.size(1) != k_in.size(1));
   return o_proj_->forward(out.transpose(1, 2).reshape({batch, length, -1}));
 }
 
@@ -223,17 +223,15 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
   // so the tables depend on the length only and are reused while it stays the same.
   const auto length = input_ids.size(1);
   if (!rope_cache_.cos.defined() || rope_cache_.cos.size(2) != length ||
-      rope_cache_.cos.scalar_type() != x.scalar_type() ||
-      rope_cache_.cos.device() != x.device()) {
+      rope_cache_.cos.scalar_type() != x.scalar_type() || rope_cache_.cos.device() != x.device()) {
     at::NoGradGuard no_grad;
-    const auto positions =
-        at::arange(length, input_ids.options().dtype(at::kLong)).unsqueeze(0);
+    const auto positions = at::arange(length, input_ids.options().dtype(at::kLong)).unsqueeze(0);
     rope_cache_ = rope_tables(inv_freq_, positions, x.scalar_type());
   }
   const RopeTables rope = rope_cache_;
   const auto masks = build_attention_masks(attention_mask, policy_.attend_to_padding);
-  const bool recompute_layers = checkpointing_ == ActivationCheckpointing::kFull &&
-                                is_training() && at::GradMode::is_enabled();
+  const bool recompute_layers = checkpointing_ == ActivationCheckpointing::kFull && is_training() &&
+                                at::GradMode::is_enabled();
   for (int64_t i = 0; i < static_cast<int64_t>(layers_->size()); ++i) {
     auto layer = layers_->ptr<LlamaDecoderLayer>(i);
     const auto& mask = masks.for_layer(policy_, i);

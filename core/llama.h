@@ -7,12 +7,12 @@
 // core/activation_checkpoint.h.
 #pragma once
 
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <torch/nn/module.h>
-#include <torch/nn/modules/container/modulelist.h>
 
 #include "core/attention_policy.h"
 #include "core/llama_config.h"

@@ -68,8 +68,8 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
       at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
   if (!has_lora() || merged_) return result;
   if (recompute_ && at::GradMode::is_enabled()) {
-    const auto lora = lora_delta_recomputed(x, lora_A_->weight, lora_B_->weight,
-                                            is_training() ? dropout_ : 0.0);
+    const auto lora =
+        lora_delta_recomputed(x, lora_A_->weight, lora_B_->weight, is_training() ? dropout_ : 0.0);
     return at::add(result, lora, scaling_).to(result.scalar_type());
   }
   auto h = x.to(lora_A_->weight.scalar_type());

@@ -98,9 +98,10 @@ std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& place
   if (placement.device.is_cuda()) {
     // Which attention kernel the GPU will run is decided by libtorch from dtype, shapes and mask;
     // say it once, so a slow math fallback is visible before the first step.
-    const int batch = config.train.micro_batch_size > 0 ? config.train.micro_batch_size
-                                                        : config.train.batch_size;
-    parallel::print0("{}\n", model->model().describe_attention_backends(batch, config.data.max_length));
+    const int batch =
+        config.train.micro_batch_size > 0 ? config.train.micro_batch_size : config.train.batch_size;
+    parallel::print0("{}\n",
+                     model->model().describe_attention_backends(batch, config.data.max_length));
   }
   if (!adapter_dir.empty()) {
     model->load_adapter(adapter_dir);

@@ -5,10 +5,9 @@
 // run on those gradients. The fused path calls the kernel torch.optim.AdamW(fused=True) calls,
 // with the same arguments, so it must match bit for bit; the reference path (the single-tensor
 // algorithm) rounds in another order and must stay within a few float32 eps.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <fmt/format.h>
 
 #include "core/adamw.h"
 #include "core/checkpoint.h"
@@ -43,8 +42,8 @@ TEST(AdamWGolden, BothPathsFollowTorchFusedAdamWStepByStep) {
         if (fused)
           EXPECT_TRUE(torch::equal(actual, expected)) << "fused, step " << s << " p" << i;
         else
-          EXPECT_TRUE(torch::allclose(actual, expected, 1e-6, 1e-7)) << "reference, step " << s
-                                                                     << " p" << i;
+          EXPECT_TRUE(torch::allclose(actual, expected, 1e-6, 1e-7))
+              << "reference, step " << s << " p" << i;
       }
     }
     std::printf("%s vs torch.optim.AdamW(fused=True), 6 steps: max |difference| %.3g\n",

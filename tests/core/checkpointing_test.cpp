@@ -73,7 +73,8 @@ TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
   for (const auto& policy : {AttentionPolicy::causal(), AttentionPolicy::bidirectional()}) {
     for (const double dropout : {0.0, 0.1}) {
       const auto plain = train_step(ActivationCheckpointing::kNone, dropout, policy);
-      for (const auto mode : {ActivationCheckpointing::kSelective, ActivationCheckpointing::kFull}) {
+      for (const auto mode :
+           {ActivationCheckpointing::kSelective, ActivationCheckpointing::kFull}) {
         const auto run = train_step(mode, dropout, policy);
         const auto what = fmt::format("{} {} dropout {}", activation_checkpointing_name(mode),
                                       policy.describe(), dropout);
@@ -130,8 +131,8 @@ TEST(Attention, BackendReportNamesAKernelForEveryAttentionKind) {
   auto model = LsLlama::from_pretrained(test::golden_dir() / "model", options, head);
   const auto text = model->model().describe_attention_backends(2, 16);
   std::printf("%s\n", text.c_str());
-  for (const char* part : {"causal unpadded", "causal padded", "bidirectional unpadded",
-                           "bidirectional padded"})
+  for (const char* part :
+       {"causal unpadded", "causal padded", "bidirectional unpadded", "bidirectional padded"})
     EXPECT_NE(text.find(part), std::string::npos) << text;
   EXPECT_EQ(text.find("none (no backend"), std::string::npos) << text;
 }

@@ -25,10 +25,10 @@ namespace {
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> args = {
-      {"hidden", "64"},     {"intermediate", "160"}, {"layers", "2"},        {"heads", "4"},
-      {"kv-heads", "2"},    {"vocab", "256"},        {"batch", "8"},         {"length", "64"},
-      {"dtype", "f32"},     {"checkpointing", "none"}, {"fused", "1"},       {"lora-dropout", "0.1"},
-      {"all-linear", "0"},  {"padded", "0"},         {"steps", "20"},        {"warmup", "3"},
+      {"hidden", "64"},    {"intermediate", "160"},   {"layers", "2"}, {"heads", "4"},
+      {"kv-heads", "2"},   {"vocab", "256"},          {"batch", "8"},  {"length", "64"},
+      {"dtype", "f32"},    {"checkpointing", "none"}, {"fused", "1"},  {"lora-dropout", "0.1"},
+      {"all-linear", "0"}, {"padded", "0"},           {"steps", "20"}, {"warmup", "3"},
       {"device", "cpu"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string key = argv[i];
@@ -89,7 +89,9 @@ int run(int argc, char** argv) {
     if (options.device.is_cuda()) torch::cuda::synchronize();
     return std::chrono::steady_clock::now();
   };
-  auto ms = [](auto from, auto to) { return std::chrono::duration<double, std::milli>(to - from).count(); };
+  auto ms = [](auto from, auto to) {
+    return std::chrono::duration<double, std::milli>(to - from).count();
+  };
   for (int64_t step = 0; step < warmup + steps; ++step) {
     const auto start = now();
     optimizer.zero_grad();
@@ -116,7 +118,8 @@ int run(int argc, char** argv) {
       static_cast<long long>(length), args["dtype"].c_str(), at::get_num_threads(),
       args["checkpointing"].c_str(), args["fused"].c_str(), args["padded"].c_str(),
       args["lora-dropout"].c_str(), times[times.size() / 2], times.front(),
-      optimizer_times[optimizer_times.size() / 2], optimizer_times.front(), usage.ru_maxrss / 1024.0);
+      optimizer_times[optimizer_times.size() / 2], optimizer_times.front(),
+      usage.ru_maxrss / 1024.0);
   return 0;
 }
 

@@ -1,10 +1,11 @@
 // AdamW equals libtorch's torch::optim::AdamW (the C++ twin of torch.optim.AdamW) step by step,
-// with and without weight decay on a tensor; schedules follow HF's warmup semantics; clipping
-// follows clip_grad_norm_; optimizer state round-trips.
+// with and without weight decay on a tensor, on both its paths (fused kernel and reference loop);
+// state saved by either path resumes on either; schedules follow HF's warmup semantics; clipping
+// follows clip_grad_norm_; optimizer state round-trips. The comparison with
+// torch.optim.AdamW(fused=True) itself is tests/core/adamw_golden_test.cpp.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <fmt/format.h>
 
 #include "core/adamw.h"
 #include "core/lr_schedule.h"
@@ -81,8 +82,8 @@ TEST(AdamW, FusedReferenceAndTorchAdamWAgreeOnMixedShapesAndDecayGroups) {
   ls::AdamW reference_opt(reference_params, options);
   auto group = [](std::vector<at::Tensor> params, double decay) {
     return torch::optim::OptimizerParamGroup(
-        std::move(params),
-        std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-2).weight_decay(decay)));
+        std::move(params), std::make_unique<torch::optim::AdamWOptions>(
+                               torch::optim::AdamWOptions(1e-2).weight_decay(decay)));
   };
   torch::optim::AdamW torch_opt(
       std::vector<torch::optim::OptimizerParamGroup>{group(decayed, 0.1), group(not_decayed, 0.0)},
@@ -90,7 +91,8 @@ TEST(AdamW, FusedReferenceAndTorchAdamWAgreeOnMixedShapesAndDecayGroups) {
   auto loss = [](const std::vector<at::Tensor>& ps, int step) {
     at::Tensor total = torch::zeros({});
     for (size_t i = 0; i < ps.size(); ++i)
-      total = total + (ps[i] * (static_cast<double>(i) + 1 + step)).sin().sum() + ps[i].pow(2).sum() * 0.1;
+      total = total + (ps[i] * (static_cast<double>(i) + 1 + step)).sin().sum() +
+              ps[i].pow(2).sum() * 0.1;
     return total;
   };
   for (int step = 0; step < 8; ++step) {
@@ -107,9 +109,12 @@ TEST(AdamW, FusedReferenceAndTorchAdamWAgreeOnMixedShapesAndDecayGroups) {
     loss(torch_ref, step).backward();
     torch_opt.step();
     for (size_t i = 0; i < shapes.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(fused[i], reference[i], 1e-5, 1e-6)) << "step " << step << " p" << i;
-      EXPECT_TRUE(torch::allclose(reference[i], torch_ref[i], 1e-6, 1e-7)) << "step " << step << " p" << i;
-      EXPECT_TRUE(torch::allclose(fused[i], torch_ref[i], 1e-5, 1e-6)) << "step " << step << " p" << i;
+      EXPECT_TRUE(torch::allclose(fused[i], reference[i], 1e-5, 1e-6))
+          << "step " << step << " p" << i;
+      EXPECT_TRUE(torch::allclose(reference[i], torch_ref[i], 1e-6, 1e-7))
+          << "step " << step << " p" << i;
+      EXPECT_TRUE(torch::allclose(fused[i], torch_ref[i], 1e-5, 1e-6))
+          << "step " << step << " p" << i;
     }
   }
   double worst = 0;
@@ -147,8 +152,9 @@ TEST(AdamW, StateResumesAcrossFusedAndReference) {
         first.step(0.1);
         second.step(0.1);
       }
-      const auto what = fmt::format("saved by {}, resumed by {}", first_fused ? "fused" : "reference",
-                                    second_fused ? "fused" : "reference");
+      const auto what =
+          fmt::format("saved by {}, resumed by {}", first_fused ? "fused" : "reference",
+                      second_fused ? "fused" : "reference");
       if (first_fused == second_fused)
         EXPECT_TRUE(torch::equal(w, w2)) << what;
       else
