@@ -121,7 +121,7 @@ class RmsNormRecomputed : public torch::autograd::Function<RmsNormRecomputed> {
     const auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& weight = saved[1];
-    const double eps = ctx->saved_data["eps"].toDouble();
+    const double eps = ctx->saved_data["eps"].to<double>();
     const auto& grad = grads[0];
     const auto x32 = x.to(at::kFloat);
     const auto rstd = at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -187,7 +187,7 @@ class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &lora_a = saved[1], &lora_b = saved[2], &a = saved[3],
                &keep = saved[4];
-    const double dropout = ctx->saved_data["dropout"].toDouble();
+    const double dropout = ctx->saved_data["dropout"].to<double>();
     const auto& grad = grads[0];
     const auto rank = a.size(-1);
     const auto grad_2d = grad.reshape({-1, grad.size(-1)});
