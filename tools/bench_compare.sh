@@ -14,6 +14,7 @@
 # --ls-args / --hf-args go to one side only (e.g. --ls-args "--activation-checkpointing selective").
 # --reuse-hf DIR takes hf_eager.json / hf_compiled.json from an earlier run's --out-dir instead of
 # running HF again (same shape, batch and length). "hf" in the JSON is the faster of the two.
+# LS_BENCH_HF_TIMEOUT=SECONDS bounds each bench_hf.py process (a result written before then stays).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -73,7 +74,7 @@ ls_log "[$label] ls_bench (+ floor) on $device"
 
 hf_run() {  # hf_run MODES: one bench_hf.py process; a failure is recorded, not fatal
   # shellcheck disable=SC2086
-  if ! "$py" "$LS_ROOT/tools/bench_hf.py" "${common[@]}" --modes "$1" $hf_args --out-dir "$out_dir" \
+  if ! timeout "${LS_BENCH_HF_TIMEOUT:-0}" "$py" "$LS_ROOT/tools/bench_hf.py" "${common[@]}" --modes "$1" $hf_args --out-dir "$out_dir" \
       2> >(tee "$out_dir/hf_$1.err" >&2); then
     ls_log "[$label] bench_hf.py --modes $1 failed (log: $out_dir/hf_$1.err)"
   fi
