@@ -58,15 +58,16 @@ AttentionPolicy parse_attention_policy(std::string_view spec, std::string_view w
 }
 
 AttentionMasks build_attention_masks(const at::Tensor& attention_mask, bool attend_to_padding) {
+  AttentionMasks masks;
+  // One host sync per forward (the embedding's id check costs one too); it buys the flash kernel.
+  if (attend_to_padding || attention_mask.numel() == 0 || attention_mask.all().item<bool>()) {
+    masks.implicit_causal = true;
+    return masks;  // bidirectional layers: no mask at all
+  }
   const auto length = attention_mask.size(1);
   const auto options = attention_mask.options().dtype(at::kBool);
   const auto self = at::eye(length, options);
   const auto causal = at::ones({length, length}, options).tril();
-  AttentionMasks masks;
-  if (attend_to_padding) {
-    masks.causal = causal.view({1, 1, length, length});
-    return masks;  // bidirectional layers: no mask at all
-  }
   const auto keys = attention_mask.to(at::kBool).view({-1, 1, 1, length});
   masks.causal = (keys & causal) | self;
   masks.bidirectional = keys | self;

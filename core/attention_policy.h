@@ -36,13 +36,20 @@ struct AttentionPolicy {
 AttentionPolicy parse_attention_policy(std::string_view spec, std::string_view where);
 
 // The two masks a batch needs, boolean [B, 1, T, T] (true = may attend), built once per forward.
-// A null mask means "attend to everything". Every query may always attend to itself, so a query
+// A null mask means "attend to everything", or, for a causal layer when `implicit_causal` is set,
+// "causal with nothing else masked": SDPA is then called with is_causal and no mask, which lets
+// it pick the flash kernel (an explicit mask rules flash out). That is the case when the batch has
+// no padding, or when padding is attended to. Every query may always attend to itself, so a query
 // whose keys are all padding (left padding, causal) has a defined, finite output.
 struct AttentionMasks {
   std::optional<at::Tensor> causal;
   std::optional<at::Tensor> bidirectional;
+  bool implicit_causal = false;
   const std::optional<at::Tensor>& for_layer(const AttentionPolicy& policy, int64_t layer) const {
     return policy.is_bidirectional(layer) ? bidirectional : causal;
+  }
+  bool is_causal(const AttentionPolicy& policy, int64_t layer) const {
+    return implicit_causal && !policy.is_bidirectional(layer);
   }
 };
 

@@ -3,21 +3,68 @@
 #include "core/llama.h"
 
 #include <ATen/ATen.h>
+#include <ATen/SDPBackend.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <set>
 
+#include "core/activation_checkpoint.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/shape_string.h"
 
 namespace ls {
 
+ActivationCheckpointing parse_activation_checkpointing(std::string_view name,
+                                                       std::string_view where) {
+  if (name == "none") return ActivationCheckpointing::kNone;
+  if (name == "selective") return ActivationCheckpointing::kSelective;
+  if (name == "full") return ActivationCheckpointing::kFull;
+  fail("{}: '{}' is not an activation checkpointing mode (expected none, selective or full)",
+       where, name);
+}
+
+std::string activation_checkpointing_name(ActivationCheckpointing mode) {
+  switch (mode) {
+    case ActivationCheckpointing::kNone:
+      return "none";
+    case ActivationCheckpointing::kSelective:
+      return "selective";
+    case ActivationCheckpointing::kFull:
+      return "full";
+  }
+  return "none";
+}
+
+std::string sdpa_backend_name(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const std::optional<at::Tensor>& mask, bool is_causal) {
+  const auto choice = static_cast<at::SDPBackend>(
+      at::_fused_sdp_choice(q, k, v, mask, /*dropout_p=*/0.0, is_causal, /*scale=*/std::nullopt,
+                            /*enable_gqa=*/q.size(1) != k.size(1)));
+  switch (choice) {
+    case at::SDPBackend::math:
+      return "math";
+    case at::SDPBackend::flash_attention:
+      return "flash_attention";
+    case at::SDPBackend::efficient_attention:
+      return "efficient_attention";
+    case at::SDPBackend::cudnn_attention:
+      return "cudnn_attention";
+    case at::SDPBackend::overrideable:
+      return "overrideable";
+    case at::SDPBackend::error:
+      return "none (no backend accepts these inputs)";
+  }
+  return "unknown";
+}
+
 RMSNorm::RMSNorm(int64_t dim, double eps, const at::TensorOptions& options) : eps_(eps) {
   weight_ = register_parameter("weight", at::empty({dim}, options), /*requires_grad=*/false);
 }
 
 at::Tensor RMSNorm::forward(const at::Tensor& x) {
+  if (recompute_) return rms_norm_recomputed(x, weight_, eps_);
   const auto x32 = x.to(at::kFloat);
   const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight_ * normed.to(x.scalar_type());
@@ -68,17 +115,21 @@ LlamaAttention::LlamaAttention(const LlamaConfig& config, int64_t layer,
 }
 
 at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
-                                   const std::optional<at::Tensor>& mask) {
+                                   const std::optional<at::Tensor>& mask, bool is_causal) {
   const auto batch = x.size(0), length = x.size(1);
   // -1 heads: a tensor-parallel projection returns only this rank's heads.
   auto split_heads = [&](const at::Tensor& t) {
     return t.view({batch, length, -1, head_dim_}).transpose(1, 2);
   };
-  const auto q = apply_rope(split_heads(q_proj_->forward(x)), rope);
-  const auto k = apply_rope(split_heads(k_proj_->forward(x)), rope);
+  auto rotate = [&](const at::Tensor& t) {
+    return recompute_ ? rope_recomputed(t, rope.cos, rope.sin) : apply_rope(t, rope);
+  };
+  const auto q = rotate(split_heads(q_proj_->forward(x)));
+  const auto k = rotate(split_heads(k_proj_->forward(x)));
   const auto v = split_heads(v_proj_->forward(x));
+  LS_ASSERT(!(is_causal && mask), "an explicit mask and is_causal together");
   const auto out = at::scaled_dot_product_attention(q, k, v, mask, is_training() ? dropout_ : 0.0,
-                                                    /*is_causal=*/false, /*scale=*/std::nullopt,
+                                                    is_causal, /*scale=*/std::nullopt,
                                                     /*enable_gqa=*/q.size(1) != k.size(1));
   return o_proj_->forward(out.transpose(1, 2).reshape({batch, length, -1}));
 }
@@ -93,7 +144,9 @@ LlamaMLP::LlamaMLP(const LlamaConfig& config, int64_t layer, const ProjectionFac
 }
 
 at::Tensor LlamaMLP::forward(const at::Tensor& x) {
-  return down_proj_->forward(at::silu(gate_proj_->forward(x)) * up_proj_->forward(x));
+  const auto gate = gate_proj_->forward(x);
+  const auto up = up_proj_->forward(x);
+  return down_proj_->forward(recompute_ ? swiglu_recomputed(gate, up) : at::silu(gate) * up);
 }
 
 LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& config, int64_t layer,
@@ -111,9 +164,16 @@ LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& config, int64_t layer,
 }
 
 at::Tensor LlamaDecoderLayer::forward(const at::Tensor& x, const RopeTables& rope,
-                                      const std::optional<at::Tensor>& mask) {
-  const auto h = x + self_attn_->forward(input_layernorm_->forward(x), rope, mask);
+                                      const std::optional<at::Tensor>& mask, bool is_causal) {
+  const auto h = x + self_attn_->forward(input_layernorm_->forward(x), rope, mask, is_causal);
   return h + mlp_->forward(post_attention_layernorm_->forward(h));
+}
+
+void LlamaDecoderLayer::set_recompute(bool on) {
+  input_layernorm_->set_recompute(on);
+  post_attention_layernorm_->set_recompute(on);
+  self_attn_->set_recompute(on);
+  mlp_->set_recompute(on);
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, AttentionPolicy policy, const ProjectionFactory& factory,
@@ -135,14 +195,77 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
     fail("input_ids {} and attention_mask {} must both be [batch, length]",
          shape_string(input_ids.sizes()), shape_string(attention_mask.sizes()));
   auto x = embed_tokens_->forward(input_ids);
-  // Positions count from 0 in every row, padding or not, as HF does without explicit position_ids.
-  const auto positions =
-      at::arange(input_ids.size(1), input_ids.options().dtype(at::kLong)).unsqueeze(0);
-  const auto rope = rope_tables(inv_freq_, positions, x.scalar_type());
+  // Positions count from 0 in every row, padding or not, as HF does without explicit position_ids,
+  // so the tables depend on the length only and are reused while it stays the same.
+  const auto length = input_ids.size(1);
+  if (!rope_cache_.cos.defined() || rope_cache_.cos.size(2) != length ||
+      rope_cache_.cos.scalar_type() != x.scalar_type() ||
+      rope_cache_.cos.device() != x.device()) {
+    at::NoGradGuard no_grad;
+    const auto positions =
+        at::arange(length, input_ids.options().dtype(at::kLong)).unsqueeze(0);
+    rope_cache_ = rope_tables(inv_freq_, positions, x.scalar_type());
+  }
+  const RopeTables rope = rope_cache_;
   const auto masks = build_attention_masks(attention_mask, policy_.attend_to_padding);
-  for (int64_t i = 0; i < static_cast<int64_t>(layers_->size()); ++i)
-    x = layers_->ptr<LlamaDecoderLayer>(i)->forward(x, rope, masks.for_layer(policy_, i));
+  const bool recompute_layers = checkpointing_ == ActivationCheckpointing::kFull &&
+                                is_training() && at::GradMode::is_enabled();
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_->size()); ++i) {
+    auto layer = layers_->ptr<LlamaDecoderLayer>(i);
+    const auto& mask = masks.for_layer(policy_, i);
+    const bool is_causal = masks.is_causal(policy_, i);
+    if (!recompute_layers) {
+      x = layer->forward(x, rope, mask, is_causal);
+      continue;
+    }
+    std::vector<at::Tensor> trainable;
+    for (const auto& parameter : layer->parameters())
+      if (parameter.requires_grad()) trainable.push_back(parameter);
+    // Captured by value: backward runs after this function has returned.
+    x = checkpointed_layer(
+        [layer, rope, mask, is_causal](const at::Tensor& input) {
+          return layer->forward(input, rope, mask, is_causal);
+        },
+        x, trainable);
+  }
   return norm_->forward(x);
+}
+
+void LlamaModel::set_activation_checkpointing(ActivationCheckpointing mode) {
+  checkpointing_ = mode;
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_->size()); ++i)
+    layers_->ptr<LlamaDecoderLayer>(i)->set_recompute(mode == ActivationCheckpointing::kSelective);
+}
+
+std::string LlamaModel::describe_attention_backends(int64_t batch, int64_t length) const {
+  const auto options = inv_freq_.options().dtype(norm_->parameters().front().scalar_type());
+  const auto head_dim = config_.head_dim;
+  // Shapes only matter for eligibility; with tensor parallelism a rank holds fewer heads, which
+  // changes no backend's rule.
+  const auto q = at::empty({batch, config_.num_attention_heads, length, head_dim}, options);
+  const auto kv = at::empty({batch, config_.num_key_value_heads, length, head_dim}, options);
+  auto ids = at::ones({batch, length}, options.dtype(at::kLong));
+  const auto unpadded = build_attention_masks(ids, policy_.attend_to_padding);
+  ids.select(1, 0).fill_(0);  // left padding in every row
+  const auto padded = build_attention_masks(ids, policy_.attend_to_padding);
+  std::string text;
+  auto add = [&](const char* kind, const AttentionMasks& masks, int64_t layer) {
+    text += fmt::format("{}{} {}: {}", text.empty() ? "" : "; ",
+                        policy_.is_bidirectional(layer) ? "bidirectional" : "causal", kind,
+                        sdpa_backend_name(q, kv, kv, masks.for_layer(policy_, layer),
+                                          masks.is_causal(policy_, layer)));
+  };
+  const int64_t layers = config_.num_hidden_layers;
+  std::vector<int64_t> kinds;  // one causal and one bidirectional layer, where the policy has them
+  for (int64_t i = 0; i < layers && kinds.size() < 2; ++i)
+    if (kinds.empty() || policy_.is_bidirectional(i) != policy_.is_bidirectional(kinds[0]))
+      kinds.push_back(i);
+  for (auto layer : kinds) {
+    add("unpadded", unpadded, layer);
+    add("padded", padded, layer);
+  }
+  return fmt::format("SDPA backends for {}x{} {} on {}: {}", batch, length,
+                     c10::toString(options.dtype().toScalarType()), options.device().str(), text);
 }
 
 std::vector<LlamaModel::ProjectionRef> LlamaModel::projections() {

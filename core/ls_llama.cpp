@@ -22,6 +22,7 @@ LsLlama::LsLlama(LlamaConfig config, const ModelOptions& options, const HeadOpti
   model_ = register_module(
       "model", std::make_shared<LlamaModel>(std::move(config), options.attention,
                                             options.projection_factory, tensor_options));
+  model_->set_activation_checkpointing(options.activation_checkpointing);
   head_ = register_module("score", make_head(model_->config().hidden_size, head, device_));
 }
 

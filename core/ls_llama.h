@@ -25,6 +25,7 @@ struct ModelOptions {
   c10::ScalarType dtype = c10::kFloat;  // of the frozen base; LoRA and head stay float32
   c10::Device device = c10::kCPU;
   AttentionPolicy attention;  // causal unless asked
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::kNone;
   ProjectionFactory projection_factory = lora_linear_factory();
 };
 
@@ -88,6 +89,9 @@ class LsLlama : public torch::nn::Module {
   const LlamaConfig& config() const { return model_->config(); }
   const std::optional<LoraOptions>& lora() const { return lora_; }
   void set_attention(const AttentionPolicy& policy) { model_->set_policy(policy); }
+  void set_activation_checkpointing(ActivationCheckpointing mode) {
+    model_->set_activation_checkpointing(mode);
+  }
 
  private:
   std::shared_ptr<LlamaModel> model_;

@@ -74,6 +74,8 @@ ModelOptions model_options(const Config& config, const Placement& placement,
                           ? AttentionPolicy::causal()
                           : AttentionPolicy::bidirectional_from(config.model.bidirectional_from_layer);
   options.attention.attend_to_padding = config.model.attend_to_padding;
+  options.activation_checkpointing = parse_activation_checkpointing(
+      config.model.activation_checkpointing, "model.activation_checkpointing");
   return options;
 }
 

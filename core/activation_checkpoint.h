@@ -1,0 +1,33 @@
+// Activation checkpointing for the decoder layers: trade recomputation in backward for memory.
+//   full:      a layer keeps only its input; backward runs the layer again (same RNG state, so
+//              the same dropout masks) and differentiates that.
+//   selective: the layer runs normally, but its cheap elementwise ops (RMSNorm, RoPE, SwiGLU)
+//              are autograd functions that save only their inputs and recompute their internals
+//              in backward, so GEMM and attention outputs stay, the float32 norm intermediates
+//              and the SwiGLU/RoPE temporaries do not.
+// Both give the gradients of the plain layer (equal up to float rounding order).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <vector>
+
+namespace ls {
+
+// y = layer(x) without keeping the layer's activations. `params`: the trainable tensors the
+// layer reads (their gradients come out of this function's backward, so they must be listed).
+// Backward replays the CPU and x's device generators from the forward, so dropout inside the
+// layer draws the same masks.
+at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer,
+                              const at::Tensor& x, const std::vector<at::Tensor>& params);
+
+// HF's RMSNorm (float32 normalisation, cast back, times weight): the same forward bits, saving
+// only x and weight for backward.
+at::Tensor rms_norm_recomputed(const at::Tensor& x, const at::Tensor& weight, double eps);
+// silu(gate) * up, saving only gate and up.
+at::Tensor swiglu_recomputed(const at::Tensor& gate, const at::Tensor& up);
+// x * cos + rotate_half(x) * sin, saving only the (shared) tables.
+at::Tensor rope_recomputed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace ls
