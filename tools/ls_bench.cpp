@@ -381,9 +381,6 @@ int bench_main(int argc, char** argv) {
   }
   if (batch < 1 || length < 1) ls::fail("--batch and --length must be positive");
   if (steps < 1 || warmup < 0) ls::fail("--steps must be >= 1 and --warmup >= 0");
-  if (checkpointing != "none")
-    ls::fail("--activation-checkpointing: '{}' needs the model's checkpointing (only none here)",
-             checkpointing);
   if (optimizer_name != "reference")
     ls::fail("--optimizer: '{}' is not available in this build (reference)", optimizer_name);
   if (threads > 0) at::set_num_threads(threads);
@@ -408,6 +405,8 @@ int bench_main(int argc, char** argv) {
   options.dtype = dtype;
   options.device = device;
   options.attention = ls::parse_attention_policy(attention, "--attention");
+  options.activation_checkpointing =
+      ls::parse_activation_checkpointing(checkpointing, "--activation-checkpointing");
   ls::HeadOptions head;
   head.task = ls::parse_task_type(task_name, "--task");
   head.num_labels = num_labels;
@@ -430,6 +429,7 @@ int bench_main(int argc, char** argv) {
     fill_synthetic(model->model());
   }
   model->add_lora(lora);
+  model->set_activation_checkpointing(options.activation_checkpointing);
   synchronize(device);
   const double load_s = elapsed_ms(load_start) / 1000;
   const auto& config = model->config();
@@ -477,7 +477,9 @@ int bench_main(int argc, char** argv) {
                     {"dropout", lora_dropout},
                     {"targets", lora_targets}};
   result["attention"] = attention;
-  result["activation_checkpointing"] = checkpointing;
+  result["activation_checkpointing"] =
+      ls::activation_checkpointing_name(options.activation_checkpointing);
+  result["sdpa_backends"] = model->model().describe_attention_backends(batch, length);
   result["optimizer"] = optimizer_name;
   result["dtype"] = ls::dtype_name(dtype);
   result["device"] = device.str();
