@@ -5,6 +5,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -17,10 +19,48 @@ AdamW::AdamW(std::vector<Param> params, AdamWOptions options)
               c10::toString(p.tensor.scalar_type()));
     exp_avg_.push_back(at::zeros_like(p.tensor));
     exp_avg_sq_.push_back(at::zeros_like(p.tensor));
+    fused_steps_.push_back(at::zeros({}, p.tensor.options()));
   }
 }
 
 void AdamW::step(double lr) {
+  if (options_.fused)
+    fused_step(lr);
+  else
+    reference_step(lr);
+}
+
+void AdamW::fused_step(double lr) {
+  at::NoGradGuard no_grad;
+  ++steps_;
+  // One call per (device, decays) group: the kernel takes one weight decay and one device.
+  struct Group {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+  };
+  std::map<std::tuple<int, int, bool>, Group> groups;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& param = params_[i].tensor;
+    at::Tensor grad = param.grad();
+    if (!grad.defined()) grad = at::zeros_like(param);
+    auto& group = groups[{static_cast<int>(param.device().type()), param.device().index(),
+                          params_[i].decay}];
+    group.params.push_back(param);
+    group.grads.push_back(grad);
+    group.exp_avgs.push_back(exp_avg_[i]);
+    group.exp_avg_sqs.push_back(exp_avg_sq_[i]);
+    group.steps.push_back(fused_steps_[i]);
+  }
+  for (auto& [key, group] : groups) {
+    const bool decay = std::get<2>(key);
+    at::_foreach_add_(group.steps, 1.0);  // as torch.optim.AdamW does: the kernel reads, not counts
+    at::_fused_adamw_(group.params, group.grads, group.exp_avgs, group.exp_avg_sqs,
+                      /*max_exp_avg_sqs=*/{}, group.steps, lr, options_.beta1, options_.beta2,
+                      decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false,
+                      /*maximize=*/false);
+  }
+}
+
+void AdamW::reference_step(double lr) {
   at::NoGradGuard no_grad;
   ++steps_;
   const double bias_correction1 = 1 - std::pow(options_.beta1, steps_);
@@ -63,6 +103,7 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, long step
              c10::str(it->second.sizes()), c10::str(target->sizes()));
       target->copy_(it->second);
     }
+    fused_steps_[i].fill_(static_cast<double>(steps));
   }
   steps_ = steps;
 }

@@ -1,6 +1,9 @@
-// AdamW with decoupled weight decay over the trainable tensors (LoRA, head), numerically the
-// single-tensor torch.optim.AdamW. State (moments, step) is exposed as named tensors so the
-// trainer can save it to safetensors for exact resume.
+// AdamW with decoupled weight decay over the trainable tensors (LoRA, head). Two implementations
+// of the same update: `fused` runs libtorch's at::_fused_adamw_ (the kernel behind
+// torch.optim.AdamW(fused=True); CPU and CUDA) once per weight-decay group, the reference loops
+// over tensors with the ops of the single-tensor torch.optim.AdamW. State (moments, step) is
+// exposed as named tensors so the trainer can save it to safetensors for exact resume; either
+// implementation resumes the other's state.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -16,6 +19,8 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.01;
+  // One fused kernel launch per group instead of ~6 ops per tensor (see docs/FASTPATH.md).
+  bool fused = true;
 };
 
 class AdamW {
@@ -40,8 +45,14 @@ class AdamW {
 
  private:
   std::vector<Param> params_;
+  void fused_step(double lr);
+  void reference_step(double lr);
+
   AdamWOptions options_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
+  // The fused kernel's per-tensor step counters (float32 scalars on the tensor's device, as
+  // torch.optim.AdamW(fused=True) keeps them); equal to steps_ on the fused path.
+  std::vector<at::Tensor> fused_steps_;
   long steps_ = 0;
 };
 

@@ -10,6 +10,7 @@
 #include "core/llama_config.h"
 #include "core/tp_projection.h"
 #include "parallel/communicator.h"
+#include "parallel/mpi.h"
 
 namespace ls {
 
@@ -94,6 +95,13 @@ std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& place
   at::manual_seed(config.train.seed);
   auto model = LsLlama::from_pretrained(config.model.path, model_options(config, placement, std::move(tp)),
                                         head_options(config, num_labels), stats);
+  if (placement.device.is_cuda()) {
+    // Which attention kernel the GPU will run is decided by libtorch from dtype, shapes and mask;
+    // say it once, so a slow math fallback is visible before the first step.
+    const int batch = config.train.micro_batch_size > 0 ? config.train.micro_batch_size
+                                                        : config.train.batch_size;
+    parallel::print0("{}\n", model->model().describe_attention_backends(batch, config.data.max_length));
+  }
   if (!adapter_dir.empty()) {
     model->load_adapter(adapter_dir);
     if (model->head().num_labels() != num_labels)

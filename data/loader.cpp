@@ -1,16 +1,20 @@
 // BatchLoader (see loader.h).
 #include "data/loader.h"
 
+#include <ATen/Context.h>
+
 #include "core/error.h"
 
 namespace ls::data {
 
 BatchLoader::BatchLoader(const Dataset& dataset, const Sampler& sampler, CollateOptions options,
-                         SamplerPosition start, int64_t end_epoch, int prefetch)
+                         SamplerPosition start, int64_t end_epoch, int prefetch,
+                         std::optional<bool> pin_memory)
     : dataset_(dataset),
       sampler_(sampler),
       options_(options),
-      capacity_(static_cast<size_t>(std::max(prefetch, 1))) {
+      capacity_(static_cast<size_t>(std::max(prefetch, 1))),
+      pin_memory_(pin_memory.value_or(at::globalContext().hasCUDA())) {
   LS_ASSERT(sampler.dataset_size() == dataset.size(), "sampler over {} examples, dataset has {}",
             sampler.dataset_size(), dataset.size());
   thread_ = std::thread([this, start, end_epoch] { produce(start, end_epoch); });
@@ -32,6 +36,10 @@ void BatchLoader::produce(SamplerPosition start, int64_t end_epoch) {
       const std::vector<std::vector<int64_t>> batches = sampler_.epoch_batches(epoch);
       for (int64_t b = epoch == start.epoch ? start.batch : 0; b < per_epoch; ++b) {
         Batch batch = collate(dataset_, batches[b], options_);
+        if (pin_memory_)
+          for (at::Tensor* tensor :
+               {&batch.input_ids, &batch.attention_mask, &batch.labels, &batch.word_ids})
+            if (tensor->defined()) *tensor = tensor->pin_memory();
         batch.epoch = epoch;
         batch.index = b;
         batch.next =

@@ -1,6 +1,8 @@
 // BatchLoader: a background thread that collates the next batches while the trainer computes,
 // through a bounded queue. Examples are tokenized when the Dataset is built, so what runs here is
-// padding and tensor filling (and pinning, if asked); the thread keeps it off the step's path.
+// padding and tensor filling, and pinning; the thread keeps it off the step's path. Pinned
+// (page-locked) batches let the trainer's non_blocking copies to the GPU run asynchronously
+// instead of staging through pageable memory with a synchronising copy.
 //
 // Batches come out in sampler order from a start position through the last batch of epoch
 // end_epoch - 1; each carries the position after it, which is what a checkpoint saves. An
@@ -25,8 +27,10 @@ namespace ls::data {
 class BatchLoader {
  public:
   // `dataset` and `sampler` must outlive the loader. `prefetch`: batches made ahead (>= 1).
+  // `pin_memory`: pin every batch's tensors; unset, pin when libtorch sees a CUDA device.
   BatchLoader(const Dataset& dataset, const Sampler& sampler, CollateOptions options,
-              SamplerPosition start, int64_t end_epoch, int prefetch = 4);
+              SamplerPosition start, int64_t end_epoch, int prefetch = 4,
+              std::optional<bool> pin_memory = std::nullopt);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -41,6 +45,7 @@ class BatchLoader {
   const Sampler& sampler_;
   const CollateOptions options_;
   const size_t capacity_;
+  const bool pin_memory_;
 
   std::mutex mutex_;
   std::condition_variable not_full_, not_empty_;

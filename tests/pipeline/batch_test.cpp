@@ -183,6 +183,25 @@ TEST(BatchLoader, PassesAnErrorToTheConsumerAfterTheGoodBatches) {
   EXPECT_THROW(loader.next(), std::logic_error);  // and keeps reaching it
 }
 
+// Pinned batches are what make the trainer's non_blocking copies to the GPU asynchronous; on a
+// machine without CUDA the default is not to pin (pinning needs the CUDA host allocator).
+TEST(BatchLoader, PinsBatchesWhenAskedOrWhenCudaIsPresent) {
+  const Dataset dataset = make_dataset(TaskType::kSequence, {2, 5, 1, 7});
+  const Sampler sampler = make_sampler(dataset, 2);
+  {
+    BatchLoader loader(dataset, sampler, {}, {0, 0}, 1, 2, /*pin_memory=*/false);
+    EXPECT_FALSE(loader.next()->input_ids.is_pinned());
+  }
+  BatchLoader loader(dataset, sampler, {}, {0, 0}, 1, 2);
+  const auto batch = loader.next();
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->input_ids.is_pinned(), at::globalContext().hasCUDA());
+  EXPECT_EQ(batch->labels.is_pinned(), at::globalContext().hasCUDA());
+  if (!at::globalContext().hasCUDA()) GTEST_SKIP() << "no CUDA device: pin_memory=true not tried";
+  BatchLoader pinned(dataset, sampler, {}, {0, 0}, 1, 2, /*pin_memory=*/true);
+  EXPECT_TRUE(pinned.next()->attention_mask.is_pinned());
+}
+
 TEST(BatchLoader, StopsCleanlyWhenDestroyedEarly) {
   const Dataset dataset = make_dataset(TaskType::kSequence, std::vector<int>(1000, 8));
   const Sampler sampler = make_sampler(dataset, 4);
