@@ -16,7 +16,8 @@
 # running HF again (same shape, batch and length). "hf" in the JSON is the faster of the two.
 # --repeat N runs the whole set N times, alternating the sides (round K in OUT_DIR/rK/), and reports
 # each side's median round: on a shared machine the neighbours' load then hits both sides alike.
-# LS_BENCH_HF_TIMEOUT=SECONDS bounds each bench_hf.py process (a result written before then stays).
+# LS_BENCH_HF_TIMEOUT=SECONDS bounds each bench_hf.py process, LS_BENCH_LS_TIMEOUT each ls_bench
+# (results written before then stay).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -91,7 +92,7 @@ for ((round = 1; round <= repeat; ++round)); do
   if [ "$repeat" -gt 1 ]; then dir="$out_dir/r$round"; mkdir -p "$dir"; ls_log "[$label] round $round of $repeat"; fi
   ls_log "[$label] ls_bench (+ floor) on $device"
   # shellcheck disable=SC2086
-  if ! "$ls_bench" "${common[@]}" --floor $ls_args --json "$dir/ls.json"; then
+  if ! timeout "${LS_BENCH_LS_TIMEOUT:-0}" "$ls_bench" "${common[@]}" --floor $ls_args --json "$dir/ls.json"; then
     [ -f "$dir/ls.json" ] || ls_die "[$label] ls_bench failed"
     ls_log "[$label] ls_bench failed after its timed steps (the floor?); its step results stand"
   fi

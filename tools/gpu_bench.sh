@@ -106,23 +106,32 @@ fi
 "$build/bin/ls_bench" --shape tiny --batch 1 --length 8 --warmup 0 --steps 1 --device "$device" -q \
   || ls_die "ls_bench does not run on this GPU"
 
-compare() {  # compare NAME LABEL ARGS...: one bench_compare row, its JSON kept in OUT_DIR
-  local name=$1 label=$2
-  shift 2
-  ls_log "=== $label ($(elapsed) s in)"
-  LS_BENCH_HF_TIMEOUT="${LS_BENCH_HF_TIMEOUT:-240}" "$LS_ROOT/tools/bench_compare.sh" --build "$build" \
+# The whole script has to end inside one 600 s device call: each row's HF process gets at most
+# its share, and a row is skipped when too little of the budget is left (the table says so).
+budget="${GPU_BENCH_BUDGET:-570}"
+compare() {  # compare NAME LABEL HF_SECONDS ARGS...: one bench_compare row, its JSON kept in OUT_DIR
+  local name=$1 label=$2 hf_seconds=$3 left
+  shift 3
+  left=$(( budget - $(elapsed) ))
+  if [ "$left" -lt 45 ]; then
+    ls_log "=== $label skipped: $left s left of the $budget s budget"
+    return
+  fi
+  [ "$hf_seconds" -lt $(( left - 30 )) ] || hf_seconds=$(( left - 30 ))
+  ls_log "=== $label ($(elapsed) s in; HF gets up to $hf_seconds s)"
+  LS_BENCH_HF_TIMEOUT="$hf_seconds" LS_BENCH_LS_TIMEOUT=120 "$LS_ROOT/tools/bench_compare.sh" --build "$build" \
     --device "$device" --warmup "$warmup" --steps "$steps" --lora-r 12 --lora-alpha 32 --lora-dropout 0.1 \
     --lora-targets q_proj,v_proj --label "$label" --out-dir "$work/$name" --json "$out/$name.json" "$@" \
     || ls_log "$label: bench_compare failed"
 }
-compare a "(a) 7B 8x64 paper recipe" --shape $big --batch 8 --length $short "${compile_args[@]}"
-compare b "(b) 7B 8x512" --shape $big --batch 8 --length $long "${compile_args[@]}"
-compare c_selective "(c) 7B 8x512 memory, selective" --shape $big --batch 8 --length $long \
+compare a "(a) 7B 8x64 paper recipe" 200 --shape $big --batch 8 --length $short "${compile_args[@]}"
+compare b "(b) 7B 8x512" 200 --shape $big --batch 8 --length $long "${compile_args[@]}"
+compare c_selective "(c) 7B 8x512 memory, selective" 0 --shape $big --batch 8 --length $long \
   --ls-args "--activation-checkpointing selective" --reuse-hf "$work/b"
-compare c_full "(c) 7B 8x512 memory, full" --shape $big --batch 8 --length $long \
+compare c_full "(c) 7B 8x512 memory, full" 0 --shape $big --batch 8 --length $long \
   --ls-args "--activation-checkpointing full" --reuse-hf "$work/b"
 [ "${GPU_BENCH_COMPILE_1B:-0}" = 1 ] || compile_args=(--no-compile)
-compare d "(d) 1.1B 8x512" --shape $small --batch 8 --length $long "${compile_args[@]}"
+compare d "(d) 1.1B 8x512" 90 --shape $small --batch 8 --length $long "${compile_args[@]}"
 
 "$py" - "$out" <<'PY' | tee "$out/summary.txt"
 import json, os, sys
