@@ -136,7 +136,11 @@ result = {"label": label, "device": ls["device_name"], "device_type": ls["device
           "ratio_tokens_per_s_vs_eager": ls["tokens_per_s"] / eager["tokens_per_s"] if eager else None,
           "ratio_peak_mem_vs_eager": ls["peak_mem_bytes"] / eager["peak_mem_bytes"] if eager else None,
           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": list(os.getloadavg()),
-          "rounds_tokens_per_s": rounds}
+          "rounds_tokens_per_s": rounds,
+          # Tokens per CPU-second (process CPU time, all threads), ls over HF: the work each side
+          # does per token, which the neighbours' load on a shared machine disturbs much less.
+          "ratio_tokens_per_cpu_s": hf["cpu_ms_per_step"] / ls["cpu_ms_per_step"] if hf else None,
+          "ratio_tokens_per_cpu_s_vs_eager": eager["cpu_ms_per_step"] / ls["cpu_ms_per_step"] if eager else None}
 
 def fmt_mfu(r):
     return f"{100 * r['mfu']:.1f}%" if r.get("mfu") else "-"
@@ -144,7 +148,7 @@ rows = [("ls", ls), ("hf eager", eager), ("hf compiled", compiled)]
 print(f"\n{label} on {ls['device_name']} ({ls['device']}, {ls['dtype']}"
       + (f", {ls['threads']} threads" if ls["device"] == "cpu" else "") + f"), median of {ls['steps']} steps"
       + (f", median of {len(rounds['ls'])} rounds" if len(rounds["ls"]) > 1 else ""))
-print(f"{'run':<13} {'tokens/s':>10} {'ms/step':>9} {'peak GiB':>9} {'TFLOP/s':>8} {'MFU':>6} {'x floor':>8}  notes")
+print(f"{'run':<13} {'tokens/s':>10} {'ms/step':>9} {'cpu ms':>8} {'peak GiB':>9} {'TFLOP/s':>8} {'MFU':>6} {'x floor':>8}  notes")
 floor = result["floor"]
 for name, r in rows:
     if r is None:
@@ -153,16 +157,17 @@ for name, r in rows:
     x_floor = f"{r['ms_per_step'] / floor['ms_per_step']:.2f}" if floor else "-"
     notes = r.get("activation_checkpointing", "none")
     notes = f"checkpointing {notes}" if notes != "none" else ""
-    print(f"{name:<13} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>9.1f} {r['peak_mem_gib']:>9.2f} "
+    print(f"{name:<13} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>9.1f} {r['cpu_ms_per_step']:>8.1f} {r['peak_mem_gib']:>9.2f} "
           f"{r['model_tflops_per_s']:>8.2f} {fmt_mfu(r):>6} {x_floor:>8}  {notes}")
 if "error" in ls.get("floor", {}):
     print(f"floor failed: {ls['floor']['error']}")
 if floor:
-    print(f"{'floor':<13} {floor['tokens_per_s']:>10.0f} {floor['ms_per_step']:>9.1f} {'':>9} {'':>8} {'':>6} {'1.00':>8}  "
+    print(f"{'floor':<13} {floor['tokens_per_s']:>10.0f} {floor['ms_per_step']:>9.1f} {'':>8} {'':>9} {'':>8} {'':>6} {'1.00':>8}  "
           f"GEMMs {floor['gemm_ms']:.1f} ms + attention {floor['attention_ms']:.1f} ms ({floor['method']})")
 if hf:
     print(f"ls / best HF ({hf['variant']}): tokens/s x{result['ratio_tokens_per_s']:.2f}, "
-          f"peak memory x{result['ratio_peak_mem']:.2f} ({ls['peak_mem_kind']})")
+          f"peak memory x{result['ratio_peak_mem']:.2f} ({ls['peak_mem_kind']}); "
+          f"tokens per CPU-second x{result['ratio_tokens_per_cpu_s']:.2f}")
 if json_out:
     with open(json_out + ".tmp", "w") as f:
         json.dump(result, f, indent=2)

@@ -103,18 +103,31 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// `steps` timed calls of `fn` after `warmup` untimed ones, each synchronized: the median, in ms.
+// CPU time of the process, all threads: on a shared machine it counts the work done and not the
+// time spent waiting for a core (with OMP_WAIT_POLICY=PASSIVE, idle threads sleep).
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// `steps` timed calls of `fn` after `warmup` untimed ones, each synchronized: the median, in ms
+// (all of them in `all`; the mean process CPU time per timed call in `cpu_ms`).
 double time_median(const std::function<void()>& fn, int warmup, int steps,
-                   const c10::Device& device, std::vector<double>* all = nullptr) {
+                   const c10::Device& device, std::vector<double>* all = nullptr,
+                   double* cpu_ms = nullptr) {
   for (int i = 0; i < warmup; ++i) fn();
   synchronize(device);
   std::vector<double> times;
+  const double cpu_start = cpu_seconds();
   for (int i = 0; i < steps; ++i) {
     const auto start = Clock::now();
     fn();
     synchronize(device);
     times.push_back(elapsed_ms(start));
   }
+  if (cpu_ms) *cpu_ms = 1000 * (cpu_seconds() - cpu_start) / double(steps);
   if (all) *all = times;
   return median(times);
 }
@@ -453,8 +466,9 @@ int bench_main(int argc, char** argv) {
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 #endif
   std::vector<double> step_times;
-  const double step_ms =
-      time_median([&] { runner.step(batches, lr); }, warmup, steps, device, &step_times);
+  double cpu_ms_per_step = 0;
+  const double step_ms = time_median([&] { runner.step(batches, lr); }, warmup, steps, device,
+                                     &step_times, &cpu_ms_per_step);
 
   json result;
   result["tool"] = "ls_bench";
@@ -495,6 +509,7 @@ int bench_main(int argc, char** argv) {
   result["ms_per_step"] = step_ms;
   result["ms_per_step_all"] = step_times;
   result["tokens_per_s"] = double(batch * length) / (step_ms / 1000);
+  result["cpu_ms_per_step"] = cpu_ms_per_step;  // mean process CPU time (all threads) per step
 
   // Memory over the whole run: weights, activations, optimizer state.
   result["peak_rss_bytes"] = peak_rss_bytes();

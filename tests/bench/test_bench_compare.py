@@ -14,7 +14,7 @@ BUILD = os.environ.get("LS_BUILD_DIR", os.path.join(SOURCE, "build"))
 
 RUN_FIELDS = ["tool", "variant", "shape", "config", "task", "batch", "length", "tokens_per_step", "lora",
               "dtype", "device", "device_name", "threads", "warmup", "steps", "ms_per_step", "ms_per_step_all",
-              "tokens_per_s", "peak_mem_bytes", "peak_mem_kind", "peak_mem_gib", "peak_rss_bytes",
+              "tokens_per_s", "cpu_ms_per_step", "peak_mem_bytes", "peak_mem_kind", "peak_mem_gib", "peak_rss_bytes",
               "model_flops_per_step", "model_tflops_per_s", "mfu", "trainable_params", "base_params"]
 
 
@@ -46,7 +46,8 @@ class BenchCompareSmoke(unittest.TestCase):
             run = self.result[side]
             for field in RUN_FIELDS:
                 self.assertIn(field, run, f"{side}: {field}")
-            for field in ("ms_per_step", "tokens_per_s", "peak_mem_bytes", "model_flops_per_step", "model_tflops_per_s"):
+            for field in ("ms_per_step", "tokens_per_s", "cpu_ms_per_step", "peak_mem_bytes", "model_flops_per_step",
+                          "model_tflops_per_s"):
                 self.assertGreater(run[field], 0, f"{side}: {field}")
             self.assertEqual(len(run["ms_per_step_all"]), 2)
             self.assertEqual((run["batch"], run["length"], run["threads"]), (2, 16, 2))
@@ -67,6 +68,7 @@ class BenchCompareSmoke(unittest.TestCase):
         ls, hf, floor = self.result["ls"], self.result["hf"], self.result["floor"]
         self.assertAlmostEqual(self.result["ratio_tokens_per_s"], ls["tokens_per_s"] / hf["tokens_per_s"])
         self.assertAlmostEqual(self.result["ratio_peak_mem"], ls["peak_mem_bytes"] / hf["peak_mem_bytes"])
+        self.assertAlmostEqual(self.result["ratio_tokens_per_cpu_s"], hf["cpu_ms_per_step"] / ls["cpu_ms_per_step"])
         for field in ("gemm_ms", "attention_ms", "ms_per_step", "tokens_per_s"):
             self.assertGreater(floor[field], 0, field)
         self.assertAlmostEqual(floor["ms_per_step"], floor["gemm_ms"] + floor["attention_ms"])
