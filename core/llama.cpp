@@ -87,6 +87,20 @@ at::Tensor TokenEmbedding::forward(const at::Tensor& input_ids) {
 
 namespace {
 
+// GQA: SDPA's enable_gqa reads each kv head for its group of query heads without copying, but
+// on CUDA only flash and cuDNN take it, and flash takes no mask: with a mask (padding) the
+// memory-efficient kernel is the one that runs, and it needs as many kv heads as query heads.
+// There the kv heads are repeated, as transformers does (use_gqa_in_sdpa); else SDPA would fall
+// back to the math kernel. The CPU kernels take GQA with a mask.
+std::pair<at::Tensor, at::Tensor> kv_for_sdpa(const at::Tensor& q, const at::Tensor& k,
+                                              const at::Tensor& v,
+                                              const std::optional<at::Tensor>& mask) {
+  const auto groups = q.size(1) / k.size(1);
+  if (groups <= 1 || q.size(1) % k.size(1) != 0 || k.is_cpu() || (!mask && k.size(-1) <= 256))
+    return {k, v};
+  return {k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)};
+}
+
 std::shared_ptr<Projection> make_projection(torch::nn::Module& owner,
                                             const ProjectionFactory& factory, int64_t layer,
                                             const char* name, int64_t in, int64_t out, bool bias,
@@ -126,11 +140,11 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   };
   const auto q = rotate(split_heads(q_proj_->forward(x)));
   const auto k = rotate(split_heads(k_proj_->forward(x)));
-  const auto v = split_heads(v_proj_->forward(x));
   LS_ASSERT(!(is_causal && mask), "an explicit mask and is_causal together");
-  const auto out = at::scaled_dot_product_attention(q, k, v, mask, is_training() ? dropout_ : 0.0,
+  const auto [k_in, v_in] = kv_for_sdpa(q, k, split_heads(v_proj_->forward(x)), mask);
+  const auto out = at::scaled_dot_product_attention(q, k_in, v_in, mask, is_training() ? dropout_ : 0.0,
                                                     is_causal, /*scale=*/std::nullopt,
-                                                    /*enable_gqa=*/q.size(1) != k.size(1));
+                                                    /*enable_gqa=*/q.size(1) != k_in.size(1));
   return o_proj_->forward(out.transpose(1, 2).reshape({batch, length, -1}));
 }
 
@@ -250,10 +264,11 @@ std::string LlamaModel::describe_attention_backends(int64_t batch, int64_t lengt
   const auto padded = build_attention_masks(ids, policy_.attend_to_padding);
   std::string text;
   auto add = [&](const char* kind, const AttentionMasks& masks, int64_t layer) {
+    const auto& mask = masks.for_layer(policy_, layer);
+    const auto [k, v] = kv_for_sdpa(q, kv, kv, mask);
     text += fmt::format("{}{} {}: {}", text.empty() ? "" : "; ",
                         policy_.is_bidirectional(layer) ? "bidirectional" : "causal", kind,
-                        sdpa_backend_name(q, kv, kv, masks.for_layer(policy_, layer),
-                                          masks.is_causal(policy_, layer)));
+                        sdpa_backend_name(q, k, v, mask, masks.is_causal(policy_, layer)));
   };
   const int64_t layers = config_.num_hidden_layers;
   std::vector<int64_t> kinds;  // one causal and one bidirectional layer, where the policy has them

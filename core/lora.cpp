@@ -68,7 +68,9 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
   if (!has_lora() || merged_) return result;
   auto h = x.to(lora_A_->weight.scalar_type());
   if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
-  return (result + lora_B_(lora_A_(h)) * scaling_).to(result.scalar_type());
+  // result + s * B(A(h)) as one add with alpha (PEFT: a multiply, then an add), in float32.
+  const auto lora = at::linear(at::linear(h, lora_A_->weight), lora_B_->weight);
+  return at::add(result, lora, scaling_).to(result.scalar_type());
 }
 
 void LoraLinear::load_base(const Checkpoint& checkpoint, const std::string& prefix) {

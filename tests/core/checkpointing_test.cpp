@@ -69,6 +69,7 @@ double worst_gradient_error(const Run& actual, const Run& expected) {
 }
 
 TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
+  std::map<std::string, double> worst;  // printed for the record
   for (const auto& policy : {AttentionPolicy::causal(), AttentionPolicy::bidirectional()}) {
     for (const double dropout : {0.0, 0.1}) {
       const auto plain = train_step(ActivationCheckpointing::kNone, dropout, policy);
@@ -79,10 +80,15 @@ TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
         // Full recomputes the same float32 ops with the same dropout masks; selective's analytic
         // backward adds in another order: both sit at float32 rounding (eps 1.2e-7).
         EXPECT_LE(test::relative_error(run.loss, plain.loss), 1e-6) << what;
-        EXPECT_LE(worst_gradient_error(run, plain), 1e-5) << what;
+        const double error = worst_gradient_error(run, plain);
+        EXPECT_LE(error, 1e-5) << what;
+        auto& kind = worst[activation_checkpointing_name(mode)];
+        kind = std::max(kind, error);
       }
     }
   }
+  for (const auto& [mode, error] : worst)
+    std::printf("worst relative gradient error, %s vs none: %.3g\n", mode.c_str(), error);
 }
 
 TEST(ActivationCheckpointing, DropoutMasksMatterSoTheReplayIsWhatMakesFullAgree) {

@@ -70,8 +70,8 @@ TEST(AdamW, FusedReferenceAndTorchAdamWAgreeOnMixedShapesAndDecayGroups) {
     reference.push_back(init.clone().requires_grad_());
     torch_ref.push_back(init.clone().requires_grad_());
     const bool decay = shapes[i].size() > 1;
-    fused_params.push_back({"p" + std::to_string(i), fused.back(), decay});
-    reference_params.push_back({"p" + std::to_string(i), reference.back(), decay});
+    fused_params.push_back({fmt::format("p{}", i), fused.back(), decay});
+    reference_params.push_back({fmt::format("p{}", i), reference.back(), decay});
     (decay ? decayed : not_decayed).push_back(torch_ref.back());
   }
   ls::AdamWOptions options{0.9, 0.999, 1e-8, 0.1};
