@@ -259,19 +259,23 @@ Floor time_floor(ls::LsLlama& model, int64_t batch, int64_t length, bool causal,
     LS_ASSERT(linear != nullptr, "floor: projection {} is not a LoraLinear", ref.path);
     weights.push_back(linear->weight());
   }
+  // Outputs are written in place (no allocation inside the captured graph, and a 7B model's
+  // floor needs no more memory than one layer's activations).
+  std::vector<at::Tensor> outputs, input_grads;
   const auto& names = ls::llama_projection_names();
   for (const auto& name : names) {
     const auto [in, out] = projection_shape(c, name);
     inputs.push_back(at::randn({tokens, in}, options));
     grads.push_back(at::randn({tokens, out}, options));
+    outputs.push_back(at::empty({tokens, out}, options));
+    input_grads.push_back(at::empty({tokens, in}, options));
   }
   const size_t per_layer = names.size();
-  std::vector<at::Tensor> outputs(weights.size()), input_grads(weights.size());
   auto gemms = [&] {
     for (size_t i = 0; i < weights.size(); ++i) {
       const size_t k = i % per_layer;
-      outputs[i] = at::linear(inputs[k], weights[i]);       // x W^T
-      input_grads[i] = at::mm(grads[k], weights[i]);        // dY W
+      at::mm_out(outputs[k], inputs[k], weights[i].t());  // x W^T
+      at::mm_out(input_grads[k], grads[k], weights[i]);   // dY W
     }
   };
 
@@ -282,15 +286,13 @@ Floor time_floor(ls::LsLlama& model, int64_t batch, int64_t length, bool causal,
   auto v = at::randn(kv_shape, options).requires_grad_(true);
   const auto grad_out = at::randn(q_shape, options);
   const bool gqa = c.num_attention_heads != c.num_key_value_heads;
-  std::vector<at::Tensor> attention_keep;
+  std::vector<at::Tensor> attention_grads;  // the last layer's, kept so nothing is elided
   auto attention = [&] {
     at::AutoGradMode grad_mode(true);
-    attention_keep.clear();
     for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
       auto out = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal,
                                                   std::nullopt, gqa);
-      auto g = torch::autograd::grad({out}, {q, k, v}, {grad_out});
-      attention_keep.insert(attention_keep.end(), g.begin(), g.end());
+      attention_grads = torch::autograd::grad({out}, {q, k, v}, {grad_out});
     }
   };
   Floor floor;
