@@ -14,11 +14,11 @@
 // CPU: peak RSS), model FLOP/s and MFU (formula in docs/BENCH.md). --floor also times the step's
 // frozen-base GEMMs and attention alone (a CUDA graph on a GPU), the speed no implementation of
 // this step beats; --breakdown times forward, backward and the optimizer separately.
+#include <ATen/ATen.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <unistd.h>
 
-#include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -290,8 +290,8 @@ Floor time_floor(ls::LsLlama& model, int64_t batch, int64_t length, bool causal,
   auto attention = [&] {
     at::AutoGradMode grad_mode(true);
     for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
-      auto out = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal,
-                                                  std::nullopt, gqa);
+      auto out =
+          at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal, std::nullopt, gqa);
       attention_grads = torch::autograd::grad({out}, {q, k, v}, {grad_out});
     }
   };
@@ -376,7 +376,8 @@ int bench_main(int argc, char** argv) {
   app.add_option("--attention", attention, "causal | bidirectional");
   app.add_option("--activation-checkpointing", checkpointing, "none | selective | full");
   app.add_option("--optimizer", optimizer_name, "AdamW: fused (ls_train's default) | reference");
-  app.add_option("--dtype", dtype_name, "frozen base: auto (bf16 on GPU, f32 on CPU) | f32 | bf16 | f16");
+  app.add_option("--dtype", dtype_name,
+                 "frozen base: auto (bf16 on GPU, f32 on CPU) | f32 | bf16 | f16");
   app.add_option("--device", device_spec, "auto | cpu | cuda | cuda:N");
   app.add_option("--threads", threads, "CPU threads for torch (0: torch's default)");
   app.add_option("--warmup", warmup, "untimed steps first");
@@ -478,22 +479,18 @@ int bench_main(int argc, char** argv) {
   result["date"] = iso_time();
   result["shape"] = shape;
   result["model"] = model_dir.empty() ? json(nullptr) : json(model_dir);
-  result["config"] = {{"hidden", config.hidden_size},
-                      {"layers", config.num_hidden_layers},
-                      {"heads", config.num_attention_heads},
-                      {"kv_heads", config.num_key_value_heads},
-                      {"head_dim", config.head_dim},
-                      {"intermediate", config.intermediate_size},
-                      {"vocab", config.vocab_size}};
+  result["config"] = {
+      {"hidden", config.hidden_size},        {"layers", config.num_hidden_layers},
+      {"heads", config.num_attention_heads}, {"kv_heads", config.num_key_value_heads},
+      {"head_dim", config.head_dim},         {"intermediate", config.intermediate_size},
+      {"vocab", config.vocab_size}};
   result["task"] = task_name;
   result["num_labels"] = num_labels;
   result["batch"] = batch;
   result["length"] = length;
   result["tokens_per_step"] = batch * length;
-  result["lora"] = {{"r", lora_r},
-                    {"alpha", lora_alpha},
-                    {"dropout", lora_dropout},
-                    {"targets", lora_targets}};
+  result["lora"] = {
+      {"r", lora_r}, {"alpha", lora_alpha}, {"dropout", lora_dropout}, {"targets", lora_targets}};
   result["attention"] = attention;
   result["activation_checkpointing"] =
       ls::activation_checkpointing_name(options.activation_checkpointing);
@@ -595,13 +592,14 @@ int bench_main(int argc, char** argv) {
   }
 
   if (!quiet) {
-    std::printf("ls_bench %s %s %s %s %lldx%lld on %s (%s): %.1f ms/step, %.0f tokens/s, peak %.2f GiB (%s)",
-                shape.c_str(), task_name.c_str(), attention.c_str(),
-                ls::dtype_name(dtype).c_str(), static_cast<long long>(batch),
-                static_cast<long long>(length), device.str().c_str(),
-                result["device_name"].get<std::string>().c_str(), step_ms,
-                result["tokens_per_s"].get<double>(), result["peak_mem_gib"].get<double>(),
-                result["peak_mem_kind"].get<std::string>().c_str());
+    std::printf(
+        "ls_bench %s %s %s %s %lldx%lld on %s (%s): %.1f ms/step, %.0f tokens/s, peak %.2f GiB "
+        "(%s)",
+        shape.c_str(), task_name.c_str(), attention.c_str(), ls::dtype_name(dtype).c_str(),
+        static_cast<long long>(batch), static_cast<long long>(length), device.str().c_str(),
+        result["device_name"].get<std::string>().c_str(), step_ms,
+        result["tokens_per_s"].get<double>(), result["peak_mem_gib"].get<double>(),
+        result["peak_mem_kind"].get<std::string>().c_str());
     std::printf(", %.2f model TFLOP/s", flops_per_s / 1e12);
     if (peak_tflops > 0) std::printf(", MFU %.1f%%", 100 * flops_per_s / (peak_tflops * 1e12));
     std::printf("\n");
@@ -611,13 +609,13 @@ int bench_main(int argc, char** argv) {
                   result["breakdown"]["backward_ms"].get<double>(),
                   result["breakdown"]["optimizer_ms"].get<double>());
     if (result.contains("floor_ratio"))
-      std::printf("  floor (%s): GEMMs %.1f ms + attention %.1f ms = %.1f ms/step, %.0f tokens/s; step/floor %.2fx\n",
-                  result["floor"]["method"].get<std::string>().c_str(),
-                  result["floor"]["gemm_ms"].get<double>(),
-                  result["floor"]["attention_ms"].get<double>(),
-                  result["floor"]["ms_per_step"].get<double>(),
-                  result["floor"]["tokens_per_s"].get<double>(),
-                  result["floor_ratio"].get<double>());
+      std::printf(
+          "  floor (%s): GEMMs %.1f ms + attention %.1f ms = %.1f ms/step, %.0f tokens/s; "
+          "step/floor %.2fx\n",
+          result["floor"]["method"].get<std::string>().c_str(),
+          result["floor"]["gemm_ms"].get<double>(), result["floor"]["attention_ms"].get<double>(),
+          result["floor"]["ms_per_step"].get<double>(),
+          result["floor"]["tokens_per_s"].get<double>(), result["floor_ratio"].get<double>());
   }
   if (!json_path.empty()) write_json_atomically(json_path, result);
   return 0;
