@@ -27,6 +27,11 @@ at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer
 at::Tensor rms_norm_recomputed(const at::Tensor& x, const at::Tensor& weight, double eps);
 // silu(gate) * up, saving only gate and up.
 at::Tensor swiglu_recomputed(const at::Tensor& gate, const at::Tensor& up);
+// LoRA's B(A(dropout(float32(x)))) with PEFT's numerics and RNG draws (the float32 output, not
+// yet scaled), saving x (which the base linear keeps anyway), the dropout mask as booleans and
+// the rank-r A output, instead of two float32 copies of the input.
+at::Tensor lora_delta_recomputed(const at::Tensor& x, const at::Tensor& lora_a,
+                                 const at::Tensor& lora_b, double dropout);
 // x * cos + rotate_half(x) * sin, saving only the (shared) tables.
 at::Tensor rope_recomputed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 

@@ -148,6 +148,11 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   return o_proj_->forward(out.transpose(1, 2).reshape({batch, length, -1}));
 }
 
+void LlamaAttention::set_recompute(bool on) {
+  recompute_ = on;
+  for (auto& projection : {q_proj_, k_proj_, v_proj_, o_proj_}) projection->set_recompute(on);
+}
+
 LlamaMLP::LlamaMLP(const LlamaConfig& config, int64_t layer, const ProjectionFactory& factory,
                    const at::TensorOptions& options) {
   const auto hidden = config.hidden_size, inner = config.intermediate_size;
@@ -155,6 +160,11 @@ LlamaMLP::LlamaMLP(const LlamaConfig& config, int64_t layer, const ProjectionFac
   gate_proj_ = make_projection(*this, factory, layer, "gate_proj", hidden, inner, bias, options);
   up_proj_ = make_projection(*this, factory, layer, "up_proj", hidden, inner, bias, options);
   down_proj_ = make_projection(*this, factory, layer, "down_proj", inner, hidden, bias, options);
+}
+
+void LlamaMLP::set_recompute(bool on) {
+  recompute_ = on;
+  for (auto& projection : {gate_proj_, up_proj_, down_proj_}) projection->set_recompute(on);
 }
 
 at::Tensor LlamaMLP::forward(const at::Tensor& x) {

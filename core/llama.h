@@ -66,7 +66,7 @@ class LlamaAttention : public torch::nn::Module {
   // `is_causal` with no mask: SDPA's own causal masking (flash-eligible).
   at::Tensor forward(const at::Tensor& x, const RopeTables& rope,
                      const std::optional<at::Tensor>& mask, bool is_causal);
-  void set_recompute(bool on) { recompute_ = on; }
+  void set_recompute(bool on);
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
@@ -81,7 +81,7 @@ class LlamaMLP : public torch::nn::Module {
   LlamaMLP(const LlamaConfig& config, int64_t layer, const ProjectionFactory& factory,
            const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
-  void set_recompute(bool on) { recompute_ = on; }
+  void set_recompute(bool on);
 
  private:
   std::shared_ptr<Projection> gate_proj_, up_proj_, down_proj_;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <regex>
 
+#include "core/activation_checkpoint.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 
@@ -66,6 +67,11 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
   auto result =
       at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
   if (!has_lora() || merged_) return result;
+  if (recompute_ && at::GradMode::is_enabled()) {
+    const auto lora = lora_delta_recomputed(x, lora_A_->weight, lora_B_->weight,
+                                            is_training() ? dropout_ : 0.0);
+    return at::add(result, lora, scaling_).to(result.scalar_type());
+  }
   auto h = x.to(lora_A_->weight.scalar_type());
   if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
   // result + s * B(A(h)) as one add with alpha (PEFT: a multiply, then an add), in float32.

@@ -56,6 +56,9 @@ class Projection : public torch::nn::Module {
   // Folds the adapter into W for inference (W += s B A) and back out again.
   virtual void merge_lora() = 0;
   virtual void unmerge_lora() = 0;
+  // Selective activation checkpointing: the adapter keeps its input's dropout mask instead of
+  // float32 copies of the input (see lora_delta_recomputed). A projection may ignore it.
+  virtual void set_recompute(bool /*on*/) {}
 };
 
 // What a factory is asked to build: layer `layer`'s `name` ("q_proj"), in -> out features.
@@ -81,6 +84,7 @@ class LoraLinear : public Projection {
   bool has_lora() const override { return !lora_A_.is_empty(); }
   void merge_lora() override;
   void unmerge_lora() override;
+  void set_recompute(bool on) override { recompute_ = on; }
 
   const at::Tensor& weight() const { return weight_; }
   bool merged() const { return merged_; }
@@ -95,6 +99,7 @@ class LoraLinear : public Projection {
   double scaling_ = 0.0;
   double dropout_ = 0.0;
   bool merged_ = false;
+  bool recompute_ = false;
 };
 
 ProjectionFactory lora_linear_factory();
