@@ -180,6 +180,7 @@ const std::vector<KeySpec>& schema() {
       key("train.adam_beta1", &C::train, &TrainSection::adam_beta1, "AdamW beta1"),
       key("train.adam_beta2", &C::train, &TrainSection::adam_beta2, "AdamW beta2"),
       key("train.adam_eps", &C::train, &TrainSection::adam_eps, "AdamW epsilon"),
+      key("train.fused_optimizer", &C::train, &TrainSection::fused_optimizer, "AdamW as one fused kernel (at::_fused_adamw_); false: the per-tensor reference loop, same numerics"),
       key("train.schedule", &C::train, &TrainSection::schedule, "learning-rate schedule after warmup", {"constant", "linear", "cosine"}),
       key("train.warmup_ratio", &C::train, &TrainSection::warmup_ratio, "fraction of all steps spent warming up linearly from 0"),
       key("train.warmup_steps", &C::train, &TrainSection::warmup_steps, "warmup steps; overrides warmup_ratio when > 0"),

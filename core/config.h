@@ -85,6 +85,7 @@ struct TrainSection {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
+  bool fused_optimizer = true;            // one fused AdamW kernel; false: the per-tensor reference
   std::string schedule = "linear";       // constant | linear | cosine
   double warmup_ratio = 0.0;
   int warmup_steps = 0;                  // overrides warmup_ratio when > 0

@@ -203,8 +203,11 @@ void Run::build_model() {
                   count, topology_->tp() > 1 ? fmt::format(" per rank at tp {}", topology_->tp()) : "",
                   config_.lora.r, config_.lora.alpha, fmt::join(config_.lora.targets, ","), labels_.size()));
   optimizer_ = std::make_unique<AdamW>(
-      std::move(params), AdamWOptions{config_.train.adam_beta1, config_.train.adam_beta2, config_.train.adam_eps,
-                                      config_.train.weight_decay});
+      std::move(params), AdamWOptions{.beta1 = config_.train.adam_beta1,
+                                      .beta2 = config_.train.adam_beta2,
+                                      .eps = config_.train.adam_eps,
+                                      .weight_decay = config_.train.weight_decay,
+                                      .fused = config_.train.fused_optimizer});
 }
 
 // state/: trainer.json (step, sampler position, best so far, tp), weights.safetensors (the trained
