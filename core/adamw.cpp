@@ -108,17 +108,23 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, long step
   steps_ = steps;
 }
 
-double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm) {
+at::Tensor clip_grad_norm_async(const std::vector<at::Tensor>& tensors, double max_norm) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (const auto& t : tensors)
     if (t.grad().defined()) grads.push_back(t.grad());
-  if (grads.empty()) return 0.0;
-  std::vector<at::Tensor> norms;
-  for (const auto& g : grads) norms.push_back(g.norm(2).to(at::kFloat));
-  double total = at::stack(norms).norm(2).item<double>();
-  clip_grads_to_norm(tensors, total, max_norm);
+  if (grads.empty()) return {};
+  // torch.nn.utils.clip_grad_norm_: per-tensor norms in one kernel, their norm, then every
+  // gradient times min(1, max_norm / (norm + 1e-6)), the clamp done on the device.
+  const auto norms = at::_foreach_norm(grads, 2, at::kFloat);
+  const auto total = at::stack(norms).norm(2);
+  if (max_norm > 0) at::_foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_max(1.0));
   return total;
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm) {
+  const auto total = clip_grad_norm_async(tensors, max_norm);
+  return total.defined() ? total.item<double>() : 0.0;
 }
 
 void clip_grads_to_norm(const std::vector<at::Tensor>& tensors, double norm, double max_norm) {

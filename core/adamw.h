@@ -59,6 +59,10 @@ class AdamW {
 // Scales all gradients so that their global L2 norm is at most max_norm (as
 // torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
 double clip_grad_norm(const std::vector<at::Tensor>& tensors, double max_norm);
+// The same without reading the norm back: multi-tensor norm and scaling kernels, and the norm
+// returned as a float32 scalar on the gradients' device (undefined when no tensor has a gradient),
+// so the optimizer step can be queued before the host waits for anything.
+at::Tensor clip_grad_norm_async(const std::vector<at::Tensor>& tensors, double max_norm);
 // Its scaling step for a norm computed elsewhere (tensor parallelism: over the shards of a tp
 // group): multiplies the gradients by max_norm / (norm + 1e-6) when that is below 1.
 void clip_grads_to_norm(const std::vector<at::Tensor>& tensors, double norm, double max_norm);

@@ -68,11 +68,13 @@ StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double
     // Each element of the unsharded gradients once, whichever ranks hold it.
     stats.grad_norm = parallel::total_grad_norm(model_, *tp_);
     clip_grads_to_norm(trainable_, stats.grad_norm, max_grad_norm_);
-  } else {
-    stats.grad_norm = clip_grad_norm(trainable_, max_grad_norm_);
   }
+  // Without tensor parallelism the norm stays on the device until the update is queued.
+  const at::Tensor grad_norm =
+      tp_ && tp_->size() > 1 ? at::Tensor() : clip_grad_norm_async(trainable_, max_grad_norm_);
   optimizer_.step(lr);
   optimizer_.zero_grad();
+  if (grad_norm.defined()) stats.grad_norm = grad_norm.item<double>();
   // One read-back per step, after the update is queued: the loss for the log.
   stats.loss = local_loss_sum.defined() ? local_loss_sum.item<double>() : 0.0;
   if (dp_ && dp_size > 1) stats.loss = parallel::all_reduce_value(*dp_, stats.loss);
