@@ -4,8 +4,7 @@
 //   selective: the layer runs normally, but its cheap elementwise ops (RMSNorm, RoPE, SwiGLU;
 //              core/fused_ops.h) save only their inputs and recompute their internals in
 //              backward, so GEMM and attention outputs stay, the float32 norm intermediates and
-//              the SwiGLU/RoPE temporaries do not. (RMSNorm and RoPE do so in every mode; SwiGLU
-//              keeps silu(gate) unless selective.)
+//              the SwiGLU/RoPE temporaries do not. (RMSNorm and RoPE do so in every mode.)
 // Both give the gradients of the plain layer (equal up to float rounding order).
 #pragma once
 

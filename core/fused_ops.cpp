@@ -78,11 +78,9 @@ class FusedRope : public torch::autograd::Function<FusedRope> {
 
 class FusedSwiglu : public torch::autograd::Function<FusedSwiglu> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up,
-                            bool save_silu) {
-    auto silu = at::silu(gate);
-    ctx->save_for_backward({gate, up, save_silu ? silu : at::Tensor()});
-    return silu * up;
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    ctx->save_for_backward({gate, up});
+    return at::silu(gate) * up;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -92,8 +90,8 @@ class FusedSwiglu : public torch::autograd::Function<FusedSwiglu> {
     at::Tensor grad_gate, grad_up;
     // The ops autograd runs for silu(gate) * up, so the same bits.
     if (ctx->needs_input_grad(0)) grad_gate = at::silu_backward(grad * up, gate);
-    if (ctx->needs_input_grad(1)) grad_up = grad * (saved[2].defined() ? saved[2] : at::silu(gate));
-    return {grad_gate, grad_up, at::Tensor()};
+    if (ctx->needs_input_grad(1)) grad_up = grad * at::silu(gate);
+    return {grad_gate, grad_up};
   }
 };
 
@@ -110,8 +108,8 @@ at::Tensor fused_rope(const at::Tensor& x, const RopeTables& tables) {
   return FusedRope::apply(x, tables.cos, sin_rotated, sin_rotated_t);
 }
 
-at::Tensor fused_swiglu(const at::Tensor& gate, const at::Tensor& up, bool save_silu) {
-  return FusedSwiglu::apply(gate, up, save_silu);
+at::Tensor fused_swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  return FusedSwiglu::apply(gate, up);
 }
 
 at::Tensor dropout_keep_mask(const at::Tensor& like, double p) {

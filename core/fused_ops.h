@@ -1,8 +1,10 @@
 // The decoder layer's element-wise pieces (RMSNorm, RoPE, SwiGLU) as single autograd functions:
 // one graph node each and a hand-written backward in a few ops, where autograd would record and
 // replay every primitive. Their forwards run HF's ops in HF's order, so they give its bits. Each
-// saves only its inputs (and RMSNorm its per-row rsqrt), so the same functions serve selective
-// activation checkpointing. Also LoRA dropout's noise, drawn as at::dropout draws it, faster.
+// saves only its inputs (and RMSNorm its per-row rsqrt), so they also serve selective activation
+// checkpointing. RMSNorm and RoPE run in every mode; SwiGLU only under selective (as the plain
+// path it measured slower than autograd's two nodes). Also LoRA dropout's noise, drawn as
+// at::dropout draws it, faster.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,9 +21,9 @@ at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& weight, double 
 // (RopeTables::sin_rotated), so neither direction negates. Saves only the (shared) tables.
 at::Tensor fused_rope(const at::Tensor& x, const RopeTables& tables);
 
-// silu(gate) * up. `save_silu`: keep silu(gate) for backward (what autograd keeps); otherwise
-// only gate and up are kept and silu is recomputed (selective checkpointing).
-at::Tensor fused_swiglu(const at::Tensor& gate, const at::Tensor& up, bool save_silu);
+// silu(gate) * up, saving only gate and up (silu is recomputed in backward); gradients with
+// autograd's bits.
+at::Tensor fused_swiglu(const at::Tensor& gate, const at::Tensor& up);
 
 // Dropout's keep mask for `like` (CPU): the same draws, in the same order, and the same generator
 // state afterwards as at::dropout's `bernoulli_(1 - p)`, which compares one float64 uniform per

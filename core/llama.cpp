@@ -164,7 +164,7 @@ void LlamaMLP::set_recompute(bool on) {
 at::Tensor LlamaMLP::forward(const at::Tensor& x) {
   const auto gate = gate_proj_->forward(x);
   const auto up = up_proj_->forward(x);
-  return down_proj_->forward(fused_swiglu(gate, up, /*save_silu=*/!recompute_));
+  return down_proj_->forward((recompute_ ? fused_swiglu(gate, up) : at::silu(gate) * up));
 }
 
 LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& config, int64_t layer,
