@@ -1,6 +1,8 @@
 // core/fused_ops against the plain ATen formulas they replace: forwards bit-equal (HF's numerics)
 // in float32 and bf16, gradients equal to autograd's up to rounding order, and the CPU dropout
 // noise equal to at::dropout's (same masks, same bits, same generator state afterwards).
+#include "core/fused_ops.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -8,7 +10,6 @@
 
 #include <vector>
 
-#include "core/fused_ops.h"
 #include "core/rope.h"
 #include "tests/core/test_util.h"
 
@@ -83,9 +84,9 @@ TEST(FusedOps, SwigluGivesAutogradsBits) {
   const auto plain = grads_of(
       [](const std::vector<at::Tensor>& in) { return at::silu(in[0]) * in[1]; }, {gate, up}, probe);
   EXPECT_TRUE(fused_swiglu(gate, up).equal(at::silu(gate) * up));
-  const auto fused = grads_of(
-      [](const std::vector<at::Tensor>& in) { return fused_swiglu(in[0], in[1]); }, {gate, up},
-      probe);
+  const auto fused =
+      grads_of([](const std::vector<at::Tensor>& in) { return fused_swiglu(in[0], in[1]); },
+               {gate, up}, probe);
   EXPECT_TRUE(fused[0].equal(plain[0])) << "grad gate";
   EXPECT_TRUE(fused[1].equal(plain[1])) << "grad up";
 }
