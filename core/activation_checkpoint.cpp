@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/fused_ops.h"
 
 namespace ls {
 namespace {
@@ -106,60 +107,6 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
-class RmsNormRecomputed : public torch::autograd::Function<RmsNormRecomputed> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            double eps) {
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["eps"] = eps;
-    const auto x32 = x.to(at::kFloat);
-    const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-    return weight * normed.to(x.scalar_type());
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& weight = saved[1];
-    const double eps = ctx->saved_data["eps"].to<double>();
-    const auto& grad = grads[0];
-    const auto x32 = x.to(at::kFloat);
-    const auto rstd = at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-    at::Tensor grad_x, grad_weight;
-    if (ctx->needs_input_grad(0)) {
-      // d/dx of x * rstd(x): rstd * g - x * rstd^3 * mean(g * x); g as autograd would give it.
-      const auto g = (grad * weight).to(at::kFloat);
-      const auto dot = (g * x32).mean(-1, /*keepdim=*/true);
-      grad_x = (g * rstd - x32 * rstd.pow(3) * dot).to(x.scalar_type());
-    }
-    if (ctx->needs_input_grad(1)) {
-      const auto normed = (x32 * rstd).to(x.scalar_type());
-      grad_weight = (grad * normed).reshape({-1, weight.numel()}).sum(0).to(weight.scalar_type());
-    }
-    return {grad_x, grad_weight, at::Tensor()};
-  }
-};
-
-class SwigluRecomputed : public torch::autograd::Function<SwigluRecomputed> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
-    ctx->save_for_backward({gate, up});
-    return at::silu(gate) * up;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& gate = saved[0];
-    const auto& up = saved[1];
-    const auto& grad = grads[0];
-    at::Tensor grad_gate, grad_up;
-    // The same ops autograd runs for silu(gate) * up, so the same bits.
-    if (ctx->needs_input_grad(0)) grad_gate = at::silu_backward(grad * up, gate);
-    if (ctx->needs_input_grad(1)) grad_up = grad * at::silu(gate);
-    return {grad_gate, grad_up};
-  }
-};
-
 class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& lora_a,
@@ -168,10 +115,9 @@ class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed
     at::Tensor keep;  // undefined: no dropout
     if (dropout > 0) {
       if (h.is_cpu()) {
-        // at::dropout's CPU path, step for step (same draws, same bits): scaled Bernoulli noise.
-        auto noise = at::empty_like(h).bernoulli_(1 - dropout);
-        keep = noise.to(at::kBool);
-        h = h * noise.div_(1 - dropout);
+        // at::dropout's CPU path (same draws, same bits): scaled Bernoulli noise.
+        keep = dropout_keep_mask(h, dropout);
+        h = h * keep.to(h.scalar_type()).div_(1 - dropout);
       } else {
         // On accelerators at::dropout is native_dropout; its mask is what we keep.
         std::tie(h, keep) = at::native_dropout(h, dropout, /*train=*/true);
@@ -210,33 +156,6 @@ class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed
   }
 };
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const auto half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
-class RopeRecomputed : public torch::autograd::Function<RopeRecomputed> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin) {
-    ctx->save_for_backward({cos, sin});
-    return x * cos + rotate_half(x) * sin;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& grad = grads[0];
-    LS_ASSERT(!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2),
-              "RoPE tables are constants, yet a gradient was asked for them");
-    // rotate_half is a signed permutation; its transpose maps [a, b] to [b, -a].
-    const auto along_sin = grad * saved[1];
-    const auto half = along_sin.size(-1) / 2;
-    const auto rotated_back =
-        at::cat({along_sin.narrow(-1, half, half), -along_sin.narrow(-1, 0, half)}, -1);
-    return {grad * saved[0] + rotated_back, at::Tensor(), at::Tensor()};
-  }
-};
-
 }  // namespace
 
 at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer,
@@ -246,21 +165,9 @@ at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer
   return CheckpointedLayer::apply(x, at::TensorList(params), closure);
 }
 
-at::Tensor rms_norm_recomputed(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  return RmsNormRecomputed::apply(x, weight, eps);
-}
-
-at::Tensor swiglu_recomputed(const at::Tensor& gate, const at::Tensor& up) {
-  return SwigluRecomputed::apply(gate, up);
-}
-
 at::Tensor lora_delta_recomputed(const at::Tensor& x, const at::Tensor& lora_a,
                                  const at::Tensor& lora_b, double dropout) {
   return LoraDeltaRecomputed::apply(x, lora_a, lora_b, dropout);
-}
-
-at::Tensor rope_recomputed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  return RopeRecomputed::apply(x, cos, sin);
 }
 
 }  // namespace ls

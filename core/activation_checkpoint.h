@@ -1,10 +1,10 @@
 // Activation checkpointing for the decoder layers: trade recomputation in backward for memory.
 //   full:      a layer keeps only its input; backward runs the layer again (same RNG state, so
 //              the same dropout masks) and differentiates that.
-//   selective: the layer runs normally, but its cheap elementwise ops (RMSNorm, RoPE, SwiGLU)
-//              are autograd functions that save only their inputs and recompute their internals
-//              in backward, so GEMM and attention outputs stay, the float32 norm intermediates
-//              and the SwiGLU/RoPE temporaries do not.
+//   selective: the layer runs normally, but its cheap elementwise ops (RMSNorm, RoPE, SwiGLU;
+//              core/fused_ops.h) save only their inputs and recompute their internals in
+//              backward, so GEMM and attention outputs stay, the float32 norm intermediates and
+//              the SwiGLU/RoPE temporaries do not. (RMSNorm and RoPE do so in every mode.)
 // Both give the gradients of the plain layer (equal up to float rounding order).
 #pragma once
 
@@ -22,17 +22,10 @@ namespace ls {
 at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer,
                               const at::Tensor& x, const std::vector<at::Tensor>& params);
 
-// HF's RMSNorm (float32 normalisation, cast back, times weight): the same forward bits, saving
-// only x and weight for backward.
-at::Tensor rms_norm_recomputed(const at::Tensor& x, const at::Tensor& weight, double eps);
-// silu(gate) * up, saving only gate and up.
-at::Tensor swiglu_recomputed(const at::Tensor& gate, const at::Tensor& up);
 // LoRA's B(A(dropout(float32(x)))) with PEFT's numerics and RNG draws (the float32 output, not
 // yet scaled), saving x (which the base linear keeps anyway), the dropout mask as booleans and
 // the rank-r A output, instead of two float32 copies of the input.
 at::Tensor lora_delta_recomputed(const at::Tensor& x, const at::Tensor& lora_a,
                                  const at::Tensor& lora_b, double dropout);
-// x * cos + rotate_half(x) * sin, saving only the (shared) tables.
-at::Tensor rope_recomputed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace ls

@@ -12,6 +12,7 @@
 #include "core/activation_checkpoint.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fused_ops.h"
 #include "core/shape_string.h"
 
 namespace ls {
@@ -64,10 +65,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps, const at::TensorOptions& options) : ep
 }
 
 at::Tensor RMSNorm::forward(const at::Tensor& x) {
-  if (recompute_) return rms_norm_recomputed(x, weight_, eps_);
-  const auto x32 = x.to(at::kFloat);
-  const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight_ * normed.to(x.scalar_type());
+  return fused_rms_norm(x, weight_, eps_);
 }
 
 TokenEmbedding::TokenEmbedding(int64_t vocab_size, int64_t dim, const at::TensorOptions& options) {
@@ -135,11 +133,8 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   auto split_heads = [&](const at::Tensor& t) {
     return t.view({batch, length, -1, head_dim_}).transpose(1, 2);
   };
-  auto rotate = [&](const at::Tensor& t) {
-    return recompute_ ? rope_recomputed(t, rope.cos, rope.sin) : apply_rope(t, rope);
-  };
-  const auto q = rotate(split_heads(q_proj_->forward(x)));
-  const auto k = rotate(split_heads(k_proj_->forward(x)));
+  const auto q = fused_rope(split_heads(q_proj_->forward(x)), rope);
+  const auto k = fused_rope(split_heads(k_proj_->forward(x)), rope);
   LS_ASSERT(!(is_causal && mask), "an explicit mask and is_causal together");
   const auto [k_in, v_in] = kv_for_sdpa(q, k, split_heads(v_proj_->forward(x)), mask);
   const auto out = at::scaled_dot_product_attention(
@@ -149,7 +144,6 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
 }
 
 void LlamaAttention::set_recompute(bool on) {
-  recompute_ = on;
   for (auto& projection : {q_proj_, k_proj_, v_proj_, o_proj_}) projection->set_recompute(on);
 }
 
@@ -170,7 +164,7 @@ void LlamaMLP::set_recompute(bool on) {
 at::Tensor LlamaMLP::forward(const at::Tensor& x) {
   const auto gate = gate_proj_->forward(x);
   const auto up = up_proj_->forward(x);
-  return down_proj_->forward(recompute_ ? swiglu_recomputed(gate, up) : at::silu(gate) * up);
+  return down_proj_->forward((recompute_ ? fused_swiglu(gate, up) : at::silu(gate) * up));
 }
 
 LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& config, int64_t layer,
@@ -194,8 +188,6 @@ at::Tensor LlamaDecoderLayer::forward(const at::Tensor& x, const RopeTables& rop
 }
 
 void LlamaDecoderLayer::set_recompute(bool on) {
-  input_layernorm_->set_recompute(on);
-  post_attention_layernorm_->set_recompute(on);
   self_attn_->set_recompute(on);
   mlp_->set_recompute(on);
 }

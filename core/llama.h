@@ -41,13 +41,13 @@ std::string sdpa_backend_name(const at::Tensor& q, const at::Tensor& k, const at
 class RMSNorm : public torch::nn::Module {
  public:
   RMSNorm(int64_t dim, double eps, const at::TensorOptions& options);
+  // One autograd node (fused_rms_norm), which saves only x and the per-row rsqrt, so
+  // selective checkpointing needs nothing more from it.
   at::Tensor forward(const at::Tensor& x);
-  void set_recompute(bool on) { recompute_ = on; }  // selective checkpointing
 
  private:
   at::Tensor weight_;
   double eps_;
-  bool recompute_ = false;
 };
 
 class TokenEmbedding : public torch::nn::Module {
@@ -71,7 +71,6 @@ class LlamaAttention : public torch::nn::Module {
  private:
   int64_t heads_, kv_heads_, head_dim_;
   double dropout_;
-  bool recompute_ = false;
   std::shared_ptr<Projection> q_proj_, k_proj_, v_proj_, o_proj_;
 };
 

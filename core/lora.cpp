@@ -10,6 +10,7 @@
 #include "core/activation_checkpoint.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fused_ops.h"
 
 namespace ls {
 
@@ -73,7 +74,8 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
     return at::add(result, lora, scaling_).to(result.scalar_type());
   }
   auto h = x.to(lora_A_->weight.scalar_type());
-  if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
+  if (dropout_ > 0 && is_training())
+    h = h.is_cpu() ? dropout_cpu(h, dropout_) : at::dropout(h, dropout_, /*train=*/true);
   // result + s * B(A(h)) as one add with alpha (PEFT: a multiply, then an add), in float32.
   const auto lora = at::linear(at::linear(h, lora_A_->weight), lora_B_->weight);
   return at::add(result, lora, scaling_).to(result.scalar_type());

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <tuple>
 
 namespace ls {
 
@@ -43,7 +44,15 @@ RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions,
   // An outer product: one multiply per entry, the same bits as HF's batched matmul.
   const auto freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq.to(positions.device());
   const auto angles = at::cat({freqs, freqs}, -1).unsqueeze(1);
-  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+  RopeTables tables{angles.cos().to(dtype), angles.sin().to(dtype), {}, {}};
+  std::tie(tables.sin_rotated, tables.sin_rotated_t) = rotated_sin_tables(tables.sin);
+  return tables;
+}
+
+std::pair<at::Tensor, at::Tensor> rotated_sin_tables(const at::Tensor& sin) {
+  const auto half = sin.size(-1) / 2;
+  const auto first = sin.narrow(-1, 0, half), second = sin.narrow(-1, half, half);
+  return {at::cat({-first, second}, -1), at::cat({second, -first}, -1)};
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables) {

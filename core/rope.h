@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 #include "core/llama_config.h"
 
 namespace ls {
@@ -15,11 +17,17 @@ at::Tensor rope_inverse_frequencies(const LlamaConfig& config);
 struct RopeTables {
   at::Tensor cos;  // [B, 1, T, head_dim], in the activations' dtype
   at::Tensor sin;
+  // rotate_half's signs folded into sin, for fused_rope: [-s1, s2] (forward), [s2, -s1] (its
+  // transpose, backward), s1 and s2 the halves of sin.
+  at::Tensor sin_rotated, sin_rotated_t;
 };
 
 // cos/sin for integer `positions` [B, T]; computed in float32, then cast to `dtype` (as HF does).
 RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions,
                        c10::ScalarType dtype);
+
+// {sin_rotated, sin_rotated_t} of RopeTables from sin.
+std::pair<at::Tensor, at::Tensor> rotated_sin_tables(const at::Tensor& sin);
 
 // x [B, heads, T, head_dim] -> x * cos + rotate_half(x) * sin.
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
