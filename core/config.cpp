@@ -271,7 +271,10 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
     return it == where.end() ? std::string("config") : it->second;
   };
   auto require = [&](bool ok, const std::string& path, const std::string& what) {
-    if (!ok) fail("{}: {}: {}", at(path), path, what);
+    if (ok) return;
+    const std::string location = at(path);  // "file.yaml:12", or "--set key" naming it already
+    if (location.ends_with(path)) fail("{}: {}", location, what);
+    fail("{}: {}: {}", location, path, what);
   };
   require(!c.model.path.empty(), "model.path", "required: the HF LLaMA directory to fine-tune");
   require(!c.data.train.empty(), "data.train", "required: the training file");

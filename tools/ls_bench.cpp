@@ -363,6 +363,7 @@ int bench_main(int argc, char** argv) {
   int warmup = 3, steps = 8, threads = 0;
   uint64_t seed = 0;
   bool floor_flag = false, breakdown = false, quiet = false;
+  app.option_defaults()->always_capture_default();  // --help shows every default
   app.add_option("--shape", shape, "synthetic weights at a named shape: tiny | 1b | 7b | 13b");
   app.add_option("--model", model_dir, "a real HF LLaMA directory instead of --shape");
   app.add_option("--task", task_name, "sequence | token");
