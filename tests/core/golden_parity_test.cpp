@@ -82,13 +82,7 @@ class GoldenParity : public ::testing::Test {
       if (name.rfind("grad." + variant + ".", 0) == 0) expected_grads.insert(name);
     size_t compared = 0;
     for (const auto& [name, parameter] : model->trainable_parameters()) {
-      auto peft = LsLlama::peft_name(name);
-      for (const std::string part : {".lora_A", ".lora_B"})
-        if (auto at = peft.find(part + ".weight"); at != std::string::npos)
-          peft.insert(at + part.size(), ".default");
-      if (auto at = peft.find(".score."); at != std::string::npos)
-        peft.insert(at + 7, "modules_to_save.default.");
-      const auto key = "grad." + variant + "." + peft;
+      const auto key = test::golden_grad_name(variant, name);
       ASSERT_TRUE(expected_grads.count(key))
           << "no golden gradient for " << name << " (" << key << ")";
       ASSERT_TRUE(parameter.grad().defined()) << name;

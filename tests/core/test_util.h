@@ -1,5 +1,6 @@
-// Helpers the core tests share: where the fixtures are, a scratch directory, and the error
-// measure parity tests use (max |a - b| / max |b|, over real tokens where a mask is given).
+// Helpers the core tests share: where the fixtures are, golden gradient names, a scratch
+// directory, and the error measure parity tests use (max |a - b| / max |b|, over real tokens
+// where a mask is given).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "core/ls_llama.h"
+
 namespace ls::test {
 
 inline std::filesystem::path source_dir() {
@@ -16,6 +19,19 @@ inline std::filesystem::path source_dir() {
 }
 inline std::filesystem::path golden_dir() {
   return source_dir() / "tests/data/golden_tiny";
+}
+
+// PEFT's in-memory name of a trained parameter ("...lora_A.default.weight",
+// "score.modules_to_save.default.weight"), as golden.safetensors keys its gradients:
+// "grad.<variant>.<name>".
+inline std::string golden_grad_name(const std::string& variant, const std::string& name) {
+  auto peft = LsLlama::peft_name(name);
+  for (const std::string part : {".lora_A", ".lora_B"})
+    if (auto at = peft.find(part + ".weight"); at != std::string::npos)
+      peft.insert(at + part.size(), ".default");
+  if (auto at = peft.find(".score."); at != std::string::npos)
+    peft.insert(at + 7, "modules_to_save.default.");
+  return "grad." + variant + "." + peft;
 }
 
 // A fresh directory under the system temp dir, removed with the object.

@@ -78,17 +78,6 @@ std::string adapter_of(TaskType task) {
   return task == TaskType::kSequence ? "adapter_seq" : "adapter_tok";
 }
 
-// PEFT's in-memory name of a parameter, as golden.safetensors keys its gradient.
-std::string golden_grad_name(const std::string& variant, const std::string& name) {
-  auto peft = LsLlama::peft_name(name);
-  for (const std::string part : {".lora_A", ".lora_B"})
-    if (auto at = peft.find(part + ".weight"); at != std::string::npos)
-      peft.insert(at + part.size(), ".default");
-  if (auto at = peft.find(".score."); at != std::string::npos)
-    peft.insert(at + 7, "modules_to_save.default.");
-  return "grad." + variant + "." + peft;
-}
-
 std::map<std::string, at::Tensor> as_map(
     const std::vector<std::pair<std::string, at::Tensor>>& items) {
   return {items.begin(), items.end()};
@@ -179,7 +168,7 @@ TEST(TensorParallelModel, LogitsLossAndEveryGradientEqualTp1AndGolden) {
         const auto& expected = reference_params.at(name).grad();
         ASSERT_EQ(grad.sizes(), expected.sizes()) << name;
         EXPECT_LE(error("grads vs tp1", grad, expected), kGradientTolerance) << name;
-        EXPECT_LE(error("grads vs golden", grad, golden(golden_grad_name(v.name, name))),
+        EXPECT_LE(error("grads vs golden", grad, golden(test::golden_grad_name(v.name, name))),
                   kGradientTolerance)
             << name;
       }

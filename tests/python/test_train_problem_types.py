@@ -87,11 +87,15 @@ class ProblemTypes(unittest.TestCase):
         with open(out) as f:
             return result.stdout, [json.loads(line) for line in f]
 
-    def test_multilabel_quickstart_learns_and_predicts_label_sets(self):
-        run = os.path.join(self.dir, "multilabel")
-        ls_train(quickstart("multilabel"), "--set", f"output.dir={run}", "--set", "train.log_every=1",
+    def train_quickstart(self, name):
+        """Trains configs/quickstart_<name>.yaml, logging every step: (run dir, first and last losses)."""
+        run = os.path.join(self.dir, name)
+        ls_train(quickstart(name), "--set", f"output.dir={run}", "--set", "train.log_every=1",
                  "--set", "output.plot=false")
-        first, last = first_and_last_losses(run)
+        return (run, *first_and_last_losses(run))
+
+    def test_multilabel_quickstart_learns_and_predicts_label_sets(self):
+        run, first, last = self.train_quickstart("multilabel")
         self.assertLess(last, 0.6 * first, (first, last))
         test = records(run, "test")[-1]
         # Chance: predicting every label for every review (the best constant predictor's micro-F1).
@@ -114,10 +118,7 @@ class ProblemTypes(unittest.TestCase):
         self.assertEqual(first["gold"], sorted(x for x in rows[0]["labels"].split("|") if x))
 
     def test_regression_quickstart_learns_and_predicts_numbers(self):
-        run = os.path.join(self.dir, "regression")
-        ls_train(quickstart("regression"), "--set", f"output.dir={run}", "--set", "train.log_every=1",
-                 "--set", "output.plot=false")
-        first, last = first_and_last_losses(run)
+        run, first, last = self.train_quickstart("regression")
         self.assertLess(last, 0.5 * first, (first, last))
         test = records(run, "test")[-1]
         print(f"regression test: {test}")
