@@ -1,1 +1,2 @@
-// Anchor translation unit for the shared <torch/torch.h> precompiled header (cmake/LsTargets.cmake).
+// Anchor translation unit for the shared <torch/torch.h> precompiled header
+// (cmake/LsTargets.cmake).

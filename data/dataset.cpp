@@ -10,7 +10,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::data {
 

@@ -1,7 +1,7 @@
 // RFC 4180 CSV/TSV parsing (see delimited.h).
 #include "data/delimited.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::data {
 

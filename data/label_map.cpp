@@ -7,7 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/error.h"
+#include "core/base/atomic_file.h"
+#include "core/base/error.h"
 
 namespace ls::data {
 
@@ -98,16 +99,7 @@ std::vector<BioTag> LabelMap::bio_tags() const {
 }
 
 void LabelMap::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("{}: cannot write label map", tmp);
-    out << nlohmann::json{{"labels", names_}}.dump(2) << "\n";
-    if (!out.flush()) fail("{}: write error", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("{}: cannot rename to {}: {}", tmp, path, ec.message());
+  write_file_atomic(path, nlohmann::json{{"labels", names_}}.dump(2) + "\n");
 }
 
 LabelMap LabelMap::load(const std::string& path) {

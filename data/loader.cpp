@@ -3,7 +3,7 @@
 
 #include <ATen/Context.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::data {
 

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <random>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::data {
 

@@ -7,12 +7,13 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "core/error.h"  // header-only: UserError, fail()
+#include "core/base/error.h"  // header-only: UserError, fail()
 
 namespace ls::data {
 
 Tokenizer::Tokenizer(const std::string& model_path, TokenizerOptions options)
-    : path_(model_path), options_(options),
+    : path_(model_path),
+      options_(options),
       processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_path, ec))
@@ -90,12 +91,24 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   return text;
 }
 
-int Tokenizer::vocab_size() const { return processor_->GetPieceSize(); }
-int Tokenizer::bos_id() const { return processor_->bos_id(); }
-int Tokenizer::eos_id() const { return processor_->eos_id(); }
-int Tokenizer::pad_id() const { return processor_->pad_id(); }
-int Tokenizer::unk_id() const { return processor_->unk_id(); }
-std::string Tokenizer::id_to_piece(int id) const { return processor_->IdToPiece(id); }
+int Tokenizer::vocab_size() const {
+  return processor_->GetPieceSize();
+}
+int Tokenizer::bos_id() const {
+  return processor_->bos_id();
+}
+int Tokenizer::eos_id() const {
+  return processor_->eos_id();
+}
+int Tokenizer::pad_id() const {
+  return processor_->pad_id();
+}
+int Tokenizer::unk_id() const {
+  return processor_->unk_id();
+}
+std::string Tokenizer::id_to_piece(int id) const {
+  return processor_->IdToPiece(id);
+}
 
 void train_sentencepiece(const std::string& flags) {
   auto status = sentencepiece::SentencePieceTrainer::Train(flags);

@@ -4,7 +4,7 @@
 // sentencepiece and libtorch share one process. Debian's libsentencepiece embeds and exports its
 // own protobuf; a libtorch that exported its protobuf too would interpose it and crash before
 // main(). The pip torch 2.11 wheel hides its protobuf (the only shared symbols are three
-// identical byteswap templates); tests/python/test_library_isolation.py fails the build's tests
+// identical byteswap templates); tests/smoke/test_library_isolation.py fails the build's tests
 // if a future torch or sentencepiece brings a real overlap.
 #pragma once
 

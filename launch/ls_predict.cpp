@@ -6,15 +6,15 @@
 // number for regression; per-word tags for NER) and, when the file has labels, prints the metrics
 // the trainer reports.
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 
-#include "core/config.h"
-#include "core/error.h"
-#include "core/evaluator.h"
-#include "core/peft_adapter.h"
-#include "core/run_setup.h"
-#include "core/safetensors.h"
+#include "core/adapter/peft_adapter.h"
+#include "core/base/atomic_file.h"
+#include "core/base/error.h"
+#include "core/io/safetensors.h"
+#include "core/train/config.h"
+#include "core/train/evaluator.h"
+#include "core/train/run_setup.h"
 #include "data/reader.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
@@ -24,15 +24,23 @@ namespace fs = std::filesystem;
 namespace {
 
 int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
-  CLI::App app{"Predict with a trained ls-train run: labels and probabilities (sequence tasks; label sets for multi-label, numbers for regression) or per-word tags (NER)."};
+  CLI::App app{
+      "Predict with a trained ls-train run: labels and probabilities (sequence tasks; label sets "
+      "for multi-label, numbers for regression) or per-word tags (NER)."};
   std::string run_dir, data_file, out, adapter = "best", device = "";
   int batch_size = 0;
-  app.add_option("run", run_dir, "run directory written by ls_train")->required()->check(CLI::ExistingDirectory);
-  app.add_option("data", data_file, "file to predict (same format options as training; labels optional)")
-      ->required()->check(CLI::ExistingFile);
+  app.add_option("run", run_dir, "run directory written by ls_train")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("data", data_file,
+                 "file to predict (same format options as training; labels optional)")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("--out", out, "predictions JSONL (default: RUN/predictions_<file stem>.jsonl)");
-  app.add_option("--adapter", adapter, "best (adapter/), last (adapter_last/), or an adapter directory");
-  app.add_option("--batch-size", batch_size, "examples per forward pass (default: train.micro_batch_size or batch_size)");
+  app.add_option("--adapter", adapter,
+                 "best (adapter/), last (adapter_last/), or an adapter directory");
+  app.add_option("--batch-size", batch_size,
+                 "examples per forward pass (default: train.micro_batch_size or batch_size)");
   app.add_option("--device", device, "cpu or cuda (default: the run's model.device)");
   try {
     app.parse(argc, argv);
@@ -41,11 +49,14 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
   const fs::path run(run_dir);
-  if (!fs::exists(run / "config.yaml")) ls::fail("{}: not an ls-train run directory (no config.yaml)", run_dir);
+  if (!fs::exists(run / "config.yaml"))
+    ls::fail("{}: not an ls-train run directory (no config.yaml)", run_dir);
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
   ls::Config config = ls::Config::load((run / "config.yaml").string(), overrides);
-  fs::path adapter_dir = adapter == "best" ? run / "adapter" : adapter == "last" ? run / "adapter_last" : fs::path(adapter);
+  fs::path adapter_dir = adapter == "best"   ? run / "adapter"
+                         : adapter == "last" ? run / "adapter_last"
+                                             : fs::path(adapter);
   if (adapter == "best" && !fs::exists(adapter_dir)) adapter_dir = run / "adapter_last";
   if (!fs::exists(adapter_dir / "adapter_config.json"))
     ls::fail("{}: no PEFT adapter here (adapter_config.json missing)", adapter_dir.string());
@@ -62,25 +73,33 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   // The loss settings the run trained with (class weights resolved from its training split), so
   // the loss reported here is the trainer's.
   ls::HeadOptions head = ls::head_options(config, labels.size());
-  if (fs::exists(adapter_dir / ls::kHeadConfigFile)) ls::read_head_config(adapter_dir / ls::kHeadConfigFile, head, true);
-  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string(), nullptr, nullptr, head.loss);
+  if (fs::exists(adapter_dir / ls::kHeadConfigFile))
+    ls::read_head_config(adapter_dir / ls::kHeadConfigFile, head, true);
+  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string(), nullptr,
+                              nullptr, head.loss);
   ls::EvalOptions eval;
-  eval.batch_size = batch_size > 0 ? batch_size
-                                   : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size : config.train.batch_size);
+  eval.batch_size = batch_size > 0
+                        ? batch_size
+                        : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size
+                                                             : config.train.batch_size);
   eval.collate = ls::collate_options(config);
-  eval.ner_mode = config.train.ner_mode == "strict" ? ls::NerMode::kStrictIob2 : ls::NerMode::kDefault;
+  eval.ner_mode =
+      config.train.ner_mode == "strict" ? ls::NerMode::kStrictIob2 : ls::NerMode::kDefault;
   eval.labeled = labeled;
   auto world = ls::parallel::make_world_communicator(placement.device);
   auto result = ls::evaluate(*model, dataset, labels, eval, world, placement.device);
 
   if (mpi.rank() == 0) {
-    fs::path out_path = out.empty() ? run / ("predictions_" + fs::path(data_file).stem().string() + ".jsonl") : fs::path(out);
+    fs::path out_path =
+        out.empty() ? run / ("predictions_" + fs::path(data_file).stem().string() + ".jsonl")
+                    : fs::path(out);
     ls::write_file_atomic(out_path, ls::predictions_jsonl(result, raw, dataset, labels));
-    ls::parallel::print0("{}: {} predictions from {} -> {}\n", data_file, result.examples, adapter_dir.string(),
-                         out_path.string());
+    ls::parallel::print0("{}: {} predictions from {} -> {}\n", data_file, result.examples,
+                         adapter_dir.string(), out_path.string());
     if (labeled) {
       std::string line;
-      for (const auto& [name, value] : result.metrics) line += fmt::format("{}{} {:.4f}", line.empty() ? "" : ", ", name, value);
+      for (const auto& [name, value] : result.metrics)
+        line += fmt::format("{}{} {:.4f}", line.empty() ? "" : ", ", name, value);
       ls::parallel::print0("metrics: {}\n", line);
     }
   }
@@ -89,4 +108,6 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ls::parallel::run_mpi_main("ls_predict", predict_main, argc, argv); }
+int main(int argc, char** argv) {
+  return ls::parallel::run_mpi_main("ls_predict", predict_main, argc, argv);
+}

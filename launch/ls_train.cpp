@@ -3,26 +3,28 @@
 //   ls_train --resume RUN_DIR [--set ...]          continue a run from its state/
 //   ls_train --config-docs                          every config key, its default and meaning
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 
-#include "core/config.h"
-#include "core/error.h"
-#include "core/trainer.h"
+#include "core/base/error.h"
+#include "core/train/config.h"
+#include "core/train/trainer.h"
 #include "parallel/mpi.h"
 
 namespace {
 
 int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
-  CLI::App app{"ls-train: label-supervised LoRA fine-tuning of LLaMA models (LS-LLaMA / LS-unLLaMA).\n"
-               "Run under `mpirun -np N` for data parallelism, with parallel.tp > 1 for tensor parallelism;\n"
-               "see README.md for the config keys."};
+  CLI::App app{
+      "ls-train: label-supervised LoRA fine-tuning of LLaMA models (LS-LLaMA / LS-unLLaMA).\n"
+      "Run under `mpirun -np N` for data parallelism, with parallel.tp > 1 for tensor "
+      "parallelism;\n"
+      "see README.md for the config keys."};
   std::string config_path, resume_dir;
   std::vector<std::string> overrides;
   bool config_docs = false;
   app.add_option("config", config_path, "YAML run configuration")->check(CLI::ExistingFile);
   app.add_option("--set", overrides, "override a config key, e.g. --set train.lr=2e-4 (repeatable)")
-      ->allow_extra_args(false);  // one KEY=VALUE per --set, so a config path after it stays positional
+      ->allow_extra_args(
+          false);  // one KEY=VALUE per --set, so a config path after it stays positional
   app.add_option("--resume", resume_dir, "continue the run in this directory from its saved state")
       ->check(CLI::ExistingDirectory);
   app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
@@ -41,7 +43,8 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
 
   ls::Config config;
   if (!resume_dir.empty()) {
-    config = ls::Config::load((std::filesystem::path(resume_dir) / "config.yaml").string(), overrides);
+    config =
+        ls::Config::load((std::filesystem::path(resume_dir) / "config.yaml").string(), overrides);
     config.output.dir = std::filesystem::absolute(resume_dir).lexically_normal().string();
   } else {
     config = ls::Config::load(config_path, overrides);
@@ -53,4 +56,6 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ls::parallel::run_mpi_main("ls_train", train_main, argc, argv); }
+int main(int argc, char** argv) {
+  return ls::parallel::run_mpi_main("ls_train", train_main, argc, argv);
+}

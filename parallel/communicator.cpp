@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "parallel/mpi_communicator.h"
 #ifdef LS_WITH_CUDA
 #include "parallel/nccl_communicator.h"

@@ -8,7 +8,7 @@
 
 #include <functional>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::parallel {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "parallel/mpi.h"
 
 namespace ls::parallel {

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <string>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "parallel/mpi.h"
 
 namespace ls::parallel {

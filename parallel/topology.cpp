@@ -1,7 +1,7 @@
 // The dp x tp grid and the tensor-parallel plan (see topology.h).
 #include "parallel/topology.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::parallel {
 

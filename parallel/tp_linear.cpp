@@ -7,7 +7,7 @@
 #include <cmath>
 #include <map>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "parallel/tp_ops.h"
 
 namespace ls::parallel {

@@ -3,7 +3,7 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace ls::parallel {
 namespace {

@@ -18,7 +18,7 @@
 #include <fstream>
 #include <random>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 

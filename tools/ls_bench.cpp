@@ -32,11 +32,11 @@
 #include <string>
 #include <vector>
 
-#include "core/adamw.h"
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/ls_llama.h"
-#include "core/train_step.h"
+#include "core/base/error.h"
+#include "core/model/dtype.h"
+#include "core/model/ls_llama.h"
+#include "core/train/adamw.h"
+#include "core/train/train_step.h"
 
 #if defined(LS_WITH_CUDA)
 #include <ATen/cuda/CUDAContext.h>

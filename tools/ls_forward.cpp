@@ -16,12 +16,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/checkpoint.h"
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/ls_llama.h"
-#include "core/peft_adapter.h"
-#include "core/safetensors.h"
+#include "core/adapter/peft_adapter.h"
+#include "core/base/error.h"
+#include "core/io/checkpoint.h"
+#include "core/io/safetensors.h"
+#include "core/model/dtype.h"
+#include "core/model/ls_llama.h"
 
 namespace {
 
@@ -52,7 +52,7 @@ int forward_main(int argc, char** argv) {
   CLI::App app{
       "Run LsLlama forward/backward on a saved batch and write the results (parity tool)."};
   std::string model_dir, adapter_dir, task = "sequence", attention = "causal", pooling = "last";
-  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter, problem;
+  std::string inputs, out, dtype = "f32", device = "cpu", save_adapter_dir, problem;
   std::vector<double> class_weights;
   double label_smoothing = 0;
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
@@ -84,7 +84,7 @@ int forward_main(int argc, char** argv) {
   app.add_option("--lora-alpha", lora_alpha, "alpha of the fresh adapter");
   app.add_option("--lora-targets", lora_targets, "modules of the fresh adapter")->delimiter(',');
   app.add_flag("--rslora", rslora, "scale the fresh adapter by alpha / sqrt(r)");
-  app.add_option("--save-adapter", save_adapter,
+  app.add_option("--save-adapter", save_adapter_dir,
                  "write the adapter (PEFT layout) to this directory");
   app.add_option("--dtype", dtype, "base weights: f32 | bf16 | f16");
   app.add_option("--device", device, "cpu | cuda | cuda:N");
@@ -148,7 +148,7 @@ int forward_main(int argc, char** argv) {
     std::fprintf(stderr, "ls_forward: loaded %lld tensors (%.3f GB, %s) from %s in %.2f s\n",
                  static_cast<long long>(stats.tensors), static_cast<double>(stats.bytes) / 1e9,
                  dtype.c_str(), model_dir.c_str(), stats.seconds);
-  if (!adapter_dir.empty()) model->load_adapter(adapter_dir);
+  if (!adapter_dir.empty()) ls::load_adapter(*model, adapter_dir);
   if (lora_r > 0) {
     ls::LoraOptions lora;
     lora.r = lora_r;
@@ -167,7 +167,7 @@ int forward_main(int argc, char** argv) {
   } catch (const ls::UserError& e) {
     ls::fail("{}: {}", inputs, e.what());  // bad ids or labels: name the batch file
   }
-  if (!save_adapter.empty()) model->save_adapter(save_adapter);
+  if (!save_adapter_dir.empty()) ls::save_adapter(*model, save_adapter_dir);
   ls::write_safetensors(out, results);
   return 0;
 }

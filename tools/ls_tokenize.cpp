@@ -1,18 +1,18 @@
 // ls_tokenize: UTF-8 lines on stdin -> one JSON array of token ids per line on stdout.
 // The tokenizer is LLaMA's convention: BOS first, no EOS, unless --no-bos / --eos say otherwise.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <string>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "data/text_file.h"
 #include "data/tokenizer.h"
 
 namespace {
 
 int tokenize_main(int argc, char** argv) {
-  CLI::App app{"Tokenize UTF-8 lines from stdin with a sentencepiece model; one JSON id array per line."};
+  CLI::App app{
+      "Tokenize UTF-8 lines from stdin with a sentencepiece model; one JSON id array per line."};
   std::string model;
   bool no_bos = false, eos = false;
   app.add_option("--tokenizer", model, "sentencepiece tokenizer.model")->required();
@@ -52,4 +52,6 @@ int tokenize_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ls::run_main("ls_tokenize", tokenize_main, argc, argv); }
+int main(int argc, char** argv) {
+  return ls::run_main("ls_tokenize", tokenize_main, argc, argv);
+}

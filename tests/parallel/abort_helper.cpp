@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
 

@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "tests/mpi_gtest_main.h"
+#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {

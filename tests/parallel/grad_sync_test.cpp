@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "tests/mpi_gtest_main.h"
+#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "parallel/communicator.h"
 #include "parallel/tp_linear.h"
-#include "tests/mpi_gtest_main.h"
+#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {

@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/model/llama_sharding.h"
 #include "parallel/grad_sync.h"
-#include "parallel/llama_sharding.h"
 #include "parallel/tp_linear.h"
 #include "parallel/tp_ops.h"
-#include "tests/mpi_gtest_main.h"
+#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {

@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "core/error.h"
-#include "tests/mpi_gtest_main.h"
+#include "core/base/error.h"
+#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {

@@ -16,7 +16,8 @@ TEST(CudaSmoke, NcclLinksAndReportsItsVersion) {
 
 TEST(CudaSmoke, KernelRunsOnTheGpu) {
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) GTEST_SKIP() << "no GPU on this machine";
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
+    GTEST_SKIP() << "no GPU on this machine";
   std::vector<float> x(1000, 2.0f), y(1000, 1.0f);
   ASSERT_EQ(ls_smoke_axpy(1000, 3.0f, x.data(), y.data()), cudaSuccess);
   for (float v : y) ASSERT_EQ(v, 7.0f);

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "parallel/mpi.h"
-#include "tests/mpi_gtest_main.h"
+#include "tests/support/mpi_gtest_main.h"
 
 TEST(MpiSmoke, AllReduceSumsEveryRank) {
   int rank = 0, size = 1;

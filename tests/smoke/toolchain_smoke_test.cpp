@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "data/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -76,7 +76,8 @@ TEST(ToolchainSmoke, TokenizerErrorNamesTheFile) {
 }
 
 TEST(ToolchainSmoke, YamlParses) {
-  auto doc = YAML::Load("model: {path: /m, dtype: bf16}\nlora: {r: 12, targets: [q_proj, v_proj]}\n");
+  auto doc =
+      YAML::Load("model: {path: /m, dtype: bf16}\nlora: {r: 12, targets: [q_proj, v_proj]}\n");
   EXPECT_EQ(doc["model"]["dtype"].as<std::string>(), "bf16");
   EXPECT_EQ(doc["lora"]["r"].as<int>(), 12);
   EXPECT_EQ(doc["lora"]["targets"].size(), 2u);

@@ -16,7 +16,8 @@ TEST(TorchSmoke, AutogradMatchesAnalyticGradient) {
 
 TEST(TorchSmoke, ScaledDotProductAttentionMatchesFormula) {
   torch::manual_seed(0);
-  auto q = torch::randn({2, 4, 5, 8}), k = torch::randn({2, 4, 5, 8}), v = torch::randn({2, 4, 5, 8});
+  auto q = torch::randn({2, 4, 5, 8}), k = torch::randn({2, 4, 5, 8}),
+       v = torch::randn({2, 4, 5, 8});
   auto out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   auto scores = q.matmul(k.transpose(-1, -2)) / std::sqrt(8.0);
   auto causal = torch::ones({5, 5}, torch::kBool).tril();

@@ -1,0 +1,150 @@
+// Config: the typed, validated form of a run's YAML file (configs/*.yaml), with --set overrides.
+//
+// The struct defaults below ARE the documented defaults: the schema in config.cpp binds every key
+// path ("train.lr") to a member, a doc line and its allowed values, and both the README table
+// (`ls_train --config-docs`) and the resolved config a run saves are produced from it. An unknown
+// key is an error that suggests the nearest valid one; every error names the file, line and key.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ls {
+
+struct ModelSection {
+  std::string path;                  // HF LLaMA directory (config.json + *.safetensors)
+  std::string tokenizer;             // "" = <path>/tokenizer.model
+  std::string dtype = "auto";        // auto | f32 | bf16 | f16 (auto: bf16 on GPU, f32 on CPU)
+  std::string device = "auto";       // auto | cpu | cuda
+  std::string attention = "causal";  // causal | bidirectional
+  int bidirectional_from_layer = 0;  // with bidirectional: layers >= this one are unmasked
+  bool attend_to_padding = false;    // original LS-unLLaMA: also unmask padding keys
+  std::string activation_checkpointing = "none";  // none | selective | full
+};
+
+// task.class_weights: none, auto (from the training split's label counts) or one number per
+// label in label-map order.
+struct ClassWeights {
+  std::string mode = "none";   // none | auto | list
+  std::vector<double> values;  // mode list
+  bool operator==(const ClassWeights&) const = default;
+};
+
+struct TaskSection {
+  std::string type = "sequence";              // sequence | token
+  std::string problem_type = "single_label";  // single_label | multi_label | regression
+  std::vector<std::string> labels;            // [] = inferred from the training split
+  std::string pooling = "last";               // sequence head: last | mean | max
+  double head_dropout = 0.1;                  // token head dropout (HF's classifier default)
+  ClassWeights class_weights;                 // CE weights (single-label), pos_weight (multi-label)
+  double label_smoothing = 0.0;               // single-label cross-entropy, torch semantics
+  double threshold = 0.5;                     // multi-label decision threshold on sigmoid outputs
+  bool normalize_targets = false;  // regression: train on (y - mean) / std of the train split
+};
+
+struct LoraSection {
+  int r = 12;
+  double alpha = 32;
+  double dropout = 0.1;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+  bool rslora = false;    // scale alpha/sqrt(r) instead of alpha/r
+  std::string init_from;  // PEFT adapter directory to start from
+};
+
+struct DataSection {
+  std::string train;
+  std::string validation;
+  std::string test;
+  std::string format = "auto";  // auto | jsonl | csv | tsv | conll | pretokenized
+  std::string text_field = "text";
+  std::string text_pair_field;  // second text of a pair (premise/hypothesis)
+  std::string pair_separator = " ";
+  bool csv_quoting = true;  // RFC 4180 quotes in CSV/TSV; false: quotes are literal
+  std::string label_field = "label";
+  std::string label_separator = "|";    // multi-label CSV/TSV cells (and JSON strings): "a|b"
+  std::string tokens_field = "tokens";  // word-list JSONL (HF NER export)
+  std::string tags_field = "ner_tags";
+  int conll_tag_column = -1;  // -1 = last column
+  int max_length = 64;
+  std::string padding_side = "right";  // right | left
+  int pad_id = 0;
+  bool add_eos = false;
+  bool label_all_subwords = false;  // NER: label every sub-word, not only the first
+  bool group_by_length = false;
+};
+
+struct TrainSection {
+  int epochs = 10;
+  int max_steps = 0;         // > 0 stops after this many optimizer steps
+  int batch_size = 8;        // global batch per optimizer step
+  int micro_batch_size = 0;  // per rank and forward pass; 0 = batch_size / dp
+  double lr = 1e-4;
+  double weight_decay = 0.01;
+  bool decay_biases_and_norms = false;  // apply weight decay to 1-D tensors too
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_eps = 1e-8;
+  bool fused_optimizer = true;      // one fused AdamW kernel; false: the per-tensor reference
+  std::string schedule = "linear";  // constant | linear | cosine
+  double warmup_ratio = 0.0;
+  int warmup_steps = 0;        // overrides warmup_ratio when > 0
+  double max_grad_norm = 1.0;  // 0 disables clipping
+  int seed = 42;
+  bool shuffle = true;
+  std::string eval_every = "epoch";  // epoch | N (optimizer steps)
+  std::string metric = "auto";       // auto | accuracy | macro_f1 | entity_f1 | micro_f1 |
+                                     // subset_accuracy | pearson | spearman | mse | mae | loss
+  std::string ner_mode = "default";  // seqeval mode: default | strict (IOB2)
+  int early_stopping_patience = 0;   // evaluations without improvement; 0 = off
+  int log_every = 10;                // optimizer steps between log lines
+};
+
+struct ParallelSection {
+  int tp = 1;  // tensor-parallel width; dp = world size / tp
+};
+
+struct OutputSection {
+  std::string dir = "runs/default";
+  std::string save = "both";  // best | last | both
+  bool tensorboard = true;
+  bool plot = true;
+  bool overwrite = false;  // reuse a non-empty run directory
+  int state_every = 0;     // save resumable state every N steps; 0 = at evaluations
+};
+
+struct Config {
+  ModelSection model;
+  TaskSection task;
+  LoraSection lora;
+  DataSection data;
+  TrainSection train;
+  ParallelSection parallel;
+  OutputSection output;
+
+  // Loads a YAML file, applies "a.b=value" overrides, validates. Throws UserError. Relative
+  // paths in the file are relative to the file's directory; in overrides, to the working
+  // directory. The result holds absolute paths.
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // Same, from YAML text (`origin` names it in errors); relative paths of the text are resolved
+  // against `base_dir` when it is given, else kept as written.
+  static Config parse(const std::string& yaml, const std::string& origin,
+                      const std::vector<std::string>& overrides = {},
+                      const std::filesystem::path& base_dir = {});
+
+  // Every key with its value, in schema order: what a run saves as config.yaml.
+  std::string to_yaml() const;
+};
+
+// The selection metric a config asks for: train.metric, or for auto the problem's default
+// (macro_f1 single-label sequence, entity_f1 token, micro_f1 multi-label, pearson regression).
+std::string selection_metric(const Config& config);
+// Whether larger values of a metric are better (false for loss, mse, mae).
+bool metric_higher_is_better(const std::string& metric);
+
+// The keys as a Markdown table (key, default, meaning): README's config reference.
+std::string config_docs_markdown();
+// All valid key paths, in schema order.
+std::vector<std::string> config_key_paths();
+
+}  // namespace ls

@@ -1,0 +1,64 @@
+// Evaluation of a split: loss, the task's metrics and per-example predictions, gathered over the
+// data-parallel ranks (each rank predicts its share; rank 0 gets everything in dataset order).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model/ls_llama.h"
+#include "core/train/metrics.h"
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/label_map.h"
+#include "data/reader.h"
+
+namespace ls::parallel {
+class Communicator;
+}
+
+namespace ls {
+
+struct Prediction {
+  int64_t example = 0;  // index in the dataset
+  int label = -1;       // single-label sequence: predicted class
+  // single-label: softmax over classes; multi-label: sigmoid of each label; regression: the one
+  // predicted value (mapped back from normalised targets).
+  std::vector<float> probabilities;
+  std::vector<int> tags;  // token: predicted class of each word kept after truncation
+};
+
+struct EvalResult {
+  // loss and the problem's metrics: accuracy, macro_f1 (single-label) | entity_{precision,recall,
+  // f1}, tag_accuracy (token) | micro_f1, macro_f1, subset_accuracy, f1/<label> (multi-label) |
+  // mse, mae, pearson, spearman (regression)
+  std::map<std::string, double> metrics;
+  std::vector<Prediction> predictions;  // dataset order (complete on dp rank 0)
+  int64_t examples = 0;
+  double threshold = 0.5;  // multi-label: the decision threshold the predictions use
+};
+
+struct EvalOptions {
+  int64_t batch_size = 8;  // per rank
+  data::CollateOptions collate;
+  NerMode ner_mode = NerMode::kDefault;
+  bool labeled = true;  // compute loss and metrics
+};
+
+// Runs the model in eval mode (no dropout, no gradients) over `dataset`.
+EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::LabelMap& labels,
+                    const EvalOptions& options, const std::shared_ptr<parallel::Communicator>& dp,
+                    c10::Device device);
+
+// Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
+// "gold"} for single-label sequence tasks, {"line", "labels", "probabilities", "gold"} (label
+// lists; a probability per label) for multi-label, {"line", "prediction", "gold"} for regression,
+// {"line", "words", "tags", "gold"} for token tasks.
+std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
+                              const data::Dataset& dataset, const data::LabelMap& labels);
+
+// Word-level gold tags of a token-task example (first label of each word), as class ids.
+std::vector<int> gold_word_tags(const data::Example& example);
+
+}  // namespace ls

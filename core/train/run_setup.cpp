@@ -1,0 +1,169 @@
+// Config -> run components (see run_setup.h).
+#include "core/train/run_setup.h"
+
+#include <fmt/ranges.h>
+#include <torch/cuda.h>
+
+#include <filesystem>
+
+#include "core/adapter/peft_adapter.h"
+#include "core/base/error.h"
+#include "core/model/dtype.h"
+#include "core/model/llama_config.h"
+#include "core/model/tp_projection.h"
+#include "parallel/communicator.h"
+#include "parallel/mpi.h"
+
+namespace ls {
+
+Placement resolve_placement(const Config& config, int local_rank, int local_size) {
+  Placement p;
+  bool use_cuda = config.model.device == "cuda" ||
+                  (config.model.device == "auto" && torch::cuda::is_available());
+  p.device = parallel::pick_device(use_cuda, local_rank, local_size);
+  p.dtype = config.model.dtype == "auto" ? (p.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
+                                         : parse_dtype(config.model.dtype, "model.dtype");
+  return p;
+}
+
+std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config) {
+  std::filesystem::path path = config.model.tokenizer.empty()
+                                   ? std::filesystem::path(config.model.path) / "tokenizer.model"
+                                   : std::filesystem::path(config.model.tokenizer);
+  return std::make_unique<data::Tokenizer>(
+      path.string(), data::TokenizerOptions{.add_bos = true, .add_eos = config.data.add_eos});
+}
+
+data::ReaderOptions reader_options(const Config& config, bool labeled) {
+  const auto& d = config.data;
+  data::ReaderOptions r;
+  r.format = data::parse_data_format(d.format);
+  r.text_fields = {d.text_field};
+  if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
+  r.pair_separator = d.pair_separator;
+  r.csv_quoting = d.csv_quoting;
+  r.label_field = d.label_field;
+  r.problem = data::parse_problem_type(config.task.problem_type);
+  r.label_separator = d.label_separator;
+  r.tokens_field = d.tokens_field;
+  r.tags_field = d.tags_field;
+  r.conll_tag_column = d.conll_tag_column;
+  r.labeled = labeled;
+  return r;
+}
+
+data::DatasetOptions dataset_options(const Config& config, bool labeled) {
+  data::DatasetOptions options;
+  options.task = data::parse_task_type(config.task.type);
+  options.reader = reader_options(config, labeled);
+  options.max_length = config.data.max_length;
+  options.label_all_subwords = config.data.label_all_subwords;
+  return options;
+}
+
+data::CollateOptions collate_options(const Config& config) {
+  data::CollateOptions collate;
+  collate.pad_id = config.data.pad_id;
+  collate.padding_side = data::parse_padding_side(config.data.padding_side);
+  return collate;
+}
+
+ModelOptions model_options(const Config& config, const Placement& placement,
+                           std::shared_ptr<parallel::Communicator> tp) {
+  ModelOptions options;
+  if (tp && tp->size() > 1)
+    options.projection_factory = tensor_parallel_factory(
+        load_llama_config(std::filesystem::path(config.model.path) / "config.json"), std::move(tp));
+  options.device = placement.device;
+  options.dtype = placement.dtype;
+  options.attention =
+      config.model.attention == "causal"
+          ? AttentionPolicy::causal()
+          : AttentionPolicy::bidirectional_from(config.model.bidirectional_from_layer);
+  options.attention.attend_to_padding = config.model.attend_to_padding;
+  options.activation_checkpointing = parse_activation_checkpointing(
+      config.model.activation_checkpointing, "model.activation_checkpointing");
+  return options;
+}
+
+HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss) {
+  HeadOptions head;
+  head.task = parse_task_type(config.task.type, "task.type");
+  head.problem = data::parse_problem_type(config.task.problem_type);
+  head.num_labels = num_labels;
+  head.loss = loss;
+  head.threshold = config.task.threshold;
+  head.pooling = parse_pooling(config.task.pooling, "task.pooling");
+  head.dropout = config.task.head_dropout;
+  return head;
+}
+
+LossOptions loss_options(const Config& config, const data::Dataset& train,
+                         const data::LabelMap& labels) {
+  LossOptions loss;
+  loss.label_smoothing = config.task.label_smoothing;
+  const auto problem = data::parse_problem_type(config.task.problem_type);
+  const auto& weights = config.task.class_weights;
+  if (weights.mode == "list") {
+    if (static_cast<int>(weights.values.size()) != labels.size())
+      fail(
+          "task.class_weights: {} weights for {} labels ({}); give one per label, in label-map "
+          "order",
+          weights.values.size(), labels.size(), fmt::join(labels.names(), ", "));
+    loss.class_weights = weights.values;
+  } else if (weights.mode == "auto") {
+    const data::LabelCounts counts = data::count_labels(train);
+    const double n = static_cast<double>(counts.total),
+                 classes = static_cast<double>(labels.size());
+    for (int64_t count : counts.per_class) {
+      const double c =
+          static_cast<double>(std::max<int64_t>(count, 1));  // absent classes: as if seen once
+      // single-label: sklearn's "balanced" n / (C * count); multi-label: pos_weight = negatives /
+      // positives
+      loss.class_weights.push_back(problem == data::ProblemType::kMultiLabel
+                                       ? (n - static_cast<double>(count)) / c
+                                       : n / (classes * c));
+    }
+  }
+  if (problem == data::ProblemType::kRegression && config.task.normalize_targets) {
+    const data::TargetStats stats = data::target_stats(train);
+    loss.target_mean = stats.mean;
+    loss.target_std = stats.std > 0 ? stats.std : 1.0;
+  }
+  return loss;
+}
+
+std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement,
+                                    int num_labels, const std::string& adapter_dir,
+                                    LoadStats* stats, std::shared_ptr<parallel::Communicator> tp,
+                                    const LossOptions& loss) {
+  at::manual_seed(config.train.seed);
+  auto model =
+      LsLlama::from_pretrained(config.model.path, model_options(config, placement, std::move(tp)),
+                               head_options(config, num_labels, loss), stats);
+  if (placement.device.is_cuda()) {
+    // Which attention kernel the GPU will run is decided by libtorch from dtype, shapes and mask;
+    // say it once, so a slow math fallback is visible before the first step.
+    const int batch =
+        config.train.micro_batch_size > 0 ? config.train.micro_batch_size : config.train.batch_size;
+    parallel::print0("{}\n",
+                     model->model().describe_attention_backends(batch, config.data.max_length));
+  }
+  if (!adapter_dir.empty()) {
+    load_adapter(*model, adapter_dir);
+    if (model->head().num_labels() != num_labels)
+      fail("{}: the adapter's head has {} labels, the task has {}", adapter_dir,
+           model->head().num_labels(), num_labels);
+    return model;
+  }
+  LoraOptions lora;
+  lora.r = config.lora.r;
+  lora.alpha = config.lora.alpha;
+  lora.dropout = config.lora.dropout;
+  lora.use_rslora = config.lora.rslora;
+  lora.targets = config.lora.targets;
+  model->add_lora(lora);
+  return model;
+}
+
+}  // namespace ls

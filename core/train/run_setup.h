@@ -1,0 +1,58 @@
+// How a Config becomes the pieces of a run: device and dtype, the tokenizer, reader and dataset
+// options, the model with its head and adapters. Shared by ls_train and ls_predict so both read
+// a run's config.yaml the same way.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/model/ls_llama.h"
+#include "core/train/config.h"
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/tokenizer.h"
+
+namespace ls::parallel {
+class Communicator;
+}
+
+namespace ls {
+
+struct Placement {
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;  // of the frozen base
+};
+
+// model.device / model.dtype resolved for this rank (auto: its GPU and bf16 when CUDA is there).
+Placement resolve_placement(const Config& config, int local_rank, int local_size);
+
+std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
+data::ReaderOptions reader_options(const Config& config, bool labeled);
+data::DatasetOptions dataset_options(const Config& config, bool labeled);
+data::CollateOptions collate_options(const Config& config);
+
+// `tp`: the tensor-parallel group this rank belongs to; with more than one rank the projections
+// are tensor-parallel over it (the model's config.json is read to plan the split).
+ModelOptions model_options(const Config& config, const Placement& placement,
+                           std::shared_ptr<parallel::Communicator> tp = nullptr);
+// `loss`: the resolved loss settings (see loss_options); the config's problem type and threshold
+// come from `config`.
+HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss = {});
+
+// The loss settings of task.* resolved against the training split: class weights (auto: from its
+// label counts, see the README), label smoothing, and with task.normalize_targets the mean and
+// std of its regression targets. UserError naming task.class_weights for a list of the wrong
+// length.
+LossOptions loss_options(const Config& config, const data::Dataset& train,
+                         const data::LabelMap& labels);
+
+// The base model with a head for `num_labels`, and either a fresh LoRA (lora.*) or the adapter in
+// `adapter_dir` when given. Seeds torch with train.seed first, so every rank starts identical.
+// `tp` as for model_options: each rank then reads only its slices of the checkpoint.
+std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement,
+                                    int num_labels, const std::string& adapter_dir,
+                                    LoadStats* stats = nullptr,
+                                    std::shared_ptr<parallel::Communicator> tp = nullptr,
+                                    const LossOptions& loss = {});
+
+}  // namespace ls

@@ -1,0 +1,119 @@
+// HF LLaMA config.json in both layouts, the three rope types, GQA defaults, and one-line errors
+// naming the file and key for everything a user can get wrong.
+#include "core/model/llama_config.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/base/error.h"
+#include "core/model/rope.h"
+#include "tests/support/test_util.h"
+
+namespace ls {
+namespace {
+
+constexpr const char* kLegacyLlama2 = R"({
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+  "hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32,
+  "num_hidden_layers": 32, "num_key_value_heads": 32, "rms_norm_eps": 1e-05,
+  "rope_scaling": null, "rope_theta": 10000.0, "vocab_size": 32000, "max_position_embeddings": 4096,
+  "torch_dtype": "float16", "pretraining_tp": 1})";
+
+constexpr const char* kLegacyLlama31 = R"({
+  "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+  "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+  "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                   "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+  "vocab_size": 128256, "attention_bias": false, "mlp_bias": false})";
+
+TEST(LlamaConfig, TransformersFiveLayoutOfTheGoldenModel) {
+  const auto config = load_llama_config(test::golden_dir() / "model/config.json");
+  EXPECT_EQ(config.hidden_size, 64);
+  EXPECT_EQ(config.num_attention_heads, 4);
+  EXPECT_EQ(config.num_key_value_heads, 2);
+  EXPECT_EQ(config.head_dim, 16);
+  EXPECT_EQ(config.intermediate_size, 160);
+  EXPECT_DOUBLE_EQ(config.rms_norm_eps, 1e-6);
+  EXPECT_EQ(config.rope.type, RopeType::kDefault);
+  EXPECT_DOUBLE_EQ(config.rope.theta, 10000.0);
+  EXPECT_EQ(config.pad_token_id, 0);
+}
+
+TEST(LlamaConfig, LegacyLlama2LayoutDerivesHeadDimAndKeepsMha) {
+  const auto config = parse_llama_config(kLegacyLlama2, "config.json");
+  EXPECT_EQ(config.head_dim, 128);
+  EXPECT_EQ(config.num_key_value_heads, 32);
+  EXPECT_EQ(config.rope.type, RopeType::kDefault);
+  EXPECT_FALSE(config.pad_token_id.has_value());
+}
+
+TEST(LlamaConfig, Llama3RopeScalingSlowsOnlyLongWavelengths) {
+  const auto config = parse_llama_config(kLegacyLlama31, "config.json");
+  EXPECT_EQ(config.rope.type, RopeType::kLlama3);
+  EXPECT_EQ(config.num_key_value_heads, 8);
+  auto plain = config;
+  plain.rope.type = RopeType::kDefault;
+  const auto scaled = rope_inverse_frequencies(config);
+  const auto base = rope_inverse_frequencies(plain);
+  EXPECT_FLOAT_EQ(scaled[0].item<float>(), base[0].item<float>());        // short wavelength: kept
+  EXPECT_FLOAT_EQ(scaled[63].item<float>(), base[63].item<float>() / 8);  // long: divided by 8
+  // The same parameters in the transformers-5 layout give the same config.
+  const auto v5 = parse_llama_config(R"({"hidden_size": 4096, "intermediate_size": 14336,
+      "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "head_dim": 128,
+      "vocab_size": 128256, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0,
+      "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+      "original_max_position_embeddings": 8192}})",
+                                     "config.json");
+  EXPECT_TRUE(rope_inverse_frequencies(v5).equal(scaled));
+}
+
+TEST(LlamaConfig, LinearRopeDividesEveryFrequency) {
+  const auto config = parse_llama_config(R"({"hidden_size": 64, "intermediate_size": 128,
+      "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10,
+      "rope_scaling": {"type": "linear", "factor": 4.0}})",
+                                         "c.json");
+  EXPECT_EQ(config.rope.type, RopeType::kLinear);
+  auto plain = config;
+  plain.rope.type = RopeType::kDefault;
+  EXPECT_TRUE(rope_inverse_frequencies(config).allclose(rope_inverse_frequencies(plain) / 4));
+}
+
+TEST(LlamaConfig, ErrorsAreOneLineNamingFileAndKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{not json", "not valid JSON"},
+      {"[1, 2]", "not a JSON object"},
+      {R"({"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10})",
+       "'intermediate_size'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 0, "vocab_size": 10})",
+       "'num_hidden_layers'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_key_value_heads": 3, "num_hidden_layers": 1, "vocab_size": 10})",
+       "'num_key_value_heads'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": "10"})",
+       "'vocab_size'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "rope_scaling": {"type": "dynamic", "factor": 2.0}})",
+       "'rope_scaling.rope_type'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "rope_parameters": {"rope_type": "llama3", "factor": 8.0}})",
+       "'rope_parameters.low_freq_factor'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "model_type": "mistral"})",
+       "'model_type'"},
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "hidden_act": "gelu"})",
+       "'hidden_act'"},
+  };
+  for (const auto& [text, key] : cases) {
+    try {
+      parse_llama_config(text, "dir/config.json");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const UserError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind("dir/config.json: ", 0), 0u) << message;
+      EXPECT_NE(message.find(key), std::string::npos) << message << " should name " << key;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  EXPECT_THROW(load_llama_config("/nonexistent/config.json"), UserError);
+}
+
+}  // namespace
+}  // namespace ls
