@@ -686,8 +686,8 @@ def log(message):
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="ls_sweep", description=__doc__.split("\n\n")[0],
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]) + "\nSpec keys: README.md, "
-                                     "'Hyper-parameter sweeps'; examples: configs/sweep_*.yaml.",
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]) + "\nSpec keys: docs/SWEEPS.md; "
+                                     "examples: configs/sweep_*.yaml.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", help="sweep spec (YAML)")
     parser.add_argument("--out", help="sweep directory (default: the spec's out:)")

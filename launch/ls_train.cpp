@@ -17,7 +17,7 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
       "ls-train: label-supervised LoRA fine-tuning of LLaMA models (LS-LLaMA / LS-unLLaMA).\n"
       "Run under `mpirun -np N` for data parallelism, with parallel.tp > 1 for tensor "
       "parallelism;\n"
-      "see README.md for the config keys."};
+      "see docs/CONFIG.md for the config keys."};
   std::string config_path, resume_dir;
   std::vector<std::string> overrides;
   bool config_docs = false;
