@@ -1,10 +1,11 @@
 // Config: defaults, overrides, and every class of user error as one line naming file, line, key.
+#include "core/train/config.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "core/train/config.h"
 #include "core/base/error.h"
 
 namespace {
@@ -37,9 +38,10 @@ TEST(Config, DefaultsAreThePaperRecipe) {
 }
 
 TEST(Config, ValuesAndOverridesApply) {
-  auto c = ls::Config::parse(std::string(kMinimal) +
-                                 "train: {lr: 2e-4, epochs: 3}\nlora: {targets: [q_proj, k_proj, v_proj]}\n",
-                             "cfg.yaml", {"train.lr=5e-5", "model.attention=bidirectional", "lora.targets=[v_proj]"});
+  auto c = ls::Config::parse(
+      std::string(kMinimal) +
+          "train: {lr: 2e-4, epochs: 3}\nlora: {targets: [q_proj, k_proj, v_proj]}\n",
+      "cfg.yaml", {"train.lr=5e-5", "model.attention=bidirectional", "lora.targets=[v_proj]"});
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-5);  // --set wins over the file
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.model.attention, "bidirectional");
@@ -47,8 +49,9 @@ TEST(Config, ValuesAndOverridesApply) {
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
-  auto c = ls::Config::parse(std::string(kMinimal) + "task: {type: token, labels: [O, B-PER, I-PER]}\n", "cfg.yaml",
-                             {"data.pair_separator= | "});
+  auto c =
+      ls::Config::parse(std::string(kMinimal) + "task: {type: token, labels: [O, B-PER, I-PER]}\n",
+                        "cfg.yaml", {"data.pair_separator= | "});
   auto again = ls::Config::parse(c.to_yaml(), "config.yaml");
   EXPECT_EQ(again.to_yaml(), c.to_yaml());
   EXPECT_EQ(again.task.labels, c.task.labels);
@@ -68,7 +71,9 @@ TEST(Config, UnknownKeySuggestsTheNearestAndNamesTheLine) {
 
 TEST(Config, WrongTypeNamesKeyExpectedAndFound) {
   auto e = error_of(std::string(kMinimal) + "train: {batch_size: eight}\n");
-  EXPECT_NE(e.find("cfg.yaml:3: train.batch_size: expected integer, found 'eight'"), std::string::npos) << e;
+  EXPECT_NE(e.find("cfg.yaml:3: train.batch_size: expected integer, found 'eight'"),
+            std::string::npos)
+      << e;
   e = error_of(std::string(kMinimal) + "lora: {targets: q_proj}\n");
   EXPECT_NE(e.find("lora.targets: expected list of strings"), std::string::npos) << e;
   e = error_of(std::string(kMinimal) + "model: {attention: sideways}\n");
@@ -78,14 +83,19 @@ TEST(Config, WrongTypeNamesKeyExpectedAndFound) {
 TEST(Config, MissingRequiredAndImpossibleValuesAreRejected) {
   EXPECT_NE(error_of("data: {train: t.jsonl}\n").find("model.path: required"), std::string::npos);
   EXPECT_NE(error_of("model: {path: m}\n").find("data.train: required"), std::string::npos);
-  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 0}\n").find("cfg.yaml:3: train.batch_size: must be >= 1"),
+  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 0}\n")
+                .find("cfg.yaml:3: train.batch_size: must be >= 1"),
             std::string::npos);
-  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 8, micro_batch_size: 3}\n").find("must divide"),
+  EXPECT_NE(error_of(std::string(kMinimal) + "train: {batch_size: 8, micro_batch_size: 3}\n")
+                .find("must divide"),
             std::string::npos);
-  EXPECT_NE(error_of(kMinimal, {"lora.targets=[q_proj, lm_head]"}).find("'lm_head' is not a LLaMA linear"),
+  EXPECT_NE(error_of(kMinimal, {"lora.targets=[q_proj, lm_head]"})
+                .find("'lm_head' is not a LLaMA linear"),
             std::string::npos);
-  EXPECT_NE(error_of(kMinimal, {"train.eval_every=sometimes"}).find("train.eval_every"), std::string::npos);
-  EXPECT_NE(error_of(kMinimal, {"parallel.tp=0"}).find("parallel.tp: must be >= 1"), std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"train.eval_every=sometimes"}).find("train.eval_every"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"parallel.tp=0"}).find("parallel.tp: must be >= 1"),
+            std::string::npos);
 }
 
 TEST(Config, SyntaxErrorsAndMissingFilesNameTheFile) {
@@ -122,8 +132,11 @@ TEST(Config, DocsConfigCarriesTheGeneratedKeyTable) {
 TEST(Config, EveryShippedRecipeIsValid) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(LS_SOURCE_DIR "/configs")) {
-    // sweep_*.yaml are sweep specs (launch/ls_sweep), not run configs; tests/launch/test_sweep.py owns them.
-    if (entry.path().extension() != ".yaml" || entry.path().filename().string().rfind("sweep_", 0) == 0) continue;
+    // sweep_*.yaml are sweep specs (launch/ls_sweep), not run configs; tests/launch/test_sweep.py
+    // owns them.
+    if (entry.path().extension() != ".yaml" ||
+        entry.path().filename().string().rfind("sweep_", 0) == 0)
+      continue;
     EXPECT_NO_THROW(ls::Config::load(entry.path().string())) << entry.path();
     ++count;
   }
@@ -131,33 +144,41 @@ TEST(Config, EveryShippedRecipeIsValid) {
 }
 
 TEST(Config, RelativePathsResolveAgainstTheConfigFileAndOverridesAgainstTheWorkingDirectory) {
-  auto c = ls::Config::load(LS_SOURCE_DIR "/configs/quickstart.yaml", {"data.test=elsewhere/test.conll"});
+  auto c = ls::Config::load(LS_SOURCE_DIR "/configs/quickstart.yaml",
+                            {"data.test=elsewhere/test.conll"});
   EXPECT_EQ(c.model.path, std::string(LS_SOURCE_DIR) + "/build/quickstart/model");
   EXPECT_EQ(c.data.test, (std::filesystem::current_path() / "elsewhere/test.conll").string());
 }
 
 TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
-  auto c = ls::Config::parse(std::string(kMinimal) + "task: {problem_type: multi_label, class_weights: auto}\n",
-                             "cfg.yaml");
+  auto c = ls::Config::parse(
+      std::string(kMinimal) + "task: {problem_type: multi_label, class_weights: auto}\n",
+      "cfg.yaml");
   EXPECT_EQ(c.task.class_weights.mode, "auto");
   EXPECT_EQ(ls::selection_metric(c), "micro_f1");
-  c = ls::Config::parse(kMinimal, "cfg.yaml", {"task.class_weights=[1, 2.5]", "task.label_smoothing=0.1"});
+  c = ls::Config::parse(kMinimal, "cfg.yaml",
+                        {"task.class_weights=[1, 2.5]", "task.label_smoothing=0.1"});
   EXPECT_EQ(c.task.class_weights.values, (std::vector<double>{1.0, 2.5}));
   EXPECT_EQ(ls::selection_metric(c), "macro_f1");
   // The resolved config reads back the same (a run's config.yaml is what ls_predict loads).
-  EXPECT_EQ(ls::Config::parse(c.to_yaml(), "resolved.yaml").task.class_weights, c.task.class_weights);
-  c = ls::Config::parse(std::string(kMinimal) + "task: {problem_type: regression}\ntrain: {metric: mse}\n", "cfg.yaml");
+  EXPECT_EQ(ls::Config::parse(c.to_yaml(), "resolved.yaml").task.class_weights,
+            c.task.class_weights);
+  c = ls::Config::parse(
+      std::string(kMinimal) + "task: {problem_type: regression}\ntrain: {metric: mse}\n",
+      "cfg.yaml");
   EXPECT_FALSE(ls::metric_higher_is_better(ls::selection_metric(c)));
   EXPECT_TRUE(ls::metric_higher_is_better("spearman"));
 
   EXPECT_NE(error_of(std::string(kMinimal) + "task: {type: token,\n  problem_type: regression}\n")
                 .find("cfg.yaml:4: task.problem_type: regression needs task.type: sequence"),
             std::string::npos);
-  EXPECT_NE(error_of(kMinimal, {"task.class_weights=balanced"})
-                .find("task.class_weights: expected none, auto or a list of numbers, found 'balanced'"),
-            std::string::npos);
-  EXPECT_NE(error_of(kMinimal, {"task.class_weights=[1, -2]"}).find("task.class_weights: weight -2"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(kMinimal, {"task.class_weights=balanced"})
+          .find("task.class_weights: expected none, auto or a list of numbers, found 'balanced'"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(kMinimal, {"task.class_weights=[1, -2]"}).find("task.class_weights: weight -2"),
+      std::string::npos);
   EXPECT_NE(error_of(kMinimal, {"task.problem_type=regression", "train.metric=macro_f1"})
                 .find("train.metric: 'macro_f1' is not a regression metric"),
             std::string::npos);
