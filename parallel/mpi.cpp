@@ -72,6 +72,45 @@ namespace {
 
 const char* g_program = "ls-train";
 
+int env_int(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return -1;
+  char* end = nullptr;
+  const long parsed = std::strtol(value, &end, 10);
+  return *end == '\0' && parsed >= 0 ? static_cast<int>(parsed) : -1;
+}
+
+}  // namespace
+
+void check_launcher(int mpi_size) {
+  // OpenMPI's mpirun: its own count is authoritative (its daemons may run inside Slurm steps).
+  if (const int ompi = env_int("OMPI_COMM_WORLD_SIZE"); ompi >= 0) {
+    if (ompi != mpi_size)
+      fail(
+          "mpirun started {} processes (OMPI_COMM_WORLD_SIZE) but MPI sees a world of {}: this "
+          "binary is linked against another MPI than the mpirun that started it",
+          ompi, mpi_size);
+    return;
+  }
+  struct Launcher {
+    const char* variable;
+    const char* name;
+  };
+  for (const Launcher& launcher :
+       {Launcher{"WORLD_SIZE", "torchrun (WORLD_SIZE)"},
+        Launcher{"SLURM_STEP_NUM_TASKS", "srun (SLURM_STEP_NUM_TASKS)"}}) {
+    const int size = env_int(launcher.variable);
+    if (size > 1 && size != mpi_size)
+      fail(
+          "started as one of {} processes by {} but MPI sees a world of {}: every process would "
+          "train alone on the first GPU and write the same run directory. Launch with "
+          "`mpirun -np {} ...` (or `srun --mpi=pmix ...` under Slurm)",
+          size, launcher.name, mpi_size, size);
+  }
+}
+
+namespace {
+
 std::string where() {
   int initialized = 0, finalized = 0, size = 1;
   MPI_Initialized(&initialized);
@@ -108,6 +147,7 @@ int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, cha
     MpiRuntime mpi(&argc, &argv);
     const std::string who = mpi.size() == 1 ? "" : " (" + where() + ")";
     try {
+      check_launcher(mpi.size());
       return body(mpi, argc, argv);
     } catch (const UserError& e) {
       message = std::string(program) + ": error" + who + ": " + e.what();

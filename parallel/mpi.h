@@ -58,11 +58,16 @@ void print0(fmt::format_string<Args...> format, Args&&... args) {
   std::fflush(stdout);
 }
 
-// main() for programs that may run under mpirun: initialises MPI, runs body, and turns an
-// exception on any rank into "PROGRAM: error (rank R of N): message" on stderr and an abort of the
-// whole job (exit status 2 for a UserError, 1 otherwise), so no rank is left waiting for a peer
-// that will never arrive. An exception escaping another thread aborts the same way.
-// In a world of one it behaves as ls::run_main.
+// UserError when a launcher's own process count (torchrun's WORLD_SIZE, srun's
+// SLURM_STEP_NUM_TASKS, mpirun's OMPI_COMM_WORLD_SIZE) disagrees with the MPI world: torchrun, or
+// srun without PMIx, would start N separate one-rank jobs on the same GPU and run directory.
+void check_launcher(int mpi_size);
+
+// main() for programs that may run under mpirun (the launcher checked by check_launcher):
+// initialises MPI, runs body, and turns an exception on any rank into "PROGRAM: error (rank R of
+// N): message" on stderr and an abort of the whole job (exit status 2 for a UserError, 1
+// otherwise), so no rank is left waiting for a peer that will never arrive. An exception escaping
+// another thread aborts the same way. In a world of one it behaves as ls::run_main.
 int run_mpi_main(const char* program, int (*body)(MpiRuntime& mpi, int argc, char** argv), int argc,
                  char** argv);
 
