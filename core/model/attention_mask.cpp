@@ -1,4 +1,4 @@
-// Attention policies and masks (see attention_policy.h).
+// Attention policies and masks (see attention_mask.h).
 #include "core/model/attention_mask.h"
 
 #include <ATen/ATen.h>
@@ -60,7 +60,7 @@ AttentionPolicy parse_attention_policy(std::string_view spec, std::string_view w
 AttentionMasks build_attention_masks(const at::Tensor& attention_mask, bool attend_to_padding) {
   AttentionMasks masks;
   // One host sync per forward (the embedding's id check costs one too); it buys the flash kernel.
-  if (attend_to_padding || attention_mask.numel() == 0 || attention_mask.all().item<bool>()) {
+  if (attention_mask.numel() == 0 || attention_mask.all().item<bool>()) {
     masks.implicit_causal = true;
     return masks;  // bidirectional layers: no mask at all
   }
@@ -69,8 +69,10 @@ AttentionMasks build_attention_masks(const at::Tensor& attention_mask, bool atte
   const auto self = at::eye(length, options);
   const auto causal = at::ones({length, length}, options).tril();
   const auto keys = attention_mask.to(at::kBool).view({-1, 1, 1, length});
+  // Causal layers always mask padding keys (left padding would otherwise leak into every token);
+  // attend_to_padding unmasks them in the bidirectional layers only, as the original code did.
   masks.causal = (keys & causal) | self;
-  masks.bidirectional = keys | self;
+  if (!attend_to_padding) masks.bidirectional = keys | self;
   return masks;
 }
 

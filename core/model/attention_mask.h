@@ -2,7 +2,8 @@
 // so. LS-LLaMA is causal everywhere; LS-unLLaMA bidirectional everywhere; in between, layers
 // [begin, end) are bidirectional (the layer-wise unmasking of "Looking Right is Sometimes Right"
 // and BiLLM). Padding keys are masked in every layer unless `attend_to_padding` reproduces the
-// original LS-unLLaMA code, which unmasked them too (results then depend on batch padding).
+// original LS-unLLaMA code, which unmasked them in its bidirectional layers (results then depend
+// on batch padding); causal layers mask padding keys either way.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -39,7 +40,8 @@ AttentionPolicy parse_attention_policy(std::string_view spec, std::string_view w
 // A null mask means "attend to everything", or, for a causal layer when `implicit_causal` is set,
 // "causal with nothing else masked": SDPA is then called with is_causal and no mask, which lets
 // it pick the flash kernel (an explicit mask rules flash out). That is the case when the batch has
-// no padding, or when padding is attended to. Every query may always attend to itself, so a query
+// no padding. `attend_to_padding` drops the key mask of the bidirectional layers only (a null
+// `bidirectional`); causal layers keep theirs. Every query may always attend to itself, so a query
 // whose keys are all padding (left padding, causal) has a defined, finite output.
 struct AttentionMasks {
   std::optional<at::Tensor> causal;
