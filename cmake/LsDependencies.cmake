@@ -68,6 +68,21 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 
+# tokenizer.json support (data/hf_tokenizer.cpp): PCRE2 for the pre-tokenizer regexes, utf8proc
+# for NFC. Optional: a build without them reads sentencepiece models only, and a tokenizer.json
+# is one clear error.
+set(LS_HF_TOKENIZER_ENABLED OFF)
+if(NOT LS_WITH_HF_TOKENIZER STREQUAL "OFF")
+  pkg_check_modules(PCRE2 IMPORTED_TARGET libpcre2-8)
+  pkg_check_modules(UTF8PROC IMPORTED_TARGET libutf8proc)
+  if(PCRE2_FOUND AND UTF8PROC_FOUND)
+    set(LS_HF_TOKENIZER_ENABLED ON)
+  elseif(LS_WITH_HF_TOKENIZER STREQUAL "ON")
+    message(FATAL_ERROR "LS_WITH_HF_TOKENIZER=ON but PCRE2 (libpcre2-8) or utf8proc (libutf8proc) "
+                        "was not found by pkg-config: run tools/setup.sh")
+  endif()
+endif()
+
 if(LS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   if(NOT LS_PYTHON)

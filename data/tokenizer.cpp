@@ -1,25 +1,65 @@
-// Tokenizer over the sentencepiece library (see tokenizer.h).
+// Tokenizer: picks the backend by the file and adds BOS/EOS and word alignment on top of it (see
+// tokenizer.h).
 #include "data/tokenizer.h"
-
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "core/base/error.h"  // header-only: UserError, fail()
+#include "data/tokenizer_backend.h"
 
 namespace ls::data {
+namespace {
+
+// A tokenizer.json by name or by content (a JSON object); anything else goes to sentencepiece.
+bool is_tokenizer_json(const std::string& path) {
+  if (std::filesystem::path(path).extension() == ".json") return true;
+  std::ifstream in(path, std::ios::binary);
+  char c = 0;
+  while (in.get(c))
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return c == '{';
+  return false;
+}
+
+// The ids encode() gives for a text whose own ids are `body`: the post-processor's special
+// tokens around it, the leading ones only with add_bos, EOS appended with add_eos (once: a
+// post-processor that already ends with EOS keeps its own).
+std::vector<int> with_specials(const TokenizerBackend& backend, const TokenizerOptions& options,
+                               const std::vector<int>& body) {
+  const std::vector<int> prefix = options.add_bos ? backend.prefix_ids() : std::vector<int>{};
+  std::vector<int> suffix = backend.suffix_ids();
+  if (options.add_eos && (suffix.empty() || suffix.back() != backend.eos_id()))
+    suffix.push_back(backend.eos_id());
+  std::vector<int> ids;
+  ids.reserve(prefix.size() + body.size() + suffix.size());
+  ids.insert(ids.end(), prefix.begin(), prefix.end());
+  ids.insert(ids.end(), body.begin(), body.end());
+  ids.insert(ids.end(), suffix.begin(), suffix.end());
+  return ids;
+}
+
+}  // namespace
 
 Tokenizer::Tokenizer(const std::string& model_path, TokenizerOptions options)
-    : path_(model_path),
-      options_(options),
-      processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+    : path_(model_path), options_(options) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_path, ec))
     fail("{}: tokenizer model not found", model_path);
-  auto status = processor_->Load(model_path);
-  if (!status.ok()) fail("{}: not a sentencepiece model ({})", model_path, status.ToString());
+  if (is_tokenizer_json(model_path)) {
+#ifdef LS_HF_TOKENIZER
+    backend_ = make_hf_backend(model_path);
+#else
+    fail(
+        "{}: built without tokenizer.json support (needs PCRE2 and utf8proc; tools/setup.sh "
+        "installs them)",
+        model_path);
+#endif
+  } else {
+    backend_ = make_sentencepiece_backend(model_path);
+  }
+  if (options_.add_eos && backend_->eos_id() < 0)
+    fail("{}: EOS was asked for but the tokenizer has no EOS token", model_path);
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -27,20 +67,11 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 std::vector<int> Tokenizer::encode_plain(std::string_view text) const {
-  std::vector<int> ids;
-  auto status = processor_->Encode(text, &ids);
-  if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
-  return ids;
+  return backend_->encode_plain(text);
 }
 
 std::vector<int> Tokenizer::encode(std::string_view text) const {
-  std::vector<int> body = encode_plain(text);
-  std::vector<int> ids;
-  ids.reserve(body.size() + 2);
-  if (options_.add_bos) ids.push_back(bos_id());
-  ids.insert(ids.end(), body.begin(), body.end());
-  if (options_.add_eos) ids.push_back(eos_id());
-  return ids;
+  return with_specials(*backend_, options_, encode_plain(text));
 }
 
 WordEncoding Tokenizer::encode_words(const std::vector<std::string>& words) const {
@@ -52,67 +83,46 @@ WordEncoding Tokenizer::encode_words(const std::vector<std::string>& words) cons
     word_begins.push_back(k ? sentence.size() - 1 : 0);  // the separating space is the word's
     sentence.append(words[k]);
   }
-  sentencepiece::ImmutableSentencePieceText encoded;
-  auto status = processor_->Encode(sentence, encoded.mutable_proto());
-  if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
+  std::vector<int> body;
+  std::vector<size_t> begins;
+  backend_->encode_with_offsets(sentence, body, begins);
 
   WordEncoding out;
-  const size_t n = encoded.pieces_size();
-  out.ids.reserve(n + 2);
-  out.word_ids.reserve(n + 2);
-  if (options_.add_bos) {
-    out.ids.push_back(bos_id());
-    out.word_ids.push_back(-1);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const auto piece = encoded.pieces(static_cast<int>(i));
-    const auto after = std::upper_bound(word_begins.begin(), word_begins.end(), piece.begin());
-    out.ids.push_back(static_cast<int>(piece.id()));
-    out.word_ids.push_back(static_cast<int>(after - word_begins.begin()) - 1);
-  }
-  if (options_.add_eos) {
-    out.ids.push_back(eos_id());
-    out.word_ids.push_back(-1);
+  out.ids = with_specials(*backend_, options_, body);
+  out.word_ids.assign(out.ids.size(), -1);  // -1: the special tokens around the sentence
+  const size_t first = options_.add_bos ? backend_->prefix_ids().size() : 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const auto after = std::upper_bound(word_begins.begin(), word_begins.end(), begins[i]);
+    out.word_ids[first + i] = static_cast<int>(after - word_begins.begin()) - 1;
   }
   return out;
 }
 
 std::vector<std::string> Tokenizer::pieces(std::string_view text) const {
-  std::vector<std::string> out;
-  auto status = processor_->Encode(text, &out);
-  if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
-  return out;
+  return backend_->pieces(text);
 }
 
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
-  std::string text;
-  auto status = processor_->Decode(ids, &text);
-  if (!status.ok()) fail("{}: cannot decode ids: {}", path_, status.ToString());
-  return text;
+  return backend_->decode(ids);
 }
 
 int Tokenizer::vocab_size() const {
-  return processor_->GetPieceSize();
+  return backend_->vocab_size();
 }
 int Tokenizer::bos_id() const {
-  return processor_->bos_id();
+  return backend_->bos_id();
 }
 int Tokenizer::eos_id() const {
-  return processor_->eos_id();
+  return backend_->eos_id();
 }
 int Tokenizer::pad_id() const {
-  return processor_->pad_id();
+  return backend_->pad_id();
 }
 int Tokenizer::unk_id() const {
-  return processor_->unk_id();
+  return backend_->unk_id();
 }
 std::string Tokenizer::id_to_piece(int id) const {
-  return processor_->IdToPiece(id);
-}
-
-void train_sentencepiece(const std::string& flags) {
-  auto status = sentencepiece::SentencePieceTrainer::Train(flags);
-  if (!status.ok()) fail("sentencepiece training failed: {}", status.ToString());
+  return backend_->id_to_piece(id);
 }
 
 }  // namespace ls::data

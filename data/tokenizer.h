@@ -1,5 +1,11 @@
-// Tokenizer: a sentencepiece `tokenizer.model` with LLaMA semantics (BOS first, no EOS unless
-// asked). Ids are exactly the sentencepiece library's: it does the encoding.
+// Tokenizer: text to token ids for LLaMA-family models, from either tokenizer file a model ships:
+//   - a sentencepiece `tokenizer.model` (LLaMA-1/2, Mistral): ids are exactly the sentencepiece
+//     library's, which does the encoding; BOS first, no EOS unless asked.
+//   - a HF `tokenizer.json` (LLaMA-3.x, Qwen2/2.5/3, Mistral-Nemo; LLaMA-2/Mistral as HF converts
+//     them): byte-level or sentencepiece-style BPE, ids equal to the pip `tokenizers` library's;
+//     encode() adds what the file's post-processor adds (BOS or nothing). docs/TOKENIZERS.md.
+// The file picks the backend (tokenizer_backend.h): a `.json` name or a file starting with `{` is
+// a tokenizer.json. BOS/EOS options mean the same for both.
 //
 // sentencepiece and libtorch share one process. Debian's libsentencepiece embeds and exports its
 // own protobuf; a libtorch that exported its protobuf too would interpose it and crash before
@@ -13,11 +19,9 @@
 #include <string_view>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace ls::data {
+
+class TokenizerBackend;
 
 // Ids of a sentence given as words, with the word each id came from (-1: BOS/EOS).
 struct WordEncoding {
@@ -25,6 +29,10 @@ struct WordEncoding {
   std::vector<int> word_ids;
 };
 
+// add_bos: encode() puts the special tokens that lead a sequence (sentencepiece: BOS; a
+// tokenizer.json: those its post-processor puts before the text, BOS or nothing); false drops
+// them. add_eos: EOS is appended (a tokenizer.json's EOS: tokenizer_config.json beside it, else
+// the post-processor's or a known end-of-text added token).
 struct TokenizerOptions {
   bool add_bos = true;
   bool add_eos = false;
@@ -32,7 +40,8 @@ struct TokenizerOptions {
 
 class Tokenizer {
  public:
-  // Throws UserError naming the file when it is missing or not a sentencepiece model.
+  // Throws UserError naming the file when it is missing, not a tokenizer, or (tokenizer.json) uses
+  // a model or step this reader does not implement (the error names the JSON key).
   explicit Tokenizer(const std::string& model_path, TokenizerOptions options = {});
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
@@ -46,7 +55,7 @@ class Tokenizer {
   // Words joined by single spaces and encoded as one sentence (BOS/EOS per the options), so the
   // ids are exactly encode(join(words, " ")): the sub-words of a word are the ones it gets inside
   // the sentence, with the space before every word but the first. Each id's word comes from the
-  // byte offset sentencepiece reports for its piece; a piece that begins on the space before a
+  // byte offset where its piece begins in the sentence; a piece that begins on the space before a
   // word belongs to that word. A word that gets no piece of its own (an empty word) has no id.
   WordEncoding encode_words(const std::vector<std::string>& words) const;
   std::string decode(const std::vector<int>& ids) const;
@@ -54,7 +63,7 @@ class Tokenizer {
   int vocab_size() const;
   int bos_id() const;
   int eos_id() const;
-  // LLaMA's tokenizer has no pad piece (-1): callers pad with a configured id.
+  // -1 when the tokenizer has none. LLaMA's has no pad piece: callers pad with a configured id.
   int pad_id() const;
   int unk_id() const;
   std::string id_to_piece(int id) const;
@@ -64,7 +73,7 @@ class Tokenizer {
  private:
   std::string path_;
   TokenizerOptions options_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  std::unique_ptr<TokenizerBackend> backend_;
 };
 
 // Trains a sentencepiece model (trainer flags as the spm_train program takes them), e.g. the

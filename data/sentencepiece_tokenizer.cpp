@@ -1,0 +1,81 @@
+// The sentencepiece backend of data::Tokenizer: a `tokenizer.model`, encoded by the sentencepiece
+// library itself, so ids are exactly the library's.
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include "core/base/error.h"  // header-only: UserError, fail()
+#include "data/tokenizer.h"
+#include "data/tokenizer_backend.h"
+
+namespace ls::data {
+namespace {
+
+class SentencePieceBackend final : public TokenizerBackend {
+ public:
+  explicit SentencePieceBackend(const std::string& path) : path_(path) {
+    auto status = processor_.Load(path);
+    if (!status.ok()) fail("{}: not a sentencepiece model ({})", path, status.ToString());
+  }
+
+  std::vector<int> encode_plain(std::string_view text) const override {
+    std::vector<int> ids;
+    auto status = processor_.Encode(text, &ids);
+    if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
+    return ids;
+  }
+
+  void encode_with_offsets(std::string_view text, std::vector<int>& ids,
+                           std::vector<size_t>& begins) const override {
+    sentencepiece::ImmutableSentencePieceText encoded;
+    auto status = processor_.Encode(text, encoded.mutable_proto());
+    if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
+    const size_t n = encoded.pieces_size();
+    ids.resize(n);
+    begins.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const auto piece = encoded.pieces(static_cast<int>(i));
+      ids[i] = static_cast<int>(piece.id());
+      begins[i] = piece.begin();
+    }
+  }
+
+  std::vector<std::string> pieces(std::string_view text) const override {
+    std::vector<std::string> out;
+    auto status = processor_.Encode(text, &out);
+    if (!status.ok()) fail("{}: cannot encode text: {}", path_, status.ToString());
+    return out;
+  }
+
+  std::string decode(const std::vector<int>& ids) const override {
+    std::string text;
+    auto status = processor_.Decode(ids, &text);
+    if (!status.ok()) fail("{}: cannot decode ids: {}", path_, status.ToString());
+    return text;
+  }
+
+  std::vector<int> prefix_ids() const override { return {processor_.bos_id()}; }
+  std::vector<int> suffix_ids() const override { return {}; }
+  int vocab_size() const override { return processor_.GetPieceSize(); }
+  int bos_id() const override { return processor_.bos_id(); }
+  int eos_id() const override { return processor_.eos_id(); }
+  int pad_id() const override { return processor_.pad_id(); }
+  int unk_id() const override { return processor_.unk_id(); }
+  std::string id_to_piece(int id) const override { return processor_.IdToPiece(id); }
+
+ private:
+  std::string path_;
+  sentencepiece::SentencePieceProcessor processor_;
+};
+
+}  // namespace
+
+std::unique_ptr<TokenizerBackend> make_sentencepiece_backend(const std::string& path) {
+  return std::make_unique<SentencePieceBackend>(path);
+}
+
+void train_sentencepiece(const std::string& flags) {
+  auto status = sentencepiece::SentencePieceTrainer::Train(flags);
+  if (!status.ok()) fail("sentencepiece training failed: {}", status.ToString());
+}
+
+}  // namespace ls::data
