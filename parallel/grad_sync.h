@@ -1,5 +1,5 @@
 // Data-parallel gradient averaging. Each dp rank runs backward on its own shard of the global
-// batch; the gradients of the trainable tensors (LoRA, head) are then averaged over the dp group,
+// batch; the gradients of the trainable tensors are then averaged over the dp group,
 // so every rank takes the same optimizer step as one process over the whole batch would.
 // Gradients are packed into buckets, and a bucket's all-reduce starts from a backward hook as soon
 // as its last gradient is accumulated, overlapping the rest of backward. Buckets start in a fixed

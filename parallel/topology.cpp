@@ -1,4 +1,4 @@
-// The dp x tp grid and the tensor-parallel plan (see topology.h).
+// The dp x tp grid (see topology.h).
 #include "parallel/topology.h"
 
 #include "core/base/error.h"
@@ -23,66 +23,6 @@ std::vector<ShardRange> even_shards(int64_t total, int tp) {
   std::vector<ShardRange> shards;
   for (int i = 0; i < tp; ++i) shards.push_back({i * (total / tp), total / tp});
   return shards;
-}
-
-TensorParallelPlan::TensorParallelPlan(const LayerShape& shape, int tp)
-    : shape_(shape), tp_(tp), kv_replicated_(false) {
-  if (tp < 1) fail("parallel.tp must be at least 1, got {}", tp);
-  const int64_t heads = shape.num_attention_heads, kv = shape.num_key_value_heads;
-  if (heads <= 0 || kv <= 0 || heads % kv != 0 || shape.head_dim() <= 0)
-    fail(
-        "model config: num_attention_heads = {} must be a positive multiple of "
-        "num_key_value_heads = {}, with a positive head_dim",
-        heads, kv);
-  if (heads % tp != 0)
-    fail("parallel.tp = {} does not divide the {} attention heads (num_attention_heads)", tp,
-         heads);
-  if (shape.intermediate_size % tp != 0)
-    fail("parallel.tp = {} does not divide the FFN size {} (intermediate_size)", tp,
-         shape.intermediate_size);
-  kv_replicated_ = kv % tp != 0;
-  // Replication keeps kv heads whole: every rank's q heads must read the same kv heads, which
-  // holds when tp is a multiple of the kv heads.
-  if (kv_replicated_ && tp % kv != 0)
-    fail(
-        "parallel.tp = {} neither divides nor is a multiple of the {} key/value heads "
-        "(num_key_value_heads)",
-        tp, kv);
-}
-
-ShardRange TensorParallelPlan::q_heads(int tp_rank) const {
-  return {tp_rank * q_heads_per_rank(), q_heads_per_rank()};
-}
-
-ShardRange TensorParallelPlan::kv_heads(int tp_rank) const {
-  const int64_t kv = shape_.num_key_value_heads;
-  if (!kv_replicated_) return {tp_rank * (kv / tp_), kv / tp_};
-  // tp / kv ranks share each kv head; a rank's q heads all belong to one kv group.
-  return {tp_rank / (tp_ / kv), 1};
-}
-
-namespace {
-std::vector<ShardRange> rows_of(const std::vector<ShardRange>& heads, int64_t head_dim) {
-  std::vector<ShardRange> rows;
-  for (const ShardRange& h : heads) rows.push_back({h.begin * head_dim, h.size * head_dim});
-  return rows;
-}
-}  // namespace
-
-std::vector<ShardRange> TensorParallelPlan::q_rows() const {
-  std::vector<ShardRange> heads;
-  for (int r = 0; r < tp_; ++r) heads.push_back(q_heads(r));
-  return rows_of(heads, shape_.head_dim());
-}
-
-std::vector<ShardRange> TensorParallelPlan::kv_rows() const {
-  std::vector<ShardRange> heads;
-  for (int r = 0; r < tp_; ++r) heads.push_back(kv_heads(r));
-  return rows_of(heads, shape_.head_dim());
-}
-
-std::vector<ShardRange> TensorParallelPlan::ffn_rows() const {
-  return even_shards(shape_.intermediate_size, tp_);
 }
 
 }  // namespace ls::parallel

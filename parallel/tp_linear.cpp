@@ -1,4 +1,4 @@
-// Tensor-parallel linears with LoRA (see tp_linear.h).
+// Tensor-parallel linears over a frozen weight (see tp_linear.h).
 #include "parallel/tp_linear.h"
 
 #include <torch/torch.h>
@@ -11,10 +11,6 @@
 #include "parallel/tp_ops.h"
 
 namespace ls::parallel {
-
-double LoraOptions::scaling() const {
-  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
-}
 
 SliceReader slice_of(at::Tensor full) {
   return [full = std::move(full)](int64_t dim, int64_t begin, int64_t size) {
@@ -54,15 +50,53 @@ bool shards_overlap(std::vector<ShardRange> shards) {
   return false;
 }
 
-// This rank's piece of a full tensor read through `read`.
-at::Tensor read_piece(const SliceReader& read, int64_t dim, const ShardRange& range) {
-  return read(dim < 0 ? 0 : dim, range.begin, range.size);
-}
-
 }  // namespace
 
+at::Tensor TensorSplit::gather(const at::Tensor& local, Communicator& tp) const {
+  if (replicated() || tp.size() == 1) return local;
+  // Shards may differ in size (and overlap): pad each to the largest, gather, and place each
+  // rank's piece at its range. Overlapping rows carry equal values on every holder.
+  int64_t widest = 0;
+  for (const ShardRange& s : shards) widest = std::max(widest, s.size);
+  std::vector<int64_t> padded_shape(local.sizes().begin(), local.sizes().end());
+  padded_shape[dim] = widest;
+  at::Tensor padded = torch::zeros(padded_shape, local.options());
+  padded.narrow(dim, 0, local.size(dim)).copy_(local);
+  at::Tensor gathered = torch::empty({tp.size(), padded.numel()}, local.options());
+  tp.all_gather(padded, gathered);
+
+  std::vector<int64_t> full_shape = padded_shape;
+  full_shape[dim] = full_size;
+  at::Tensor full = torch::empty(full_shape, local.options());
+  for (int r = 0; r < tp.size(); ++r) {
+    const ShardRange& s = shards[r];
+    full.narrow(dim, s.begin, s.size).copy_(gathered[r].view(padded_shape).narrow(dim, 0, s.size));
+  }
+  return full;
+}
+
+at::Tensor TensorSplit::owned(const at::Tensor& local, int tp_rank) const {
+  const at::Tensor none = local.reshape(-1).narrow(0, 0, 0);
+  if (replicated()) return tp_rank == 0 ? local.reshape(-1) : none;
+  const ShardRange& mine = shards[tp_rank];
+  for (int r = 0; r < tp_rank; ++r)
+    if (shards[r] == mine) return none;  // a lower rank counts these rows
+  return local.reshape(-1);
+}
+
+void TensorSplit::load(const SliceReader& read, int tp_rank, const at::Tensor& into,
+                       const char* what) const {
+  torch::NoGradGuard no_grad;
+  at::Tensor piece = replicated() ? read(0, 0, into.size(0))
+                                  : read(dim, shards[tp_rank].begin, shards[tp_rank].size);
+  LS_ASSERT(piece.sizes() == into.sizes(), "{} slice {} for a shard of {}", what,
+            c10::str(piece.sizes()), c10::str(into.sizes()));
+  into.copy_(piece);
+}
+
 TensorParallelLinear::TensorParallelLinear(std::shared_ptr<Communicator> tp,
-                                           const ParallelLinearOptions& options, Split weight_split)
+                                           const ParallelLinearOptions& options,
+                                           TensorSplit weight_split)
     : tp_(std::move(tp)), options_(options), weight_split_(std::move(weight_split)) {
   const int64_t in = options.in_features, out = options.out_features;
   LS_ASSERT(in > 0 && out > 0, "linear of in {} out {}", in, out);
@@ -73,185 +107,71 @@ TensorParallelLinear::TensorParallelLinear(std::shared_ptr<Communicator> tp,
   weight_ = register_parameter("weight", torch::empty(weight_shape, options.weight_options),
                                /*requires_grad=*/false);
   if (options.bias) {
-    bias_split_ = column ? weight_split_ : Split{};
+    bias_split_ = column ? weight_split_ : TensorSplit{};
     bias_ =
         register_parameter("bias", torch::empty({column ? mine.size : out}, options.weight_options),
                            /*requires_grad=*/false);
   }
-  lora_a_split_ = column ? Split{} : Split{1, weight_split_.shards};
-  lora_b_split_ = column ? Split{0, weight_split_.shards} : Split{};
-  options_.lora.r = 0;
-  if (options.lora.enabled()) add_lora(options.lora);
 }
 
-const TensorParallelLinear::Split& TensorParallelLinear::split_of(const std::string& name) const {
+const TensorSplit& TensorParallelLinear::split_of(const std::string& name) const {
   if (name == "weight") return weight_split_;
   if (name == "bias") return bias_split_;
-  if (name == "lora_A.weight") return lora_a_split_;
-  if (name == "lora_B.weight") return lora_b_split_;
   LS_ASSERT(false, "no parameter '{}' in a tensor-parallel linear", name);
 }
 
 void TensorParallelLinear::load_weight(const SliceReader& read_weight,
                                        const SliceReader& read_bias) {
-  torch::NoGradGuard no_grad;
-  const ShardRange mine = weight_split_.shards[tp_->rank()];
-  at::Tensor piece = read_piece(read_weight, weight_split_.dim, mine);
-  LS_ASSERT(piece.sizes() == weight_.sizes(), "weight slice {} for a shard of {}",
-            c10::str(piece.sizes()), c10::str(weight_.sizes()));
-  weight_.copy_(piece);
+  weight_split_.load(read_weight, tp_->rank(), weight_, "weight");
   LS_ASSERT(bias_.defined() == static_cast<bool>(read_bias),
             "a bias reader must come exactly when the layer has a bias");
-  if (!bias_.defined()) return;
-  at::Tensor bias =
-      read_piece(read_bias, 0, bias_split_.dim < 0 ? ShardRange{0, bias_.size(0)} : mine);
-  LS_ASSERT(bias.sizes() == bias_.sizes(), "bias slice {} for a shard of {}",
-            c10::str(bias.sizes()), c10::str(bias_.sizes()));
-  bias_.copy_(bias);
-}
-
-void TensorParallelLinear::add_lora(const LoraOptions& lora) {
-  LS_ASSERT(lora.enabled() && !merged_, "add_lora with r = {} (merged: {})", lora.r, merged_);
-  options_.lora = lora;
-  const ShardRange mine = weight_split_.shards[tp_->rank()];
-  const int64_t a_in = lora_a_split_.dim == 1 ? mine.size : options_.in_features;
-  const int64_t b_out = lora_b_split_.dim == 0 ? mine.size : options_.out_features;
-  auto holder = [this](const std::string& name) {
-    auto module = std::make_shared<torch::nn::Module>();
-    if (named_children().contains(name)) return replace_module(name, module);
-    return register_module(name, module);
-  };
-  lora_a_ = holder("lora_A")->register_parameter(
-      "weight", torch::empty({lora.r, a_in}, options_.lora_options));
-  lora_b_ = holder("lora_B")->register_parameter(
-      "weight", torch::empty({b_out, lora.r}, options_.lora_options));
-  reset_lora();
-}
-
-void TensorParallelLinear::load_lora(const SliceReader& read_a, const SliceReader& read_b) {
-  LS_ASSERT(has_lora(), "load_lora on a linear without an adapter (add_lora first)");
-  torch::NoGradGuard no_grad;
-  auto load = [&](at::Tensor& param, const SliceReader& read, const Split& split) {
-    const ShardRange range =
-        split.dim < 0 ? ShardRange{0, param.size(0)} : split.shards[tp_->rank()];
-    at::Tensor piece = read_piece(read, split.dim, range);
-    LS_ASSERT(piece.sizes() == param.sizes(), "adapter slice {} for a shard of {}",
-              c10::str(piece.sizes()), c10::str(param.sizes()));
-    param.copy_(piece);
-  };
-  load(lora_a_, read_a, lora_a_split_);
-  load(lora_b_, read_b, lora_b_split_);
-}
-
-void TensorParallelLinear::reset_lora() {
-  if (!has_lora()) return;
-  torch::NoGradGuard no_grad;
-  // The same call as an unsharded LoRA layer makes (PEFT: kaiming_uniform_, a = sqrt 5), on CPU.
-  at::Tensor full_a = torch::empty({options_.lora.r, options_.in_features}, torch::kFloat);
-  torch::nn::init::kaiming_uniform_(full_a, std::sqrt(5.0));
-  lora_a_.copy_(lora_a_split_.dim < 0
-                    ? full_a
-                    : full_a.narrow(1, lora_a_split_.shards[tp_->rank()].begin, lora_a_.size(1)));
-  lora_b_.zero_();
-}
-
-at::Tensor TensorParallelLinear::lora_delta() const {
-  return (torch::matmul(lora_b_, lora_a_) * options_.lora.scaling()).to(weight_.scalar_type());
-}
-
-void TensorParallelLinear::merge_lora() {
-  LS_ASSERT(has_lora() && !merged_, "merge_lora needs an unmerged adapter");
-  torch::NoGradGuard no_grad;
-  weight_.add_(lora_delta());
-  merged_ = true;
-}
-
-void TensorParallelLinear::unmerge_lora() {
-  LS_ASSERT(merged_, "unmerge_lora without a merged adapter");
-  torch::NoGradGuard no_grad;
-  weight_.sub_(lora_delta());
-  merged_ = false;
-}
-
-at::Tensor TensorParallelLinear::lora_input(const at::Tensor& x) const {
-  at::Tensor in = x.to(lora_a_.scalar_type());
-  return options_.lora.dropout > 0 ? torch::dropout(in, options_.lora.dropout, is_training()) : in;
+  if (bias_.defined()) bias_split_.load(read_bias, tp_->rank(), bias_, "bias");
 }
 
 at::Tensor TensorParallelLinear::unshard(const std::string& name, const at::Tensor& local) const {
-  const Split& split = split_of(name);
-  if (split.dim < 0 || tp_->size() == 1) return local;
-  // Shards may differ in size (and overlap): pad each to the largest, gather, and place each
-  // rank's piece at its range. Overlapping rows carry equal values on every holder.
-  int64_t widest = 0;
-  for (const ShardRange& s : split.shards) widest = std::max(widest, s.size);
-  std::vector<int64_t> padded_shape(local.sizes().begin(), local.sizes().end());
-  padded_shape[split.dim] = widest;
-  at::Tensor padded = torch::zeros(padded_shape, local.options());
-  padded.narrow(split.dim, 0, local.size(split.dim)).copy_(local);
-  at::Tensor gathered = torch::empty({tp_->size(), padded.numel()}, local.options());
-  tp_->all_gather(padded, gathered);
-
-  std::vector<int64_t> full_shape = padded_shape;
-  full_shape[split.dim] = split.dim == 0 ? options_.out_features : options_.in_features;
-  at::Tensor full = torch::empty(full_shape, local.options());
-  for (int r = 0; r < tp_->size(); ++r) {
-    const ShardRange& s = split.shards[r];
-    full.narrow(split.dim, s.begin, s.size)
-        .copy_(gathered[r].view(padded_shape).narrow(split.dim, 0, s.size));
-  }
-  return full;
+  return split_of(name).gather(local, *tp_);
 }
 
 at::Tensor TensorParallelLinear::owned_part(const std::string& name,
                                             const at::Tensor& local) const {
-  const Split& split = split_of(name);
-  const at::Tensor none = local.reshape(-1).narrow(0, 0, 0);
-  if (split.dim < 0) return tp_->rank() == 0 ? local.reshape(-1) : none;
-  const ShardRange& mine = split.shards[tp_->rank()];
-  for (int r = 0; r < tp_->rank(); ++r)
-    if (split.shards[r] == mine) return none;  // a lower rank counts these rows
-  return local.reshape(-1);
+  return split_of(name).owned(local, tp_->rank());
 }
 
 ColumnParallelLinearImpl::ColumnParallelLinearImpl(std::shared_ptr<Communicator> tp,
                                                    const ParallelLinearOptions& options,
                                                    std::vector<ShardRange> rows)
-    : TensorParallelLinear(tp, options,
-                           Split{0, checked_shards(std::move(rows), options.out_features,
-                                                   tp->size(), "output row")}),
+    : TensorParallelLinear(
+          tp, options,
+          TensorSplit{
+              0, checked_shards(std::move(rows), options.out_features, tp->size(), "output row"),
+              options.out_features}),
       rows_overlap_(shards_overlap(weight_split_.shards)) {
   check_identical_or_disjoint(weight_split_.shards);
 }
 
-at::Tensor ColumnParallelLinearImpl::forward(const at::Tensor& input) {
-  at::Tensor x = copy_to_tp_region(input, *tp_);
-  at::Tensor y = torch::linear(x, weight_, bias_);
-  if (!lora_active()) return y;
-  at::Tensor a = copy_to_tp_region(lora_a_, *tp_);
-  at::Tensor b = rows_overlap_ ? sum_grad_over_shared_rows(lora_b_, *tp_, weight_split_.shards,
-                                                           options_.out_features)
-                               : lora_b_;
-  at::Tensor update = torch::linear(torch::linear(lora_input(x), a), b) * options_.lora.scaling();
-  return y + update.to(y.scalar_type());
+at::Tensor ColumnParallelLinearImpl::forward(const at::Tensor& x) {
+  return local_forward(copy_to_tp_region(x, *tp_));
+}
+
+at::Tensor ColumnParallelLinearImpl::local_forward(const at::Tensor& x_in_region) {
+  return torch::linear(x_in_region, weight_, bias_);
 }
 
 RowParallelLinearImpl::RowParallelLinearImpl(std::shared_ptr<Communicator> tp,
                                              const ParallelLinearOptions& options,
                                              std::vector<ShardRange> columns)
     : TensorParallelLinear(tp, options,
-                           Split{1, checked_shards(std::move(columns), options.in_features,
-                                                   tp->size(), "input column")}) {
+                           TensorSplit{1,
+                                       checked_shards(std::move(columns), options.in_features,
+                                                      tp->size(), "input column"),
+                                       options.in_features}) {
   LS_ASSERT(!shards_overlap(weight_split_.shards), "row-parallel input columns must not overlap");
 }
 
 at::Tensor RowParallelLinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = reduce_from_tp_region(torch::linear(x, weight_), *tp_);
   if (bias_.defined()) y = y + bias_;  // once, after the sum
-  if (!lora_active()) return y;
-  at::Tensor h = reduce_from_tp_region(torch::linear(lora_input(x), lora_a_), *tp_);
-  at::Tensor update = torch::linear(h, lora_b_) * options_.lora.scaling();
-  return y + update.to(y.scalar_type());
+  return y;
 }
 
 namespace {

@@ -34,6 +34,7 @@
 
 #include "core/base/error.h"
 #include "core/model/dtype.h"
+#include "core/model/llama_sharding.h"
 #include "core/model/ls_llama.h"
 #include "core/train/adamw.h"
 #include "core/train/train_step.h"
@@ -169,12 +170,8 @@ double lookup_peak_tflops(const std::string& name, c10::ScalarType dtype) {
 
 // Projection shapes (in, out) by name.
 std::pair<int64_t, int64_t> projection_shape(const ls::LlamaConfig& c, const std::string& name) {
-  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-  if (name == "q_proj") return {c.hidden_size, q};
-  if (name == "k_proj" || name == "v_proj") return {c.hidden_size, kv};
-  if (name == "o_proj") return {q, c.hidden_size};
-  if (name == "down_proj") return {c.intermediate_size, c.hidden_size};
-  return {c.hidden_size, c.intermediate_size};  // gate_proj, up_proj
+  const auto shape = ls::llama_projection_shape(ls::layer_shape(c), name);
+  return {shape.in_features, shape.out_features};
 }
 
 // Model FLOPs of one step (docs/BENCH.md): frozen base = forward GEMMs + backward-to-activation
@@ -357,7 +354,7 @@ int bench_main(int argc, char** argv) {
   std::string shape = "tiny", model_dir, task_name = "sequence", attention = "causal";
   std::string checkpointing = "none", optimizer_name = "fused", dtype_name = "auto";
   std::string device_spec = "auto", json_path;
-  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
+  std::vector<std::string> lora_targets = ls::LoraOptions{}.targets;
   int64_t batch = 8, length = 64, num_labels = 2, lora_r = 12;
   double lora_alpha = 32, lora_dropout = 0.1, lr = 1e-4, max_grad_norm = 1.0, peak_tflops = 0;
   int warmup = 3, steps = 8, threads = 0;

@@ -55,7 +55,7 @@ int forward_main(int argc, char** argv) {
   std::string inputs, out, dtype = "f32", device = "cpu", save_adapter_dir, problem;
   std::vector<double> class_weights;
   double label_smoothing = 0;
-  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
+  std::vector<std::string> lora_targets = ls::LoraOptions{}.targets;
   int64_t num_labels = 2, lora_r = 0;
   double lora_alpha = 8;
   bool rslora = false;

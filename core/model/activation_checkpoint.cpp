@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "core/base/error.h"
-#include "core/model/fused_ops.h"
 
 namespace ls {
 namespace {
@@ -107,55 +106,6 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
-class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& lora_a,
-                            const at::Tensor& lora_b, double dropout) {
-    auto h = x.to(lora_a.scalar_type());
-    at::Tensor keep;  // undefined: no dropout
-    if (dropout > 0) {
-      if (h.is_cpu()) {
-        // at::dropout's CPU path (same draws, same bits): scaled Bernoulli noise.
-        keep = dropout_keep_mask(h, dropout);
-        h = h * keep.to(h.scalar_type()).div_(1 - dropout);
-      } else {
-        // On accelerators at::dropout is native_dropout; its mask is what we keep.
-        std::tie(h, keep) = at::native_dropout(h, dropout, /*train=*/true);
-      }
-    }
-    const auto a = at::linear(h, lora_a);
-    ctx->save_for_backward({x, lora_a, lora_b, a, keep});
-    ctx->saved_data["dropout"] = dropout;
-    return at::linear(a, lora_b);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto &x = saved[0], &lora_a = saved[1], &lora_b = saved[2], &a = saved[3],
-               &keep = saved[4];
-    const double dropout = ctx->saved_data["dropout"].to<double>();
-    const auto& grad = grads[0];
-    const auto rank = a.size(-1);
-    const auto grad_2d = grad.reshape({-1, grad.size(-1)});
-    at::Tensor grad_x, grad_a, grad_b;
-    const auto grad_mid = grad.matmul(lora_b);  // d/d(A output)
-    if (ctx->needs_input_grad(2)) grad_b = grad_2d.t().mm(a.reshape({-1, rank}));
-    at::Tensor noise;  // the scaled mask, as at::dropout multiplied by it
-    if (keep.defined()) noise = keep.to(lora_a.scalar_type()).div_(1 - dropout);
-    if (ctx->needs_input_grad(1)) {
-      auto h = x.to(lora_a.scalar_type());
-      if (noise.defined()) h = h * noise;
-      grad_a = grad_mid.reshape({-1, rank}).t().mm(h.reshape({-1, h.size(-1)}));
-    }
-    if (ctx->needs_input_grad(0)) {
-      auto g = grad_mid.matmul(lora_a);
-      if (noise.defined()) g = g * noise;
-      grad_x = g.to(x.scalar_type());
-    }
-    return {grad_x, grad_a, grad_b, at::Tensor()};
-  }
-};
-
 }  // namespace
 
 at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer,
@@ -163,11 +113,6 @@ at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer
   auto closure = c10::make_intrusive<LayerClosure>();
   closure->run = std::move(layer);
   return CheckpointedLayer::apply(x, at::TensorList(params), closure);
-}
-
-at::Tensor lora_delta_recomputed(const at::Tensor& x, const at::Tensor& lora_a,
-                                 const at::Tensor& lora_b, double dropout) {
-  return LoraDeltaRecomputed::apply(x, lora_a, lora_b, dropout);
 }
 
 }  // namespace ls

@@ -5,6 +5,8 @@
 //              core/model/fused_ops.h) save only their inputs and recompute their internals in
 //              backward, so GEMM and attention outputs stay, the float32 norm intermediates and
 //              the SwiGLU/RoPE temporaries do not. (RMSNorm and RoPE do so in every mode.)
+//              LoRA on a single-device projection keeps its dropout mask instead of float32
+//              copies of its input (add_lora_delta's `recompute`, core/model/lora.h).
 // Both give the gradients of the plain layer (equal up to float rounding order).
 #pragma once
 
@@ -21,11 +23,5 @@ namespace ls {
 // layer draws the same masks.
 at::Tensor checkpointed_layer(std::function<at::Tensor(const at::Tensor&)> layer,
                               const at::Tensor& x, const std::vector<at::Tensor>& params);
-
-// LoRA's B(A(dropout(float32(x)))) with PEFT's numerics and RNG draws (the float32 output, not
-// yet scaled), saving x (which the base linear keeps anyway), the dropout mask as booleans and
-// the rank-r A output, instead of two float32 copies of the input.
-at::Tensor lora_delta_recomputed(const at::Tensor& x, const at::Tensor& lora_a,
-                                 const at::Tensor& lora_b, double dropout);
 
 }  // namespace ls

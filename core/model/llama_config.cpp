@@ -180,4 +180,10 @@ LlamaConfig load_llama_config(const std::filesystem::path& config_json) {
   return parse_llama_config(text.str(), config_json.string());
 }
 
+const std::vector<std::string>& llama_projection_names() {
+  static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+  return names;
+}
+
 }  // namespace ls

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ls {
 
@@ -44,5 +45,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
 LlamaConfig load_llama_config(const std::filesystem::path& config_json);
 
 std::string rope_type_name(RopeType type);
+
+// The names the LLaMA projections (the linear maps of a decoder layer) go by, in model order:
+// q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. The one list every LoRA target
+// check, the tensor-parallel plan and the tools use.
+const std::vector<std::string>& llama_projection_names();
 
 }  // namespace ls

@@ -1,6 +1,9 @@
-// LoRA and the single-device projection (see lora.h).
+// LoRA's math and the single-device projection (see lora.h).
 #include "core/model/lora.h"
 
+#include <ATen/ATen.h>
+#include <fmt/ranges.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/init.h>
 
 #include <algorithm>
@@ -9,16 +12,9 @@
 
 #include "core/base/error.h"
 #include "core/io/checkpoint.h"
-#include "core/model/activation_checkpoint.h"
 #include "core/model/fused_ops.h"
 
 namespace ls {
-
-const std::vector<std::string>& llama_projection_names() {
-  static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                 "gate_proj", "up_proj", "down_proj"};
-  return names;
-}
 
 double LoraOptions::scaling() const {
   return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
@@ -50,10 +46,121 @@ void LoraOptions::validate(const std::string& where) const {
   const auto& known = llama_projection_names();
   for (const auto& target : targets)
     if (target != "all-linear" && std::find(known.begin(), known.end(), target) == known.end())
-      fail(
-          "{}: LoRA target '{}' is not a LLaMA projection (q_proj, k_proj, v_proj, o_proj, "
-          "gate_proj, up_proj, down_proj, all-linear)",
-          where, target);
+      fail("{}: LoRA target '{}' is not a LLaMA projection ({}, all-linear)", where, target,
+           fmt::join(known, ", "));
+}
+
+LoraWeights init_lora(int64_t r, int64_t in_features, int64_t out_features, c10::Device device) {
+  at::NoGradGuard no_grad;
+  // PEFT builds lora_A and lora_B as nn.Linear, whose constructors draw an init of their own (on
+  // the CPU) before A is drawn again: the same throw-away draws keep the generator in step.
+  torch::nn::init::kaiming_uniform_(at::empty({r, in_features}), std::sqrt(5.0));
+  torch::nn::init::kaiming_uniform_(at::empty({out_features, r}), std::sqrt(5.0));
+  const auto float32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  LoraWeights weights{at::empty({r, in_features}, float32), at::zeros({out_features, r}, float32)};
+  torch::nn::init::kaiming_uniform_(weights.a, std::sqrt(5.0));
+  return weights;
+}
+
+LoraWeights register_lora(torch::nn::Module& owner, const at::Tensor& a, const at::Tensor& b) {
+  auto holder = [&owner](const std::string& name, const at::Tensor& weight) {
+    auto module = std::make_shared<torch::nn::Module>();
+    auto registered = module->register_parameter("weight", weight);
+    module->train(owner.is_training());
+    if (owner.named_children().contains(name))
+      owner.replace_module(name, module);
+    else
+      owner.register_module(name, module);
+    return registered;
+  };
+  LoraWeights registered;
+  registered.a = holder("lora_A", a);
+  registered.b = holder("lora_B", b);
+  return registered;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// B(A(dropout(float32(x)))), not yet scaled, with the draws of the plain path, saving x, the
+// dropout mask as booleans and the rank-r A output instead of two float32 copies of x.
+class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& lora_a,
+                            const at::Tensor& lora_b, double dropout) {
+    auto h = x.to(lora_a.scalar_type());
+    at::Tensor keep;  // undefined: no dropout
+    if (dropout > 0) {
+      if (h.is_cpu()) {
+        // at::dropout's CPU path (same draws, same bits): scaled Bernoulli noise.
+        keep = dropout_keep_mask(h, dropout);
+        h = h * keep.to(h.scalar_type()).div_(1 - dropout);
+      } else {
+        // On accelerators at::dropout is native_dropout; its mask is what we keep.
+        std::tie(h, keep) = at::native_dropout(h, dropout, /*train=*/true);
+      }
+    }
+    const auto a = at::linear(h, lora_a);
+    ctx->save_for_backward({x, lora_a, lora_b, a, keep});
+    ctx->saved_data["dropout"] = dropout;
+    return at::linear(a, lora_b);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &lora_a = saved[1], &lora_b = saved[2], &a = saved[3],
+               &keep = saved[4];
+    const double dropout = ctx->saved_data["dropout"].to<double>();
+    const auto& grad = grads[0];
+    const auto rank = a.size(-1);
+    const auto grad_2d = grad.reshape({-1, grad.size(-1)});
+    at::Tensor grad_x, grad_a, grad_b;
+    const auto grad_mid = grad.matmul(lora_b);  // d/d(A output)
+    if (ctx->needs_input_grad(2)) grad_b = grad_2d.t().mm(a.reshape({-1, rank}));
+    at::Tensor noise;  // the scaled mask, as at::dropout multiplied by it
+    if (keep.defined()) noise = keep.to(lora_a.scalar_type()).div_(1 - dropout);
+    if (ctx->needs_input_grad(1)) {
+      auto h = x.to(lora_a.scalar_type());
+      if (noise.defined()) h = h * noise;
+      grad_a = grad_mid.reshape({-1, rank}).t().mm(h.reshape({-1, h.size(-1)}));
+    }
+    if (ctx->needs_input_grad(0)) {
+      auto g = grad_mid.matmul(lora_a);
+      if (noise.defined()) g = g * noise;
+      grad_x = g.to(x.scalar_type());
+    }
+    return {grad_x, grad_a, grad_b, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor add_lora_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a,
+                          const at::Tensor& b, double scaling, double dropout, bool training,
+                          bool recompute,
+                          const std::function<at::Tensor(const at::Tensor&)>& on_rank_output) {
+  const double p = training ? dropout : 0.0;
+  at::Tensor delta;
+  if (recompute && at::GradMode::is_enabled()) {
+    LS_ASSERT(!on_rank_output, "a recomputed LoRA update takes no map of A's output");
+    delta = LoraDeltaRecomputed::apply(x, a, b, p);
+  } else {
+    auto h = x.to(a.scalar_type());
+    if (p > 0) h = h.is_cpu() ? dropout_cpu(h, p) : at::dropout(h, p, /*train=*/true);
+    auto rank_output = at::linear(h, a);
+    if (on_rank_output) rank_output = on_rank_output(rank_output);
+    delta = at::linear(rank_output, b);
+  }
+  return at::add(y, delta, scaling).to(y.scalar_type());
+}
+
+void merge_lora_delta(const at::Tensor& weight, const at::Tensor& a, const at::Tensor& b,
+                      double scaling, int sign) {
+  at::NoGradGuard no_grad;
+  const auto delta = at::matmul(b.detach(), a.detach()) * scaling;
+  weight.copy_(sign > 0 ? weight.to(at::kFloat) + delta : weight.to(at::kFloat) - delta);
 }
 
 LoraLinear::LoraLinear(const ProjectionSpec& spec) {
@@ -68,17 +175,7 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
   auto result =
       at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
   if (!has_lora() || merged_) return result;
-  if (recompute_ && at::GradMode::is_enabled()) {
-    const auto lora =
-        lora_delta_recomputed(x, lora_A_->weight, lora_B_->weight, is_training() ? dropout_ : 0.0);
-    return at::add(result, lora, scaling_).to(result.scalar_type());
-  }
-  auto h = x.to(lora_A_->weight.scalar_type());
-  if (dropout_ > 0 && is_training())
-    h = h.is_cpu() ? dropout_cpu(h, dropout_) : at::dropout(h, dropout_, /*train=*/true);
-  // result + s * B(A(h)) as one add with alpha (PEFT: a multiply, then an add), in float32.
-  const auto lora = at::linear(at::linear(h, lora_A_->weight), lora_B_->weight);
-  return at::add(result, lora, scaling_).to(result.scalar_type());
+  return add_lora_delta(result, x, lora_a_, lora_b_, scaling_, dropout_, is_training(), recompute_);
 }
 
 void LoraLinear::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
@@ -88,48 +185,29 @@ void LoraLinear::load_base(const Checkpoint& checkpoint, const std::string& pref
 
 void LoraLinear::add_lora(const LoraOptions& options) {
   LS_ASSERT(!merged_, "add_lora on a merged projection");
-  const auto in = weight_.size(1);
-  const auto out = weight_.size(0);
-  const auto float32 = at::TensorOptions().dtype(at::kFloat).device(weight_.device());
-  auto make = [&](const char* name, int64_t from, int64_t to) {
-    auto linear = torch::nn::Linear(torch::nn::LinearOptions(from, to).bias(false));
-    linear->to(float32.device(), at::kFloat);
-    linear->train(is_training());
-    return named_children().contains(name) ? replace_module(name, linear)
-                                           : register_module(name, linear);
-  };
-  lora_A_ = make("lora_A", in, options.r);
-  lora_B_ = make("lora_B", options.r, out);
-  {
-    at::NoGradGuard no_grad;
-    torch::nn::init::kaiming_uniform_(lora_A_->weight, std::sqrt(5.0));
-    lora_B_->weight.zero_();
-  }
+  const auto fresh = init_lora(options.r, weight_.size(1), weight_.size(0), weight_.device());
+  const auto registered = register_lora(*this, fresh.a, fresh.b);
+  lora_a_ = registered.a;
+  lora_b_ = registered.b;
   scaling_ = options.scaling();
   dropout_ = options.dropout;
 }
 
 void LoraLinear::load_lora(const Checkpoint& checkpoint, const std::string& prefix) {
   LS_ASSERT(has_lora(), "load_lora before add_lora on {}", prefix);
-  checkpoint.read_into(prefix + ".lora_A.weight", lora_A_->weight);
-  checkpoint.read_into(prefix + ".lora_B.weight", lora_B_->weight);
-}
-
-at::Tensor LoraLinear::delta_weight() const {
-  return at::matmul(lora_B_->weight.detach(), lora_A_->weight.detach()) * scaling_;
+  checkpoint.read_into(prefix + ".lora_A.weight", lora_a_);
+  checkpoint.read_into(prefix + ".lora_B.weight", lora_b_);
 }
 
 void LoraLinear::merge_lora() {
   if (!has_lora() || merged_) return;
-  at::NoGradGuard no_grad;
-  weight_.copy_(weight_.to(at::kFloat) + delta_weight());
+  merge_lora_delta(weight_, lora_a_, lora_b_, scaling_, +1);
   merged_ = true;
 }
 
 void LoraLinear::unmerge_lora() {
   if (!has_lora() || !merged_) return;
-  at::NoGradGuard no_grad;
-  weight_.copy_(weight_.to(at::kFloat) - delta_weight());
+  merge_lora_delta(weight_, lora_a_, lora_b_, scaling_, -1);
   merged_ = false;
 }
 

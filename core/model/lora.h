@@ -4,16 +4,21 @@
 //
 // A [r, in] starts kaiming-uniform(a = sqrt 5), B [out, r] at zero, so a fresh adapter leaves the
 // model unchanged. W and b are frozen; A and B are trained in float32 whatever the base dtype, and
-// their output is added in float32 before casting back, as PEFT does.
+// their output is added in float32 before casting back, as PEFT does. This file holds the whole of
+// LoRA's math (init_lora, add_lora_delta, merge_lora_delta): the single-device LoraLinear below and
+// the tensor-parallel projection (tp_projection.h, which says how the adapter is sharded) both call
+// it, the latter with its shards and the tp region functions around them.
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/model/llama_config.h"
 
 namespace ls {
 
@@ -24,9 +29,9 @@ struct LoraOptions {
   double alpha = 8.0;
   double dropout = 0.0;
   bool use_rslora = false;
-  // Module names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj), or PEFT's
-  // "all-linear". `target_regex`, when set, replaces the list: PEFT's string form, matched in full
-  // against the module path ("model.layers.3.self_attn.q_proj").
+  // Module names (of llama_projection_names()), or PEFT's "all-linear". `target_regex`, when set,
+  // replaces the list: PEFT's string form, matched in full against the module path
+  // ("model.layers.3.self_attn.q_proj").
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   std::optional<std::string> target_regex;
   std::vector<int64_t> layers;  // PEFT's layers_to_transform; empty = every layer
@@ -36,8 +41,37 @@ struct LoraOptions {
   void validate(const std::string& where) const;  // UserError naming `where`
 };
 
-// The names the LLaMA projections go by, in model order.
-const std::vector<std::string>& llama_projection_names();
+// A fresh adapter's full tensors, float32: A [r, in] kaiming-uniform(a = sqrt 5) drawn on
+// `device`'s generator, B [out, r] zeros. Before A it makes the two CPU draws that PEFT's (and
+// torch::nn::Linear's) constructors of lora_A and lora_B make, so that the sequence of random
+// draws, and hence the adapter, is the one HF + PEFT gets with the same seed. A tensor-parallel
+// projection draws the full tensors on the CPU and keeps its slices, so every tp gets the same.
+struct LoraWeights {
+  at::Tensor a, b;
+};
+LoraWeights init_lora(int64_t r, int64_t in_features, int64_t out_features, c10::Device device);
+
+// Registers `a` and `b` as parameter `weight` of child modules `lora_A` and `lora_B` of `owner`
+// (replacing any), PEFT's names, in `owner`'s train/eval mode. Returns the registered tensors.
+LoraWeights register_lora(torch::nn::Module& owner, const at::Tensor& a, const at::Tensor& b);
+
+// y + s * B(A(dropout(x))), LoRA's update added to the base output y: computed in A's dtype
+// (float32) from x cast to it, added to y in float32 (one add with alpha, where PEFT multiplies,
+// then adds) and cast back to y's dtype. Dropout applies when `training`. `on_rank_output`, when
+// given, maps A's [..., r] output before B (a row-parallel projection sums it over the tp group).
+// `recompute` (selective activation checkpointing; with grad mode on, and no `on_rank_output`)
+// saves x (which the base linear keeps anyway), the dropout mask as booleans and A's output,
+// instead of two float32 copies of x, and draws the same dropout masks.
+at::Tensor add_lora_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a,
+                          const at::Tensor& b, double scaling, double dropout, bool training,
+                          bool recompute = false,
+                          const std::function<at::Tensor(const at::Tensor&)>& on_rank_output = {});
+
+// W += sign * s B A in place, in float32 and rounded back to W's dtype, without autograd: merges
+// (sign +1) or unmerges (-1) an adapter. With a shard of A or B, `weight` is the matching shard
+// of W (column-parallel: B_i A; row-parallel: B A_i).
+void merge_lora_delta(const at::Tensor& weight, const at::Tensor& a, const at::Tensor& b,
+                      double scaling, int sign);
 
 // A linear map of the model that may carry a LoRA adapter. Tensor parallelism replaces the
 // default (LoraLinear) with column/row-parallel versions through ProjectionFactory, so the model
@@ -57,7 +91,7 @@ class Projection : public torch::nn::Module {
   virtual void merge_lora() = 0;
   virtual void unmerge_lora() = 0;
   // Selective activation checkpointing: the adapter keeps its input's dropout mask instead of
-  // float32 copies of the input (see lora_delta_recomputed). A projection may ignore it.
+  // float32 copies of the input (add_lora_delta's `recompute`). A projection may ignore it.
   virtual void set_recompute(bool /*on*/) {}
 };
 
@@ -81,7 +115,7 @@ class LoraLinear : public Projection {
   void load_base(const Checkpoint& checkpoint, const std::string& prefix) override;
   void add_lora(const LoraOptions& options) override;
   void load_lora(const Checkpoint& checkpoint, const std::string& prefix) override;
-  bool has_lora() const override { return !lora_A_.is_empty(); }
+  bool has_lora() const override { return lora_a_.defined(); }
   void merge_lora() override;
   void unmerge_lora() override;
   void set_recompute(bool on) override { recompute_ = on; }
@@ -90,12 +124,10 @@ class LoraLinear : public Projection {
   bool merged() const { return merged_; }
 
  private:
-  at::Tensor delta_weight() const;  // s B A, float32
-
   at::Tensor weight_;
   at::Tensor bias_;
-  torch::nn::Linear lora_A_{nullptr};
-  torch::nn::Linear lora_B_{nullptr};
+  at::Tensor lora_a_;  // lora_A.weight [r, in]
+  at::Tensor lora_b_;  // lora_B.weight [out, r]
   double scaling_ = 0.0;
   double dropout_ = 0.0;
   bool merged_ = false;

@@ -1,10 +1,8 @@
 // The tensor-parallel projection (see tp_projection.h).
 #include "core/model/tp_projection.h"
 
-#include <torch/nn/init.h>
-#include <torch/nn/module.h>
+#include <torch/torch.h>
 
-#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -12,6 +10,7 @@
 #include "core/base/shape_string.h"
 #include "core/io/checkpoint.h"
 #include "core/model/llama_sharding.h"
+#include "parallel/tp_ops.h"
 
 namespace ls {
 namespace {
@@ -30,113 +29,131 @@ parallel::SliceReader checkpoint_slices(const Checkpoint& checkpoint, const std:
   };
 }
 
+// This rank's piece of a full tensor, as a tensor of its own.
+at::Tensor local_piece(const at::Tensor& full, const parallel::TensorSplit& split, int tp_rank,
+                       const at::TensorOptions& options) {
+  const at::Tensor piece = split.replicated() ? full
+                                              : full.narrow(split.dim, split.shards[tp_rank].begin,
+                                                            split.shards[tp_rank].size);
+  return at::empty(piece.sizes(), options).copy_(piece);
+}
+
 }  // namespace
 
 TensorParallelProjection::TensorParallelProjection(
-    std::shared_ptr<parallel::TensorParallelLinear> linear)
-    : linear_(std::move(linear)) {
-  register_parameter("weight", linear_->weight(), /*requires_grad=*/false);
-  if (linear_->bias().defined()) register_parameter("bias", linear_->bias(), false);
-  if (linear_->has_lora()) register_adapter();
-}
-
-void TensorParallelProjection::register_adapter() {
-  auto children = linear_->named_children();
-  for (const char* name : {"lora_A", "lora_B"}) {
-    auto holder = children[name];
-    holder->train(is_training());
-    if (named_children().contains(name))
-      replace_module(name, holder);
-    else
-      register_module(name, holder);
-  }
+    std::shared_ptr<parallel::TensorParallelLinear> base)
+    : base_(std::move(base)),
+      column_(dynamic_cast<parallel::ColumnParallelLinearImpl*>(base_.get())) {
+  register_parameter("weight", base_->weight(), /*requires_grad=*/false);
+  if (base_->bias().defined()) register_parameter("bias", base_->bias(), false);
+  const parallel::TensorSplit& cut = base_->weight_split();
+  if (cut.dim == 1) lora_a_split_ = cut;
+  if (cut.dim == 0) lora_b_split_ = cut;
 }
 
 at::Tensor TensorParallelProjection::forward(const at::Tensor& x) {
-  return linear_->forward(x);
+  parallel::Communicator& tp = base_->tp_group();
+  const bool adapter = has_lora() && !merged_;
+  if (column_ == nullptr) {  // row-parallel: x holds this rank's input columns
+    at::Tensor y = base_->forward(x);
+    if (!adapter) return y;
+    // A's output is a partial sum over the input columns, like the base's: g completes it.
+    return add_lora_delta(y, x, lora_a_, lora_b_, scaling_, dropout_, is_training(),
+                          /*recompute=*/false, [&tp](const at::Tensor& partial) {
+                            return parallel::reduce_from_tp_region(partial, tp);
+                          });
+  }
+  at::Tensor x_in_region = parallel::copy_to_tp_region(x, tp);
+  at::Tensor y = column_->local_forward(x_in_region);
+  if (!adapter) return y;
+  at::Tensor a = parallel::copy_to_tp_region(lora_a_, tp);
+  at::Tensor b = column_->rows_overlap()
+                     ? parallel::sum_grad_over_shared_rows(lora_b_, tp, lora_b_split_.shards,
+                                                           lora_b_split_.full_size)
+                     : lora_b_;
+  return add_lora_delta(y, x_in_region, a, b, scaling_, dropout_, is_training());
 }
 
 void TensorParallelProjection::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
-  const auto& o = linear_->options();
-  linear_->load_weight(
+  const auto& o = base_->options();
+  base_->load_weight(
       checkpoint_slices(checkpoint, prefix + ".weight", {o.out_features, o.in_features}),
       o.bias ? checkpoint_slices(checkpoint, prefix + ".bias", {o.out_features}) : nullptr);
 }
 
 void TensorParallelProjection::add_lora(const LoraOptions& options) {
   LS_ASSERT(!merged_, "add_lora on a merged projection");
-  {
-    // PEFT and LoraLinear build lora_A and lora_B as nn.Linear, whose constructors draw an init
-    // of their own before A is drawn again. Drawing the same throw-away tensors keeps the CPU
-    // generator in step, so a fresh adapter at any tp is the one a single device gets.
-    at::NoGradGuard no_grad;
-    const auto& o = linear_->options();
-    torch::nn::init::kaiming_uniform_(at::empty({options.r, o.in_features}), std::sqrt(5.0));
-    torch::nn::init::kaiming_uniform_(at::empty({o.out_features, options.r}), std::sqrt(5.0));
-  }
-  linear_->add_lora({options.r, options.alpha, options.dropout, options.use_rslora});
-  register_adapter();
+  const auto& o = base_->options();
+  // Drawn full on the CPU and cut, so the adapter is the same at every tp.
+  const LoraWeights full = init_lora(options.r, o.in_features, o.out_features, c10::kCPU);
+  const auto float32 = at::TensorOptions().dtype(at::kFloat).device(base_->weight().device());
+  const int rank = base_->tp_group().rank();
+  const LoraWeights registered =
+      register_lora(*this, local_piece(full.a, lora_a_split_, rank, float32),
+                    local_piece(full.b, lora_b_split_, rank, float32));
+  lora_a_ = registered.a;
+  lora_b_ = registered.b;
+  r_ = options.r;
+  scaling_ = options.scaling();
+  dropout_ = options.dropout;
 }
 
 void TensorParallelProjection::load_lora(const Checkpoint& checkpoint, const std::string& prefix) {
   LS_ASSERT(has_lora(), "load_lora before add_lora on {}", prefix);
-  const auto& o = linear_->options();
-  linear_->load_lora(
-      checkpoint_slices(checkpoint, prefix + ".lora_A.weight", {o.lora.r, o.in_features}),
-      checkpoint_slices(checkpoint, prefix + ".lora_B.weight", {o.out_features, o.lora.r}));
+  const auto& o = base_->options();
+  load_lora(checkpoint_slices(checkpoint, prefix + ".lora_A.weight", {r_, o.in_features}),
+            checkpoint_slices(checkpoint, prefix + ".lora_B.weight", {o.out_features, r_}));
+}
+
+void TensorParallelProjection::load_lora(const parallel::SliceReader& read_a,
+                                         const parallel::SliceReader& read_b) {
+  LS_ASSERT(has_lora(), "load_lora before add_lora");
+  const int rank = base_->tp_group().rank();
+  lora_a_split_.load(read_a, rank, lora_a_, "adapter");
+  lora_b_split_.load(read_b, rank, lora_b_, "adapter");
 }
 
 void TensorParallelProjection::merge_lora() {
   if (!has_lora() || merged_) return;
-  linear_->merge_lora();
+  merge_lora_delta(base_->weight(), lora_a_, lora_b_, scaling_, +1);
   merged_ = true;
 }
 
 void TensorParallelProjection::unmerge_lora() {
   if (!has_lora() || !merged_) return;
-  linear_->unmerge_lora();
+  merge_lora_delta(base_->weight(), lora_a_, lora_b_, scaling_, -1);
   merged_ = false;
 }
 
-void TensorParallelProjection::train(bool on) {
-  Projection::train(on);
-  linear_->train(on);
+const parallel::TensorSplit& TensorParallelProjection::split_of(const std::string& name) const {
+  if (name == "lora_A.weight") return lora_a_split_;
+  LS_ASSERT(name == "lora_B.weight", "no parameter '{}' in a tensor-parallel projection", name);
+  return lora_b_split_;
 }
 
 at::Tensor TensorParallelProjection::unshard(const std::string& name,
                                              const at::Tensor& local) const {
-  return linear_->unshard(name, local);
+  if (name == "weight" || name == "bias") return base_->unshard(name, local);
+  return split_of(name).gather(local, base_->tp_group());
 }
 
 at::Tensor TensorParallelProjection::owned_part(const std::string& name,
                                                 const at::Tensor& local) const {
-  return linear_->owned_part(name, local);
-}
-
-parallel::LayerShape layer_shape(const LlamaConfig& config) {
-  parallel::LayerShape shape;
-  shape.hidden_size = config.hidden_size;
-  shape.num_attention_heads = config.num_attention_heads;
-  shape.num_key_value_heads = config.num_key_value_heads;
-  shape.intermediate_size = config.intermediate_size;
-  shape.head_dim_override = config.head_dim;
-  return shape;
+  if (name == "weight" || name == "bias") return base_->owned_part(name, local);
+  return split_of(name).owned(local, base_->tp_group().rank());
 }
 
 ProjectionFactory tensor_parallel_factory(const LlamaConfig& config,
                                           std::shared_ptr<parallel::Communicator> tp) {
-  auto plan = std::make_shared<const parallel::TensorParallelPlan>(layer_shape(config), tp->size());
+  auto plan = std::make_shared<const TensorParallelPlan>(layer_shape(config), tp->size());
   return [plan, tp = std::move(tp)](const ProjectionSpec& spec) -> std::shared_ptr<Projection> {
-    // The adapter comes later through add_lora (r = 0 here), trained in float32 like LoraLinear's.
-    auto linear =
-        parallel::make_llama_projection(spec.name, *plan, tp, parallel::LoraOptions{}, spec.options,
-                                        spec.options.dtype(at::kFloat), spec.bias);
-    LS_ASSERT(linear->options().in_features == spec.in_features &&
-                  linear->options().out_features == spec.out_features,
+    auto base = make_llama_projection(spec.name, *plan, tp, spec.options, spec.bias);
+    LS_ASSERT(base->options().in_features == spec.in_features &&
+                  base->options().out_features == spec.out_features,
               "layer {} {}: the tensor-parallel plan gives {} -> {}, the model asks {} -> {}",
-              spec.layer, spec.name, linear->options().in_features, linear->options().out_features,
+              spec.layer, spec.name, base->options().in_features, base->options().out_features,
               spec.in_features, spec.out_features);
-    return std::make_shared<TensorParallelProjection>(std::move(linear));
+    return std::make_shared<TensorParallelProjection>(std::move(base));
   };
 }
 

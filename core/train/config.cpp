@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/model/llama_config.h"
 
 namespace ls {
 namespace {
@@ -184,7 +185,7 @@ const std::vector<KeySpec>& schema() {
           "LoRA alpha; the update is scaled by alpha/r"),
       key("lora.dropout", &C::lora, &LoraSection::dropout, "dropout on the LoRA input"),
       key("lora.targets", &C::lora, &LoraSection::targets,
-          "modules that get adapters: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj"),
+          fmt::format("modules that get adapters: {}", fmt::join(llama_projection_names(), " "))),
       key("lora.rslora", &C::lora, &LoraSection::rslora, "rank-stabilised scaling alpha/sqrt(r)"),
       key("lora.init_from", &C::lora, &LoraSection::init_from,
           "PEFT adapter directory to start from (adapter and head)"),
@@ -378,14 +379,11 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
   require(c.lora.r >= 1, "lora.r", "must be >= 1");
   require(c.lora.alpha > 0, "lora.alpha", "must be > 0");
   require(c.lora.dropout >= 0 && c.lora.dropout < 1, "lora.dropout", "must be in [0, 1)");
-  static const std::set<std::string> kTargets = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                 "gate_proj", "up_proj", "down_proj"};
+  const auto& projections = llama_projection_names();
   for (const auto& t : c.lora.targets)
-    require(
-        kTargets.count(t) > 0, "lora.targets",
-        fmt::format(
-            "'{}' is not a LLaMA linear (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)",
-            t));
+    require(std::find(projections.begin(), projections.end(), t) != projections.end(),
+            "lora.targets",
+            fmt::format("'{}' is not a LLaMA linear ({})", t, fmt::join(projections, " ")));
   require(!c.lora.targets.empty(), "lora.targets", "at least one module");
   require(c.data.max_length >= 2, "data.max_length", "must be >= 2");
   require(c.data.pad_id >= 0, "data.pad_id", "must be >= 0");

@@ -1,13 +1,12 @@
-// Tensor-parallel linears with LoRA at tp = 2 against the unsharded math on the same random
-// weights: outputs, input gradients and the (gathered) adapter gradients agree to float32
-// precision; a SwiGLU MLP at tp = 2 equals the same MLP at tp = 1. At 4 ranks the grid is
-// dp 2 x tp 2 and each tp group checks itself.
+// Tensor-parallel linears at tp = 2 against the unsharded math on the same random weights:
+// outputs and input gradients agree to float32 precision, shards load from full tensors and
+// gather back, rows shared by two ranks count once; a SwiGLU MLP at tp = 2 equals the same MLP at
+// tp = 1. At 4 ranks the grid is dp 2 x tp 2 and each tp group checks itself. (The LoRA adapter
+// over these layers is tested with the model: tests/core/model/tp_projection_test.cpp.)
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "core/base/error.h"
-#include "core/model/llama_sharding.h"
-#include "parallel/grad_sync.h"
 #include "parallel/tp_linear.h"
 #include "parallel/tp_ops.h"
 #include "tests/support/mpi_gtest_main.h"
@@ -27,153 +26,114 @@ void expect_close(const at::Tensor& got, const at::Tensor& want, const std::stri
       << what << ": max abs difference " << (got - want).abs().max().item<double>();
 }
 
-// The unsharded reference: y = x W^T + s (x A^T) B^T.
-at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a,
-                       const at::Tensor& b, double s) {
-  return torch::linear(x, w) + torch::linear(torch::linear(x, a), b) * s;
-}
-
-struct FullLinear {
-  at::Tensor w, a, b;
-  FullLinear(int64_t in, int64_t out, int64_t r)
-      : w(torch::randn({out, in})), a(torch::randn({r, in})), b(torch::randn({out, r})) {}
-  // Leaf copies that collect the reference gradients.
-  FullLinear trainable() const {
-    FullLinear copy = *this;
-    copy.a = a.clone().requires_grad_(true);
-    copy.b = b.clone().requires_grad_(true);
-    return copy;
-  }
-};
-
-ParallelLinearOptions options(int64_t in, int64_t out, int64_t r) {
+ParallelLinearOptions options(int64_t in, int64_t out, bool bias = false) {
   ParallelLinearOptions o;
   o.in_features = in;
   o.out_features = out;
-  o.lora.r = r;
-  o.lora.alpha = 2.0 * r;
+  o.bias = bias;
   return o;
 }
 
-TEST(TensorParallel, ColumnParallelLoraMatchesUnsharded) {
+TEST(TensorParallel, ColumnParallelLinearMatchesUnsharded) {
   Topology grid = tp2();
   Communicator& tp = *grid.tp_group();
   torch::manual_seed(11);  // the same full tensors on every rank
-  const int64_t in = 8, out = 12, r = 4;
-  FullLinear full(in, out, r);
+  const int64_t in = 8, out = 12;
+  at::Tensor w = torch::randn({out, in}), bias = torch::randn({out});
   at::Tensor x = torch::randn({3, 5, in});
   at::Tensor probe = torch::randn({3, 5, out});  // loss = <Y, probe>
 
-  ColumnParallelLinear layer(grid.tp_group(), options(in, out, r));
-  layer->load_weight(slice_of(full.w));
-  layer->load_lora(slice_of(full.a), slice_of(full.b));
+  ColumnParallelLinear layer(grid.tp_group(), options(in, out, /*bias=*/true));
+  layer->load_weight(slice_of(w), slice_of(bias));
   EXPECT_EQ(layer->rows(), (ShardRange{grid.tp_rank() * out / 2, out / 2}));
+  EXPECT_EQ(layer->weight().sizes(), (std::vector<int64_t>{out / 2, in}));
   EXPECT_FALSE(layer->weight().requires_grad());
+  EXPECT_FALSE(layer->rows_overlap());
 
   at::Tensor x_tp = x.clone().requires_grad_(true);
-  at::Tensor y_local = layer->forward(x_tp);
-  at::Tensor y = gather_from_tp_region(y_local, tp);
+  at::Tensor y = gather_from_tp_region(layer->forward(x_tp), tp);
   (y * probe).sum().backward();
 
-  FullLinear ref = full.trainable();
   at::Tensor x_ref = x.clone().requires_grad_(true);
-  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
+  at::Tensor y_ref = torch::linear(x_ref, w, bias);
   (y_ref * probe).sum().backward();
 
   expect_close(y, y_ref, "output");
-  expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
-  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
-  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
-  expect_close(layer->unshard("weight", layer->weight()), full.w, "gathered base weight");
+  expect_close(x_tp.grad(), x_ref.grad(), "input gradient (summed over the group by f)");
+  expect_close(layer->unshard("weight", layer->weight()), w, "gathered weight");
+  expect_close(layer->unshard("bias", layer->bias()), bias, "gathered bias");
 }
 
-TEST(TensorParallel, RowParallelLoraMatchesUnsharded) {
+TEST(TensorParallel, RowParallelLinearMatchesUnsharded) {
   Topology grid = tp2();
   Communicator& tp = *grid.tp_group();
   torch::manual_seed(12);
-  const int64_t in = 12, out = 8, r = 4;
-  FullLinear full(in, out, r);
+  const int64_t in = 12, out = 8;
+  at::Tensor w = torch::randn({out, in}), bias = torch::randn({out});
   at::Tensor x = torch::randn({3, 5, in});
   at::Tensor probe = torch::randn({3, 5, out});
 
-  RowParallelLinear layer(grid.tp_group(), options(in, out, r));
-  layer->load_weight(slice_of(full.w));
-  layer->load_lora(slice_of(full.a), slice_of(full.b));
+  RowParallelLinear layer(grid.tp_group(), options(in, out, /*bias=*/true));
+  layer->load_weight(slice_of(w), slice_of(bias));
   EXPECT_EQ(layer->columns(), (ShardRange{grid.tp_rank() * in / 2, in / 2}));
+  EXPECT_EQ(layer->bias().sizes(), (std::vector<int64_t>{out}));  // added once, after the sum
 
   at::Tensor x_tp = x.clone().requires_grad_(true);
   at::Tensor y = layer->forward(scatter_to_tp_region(x_tp, tp));
   (y * probe).sum().backward();
 
-  FullLinear ref = full.trainable();
   at::Tensor x_ref = x.clone().requires_grad_(true);
-  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
+  at::Tensor y_ref = torch::linear(x_ref, w, bias);
   (y_ref * probe).sum().backward();
 
   expect_close(y, y_ref, "output");
   expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
-  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
-  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
+  expect_close(layer->unshard("weight", layer->weight()), w, "gathered weight");
+  expect_close(layer->unshard("bias", layer->bias()), bias, "replicated bias");
 }
 
-TEST(TensorParallel, ReplicatedKvRowsGetTheGradientOfEveryRankThatReadsThem) {
-  // One kv head shared by both tp ranks (GQA with tp > kv heads): each rank uses the full k/v
-  // output with its own q heads (a different probe per rank), and the shared B rows must receive
-  // the sum of both uses.
+TEST(TensorParallel, RowsHeldByTwoRanksGatherAndCountOnce) {
+  // Both tp ranks hold the same 4 rows (a replicated kv head): each computes the whole output,
+  // the gathered weight is the full one, and a reduction over the group counts the rows once.
   Topology grid = tp2();
-  Communicator& tp = *grid.tp_group();
-  LayerShape shape;
-  shape.hidden_size = 16;
-  shape.num_attention_heads = 4;
-  shape.num_key_value_heads = 1;
-  shape.intermediate_size = 8;
-  TensorParallelPlan plan(shape, 2);
-  ASSERT_TRUE(plan.kv_replicated());
   torch::manual_seed(13);
-  const int64_t in = 16, out = 4, r = 2;  // out = one kv head of head_dim 4
-  FullLinear full(in, out, r);
+  const int64_t in = 16, out = 4;
+  at::Tensor w = torch::randn({out, in});
   at::Tensor x = torch::randn({2, 3, in});
-  at::Tensor probes = torch::randn({2, 2, 3, out});  // one probe per tp rank
 
-  ColumnParallelLinear layer(grid.tp_group(), options(in, out, r), plan.kv_rows());
-  layer->load_weight(slice_of(full.w));
-  layer->load_lora(slice_of(full.a), slice_of(full.b));
-  at::Tensor x_tp = x.clone().requires_grad_(true);
-  at::Tensor y_local = layer->forward(x_tp);
-  at::Tensor partial = (y_local * probes[grid.tp_rank()]).sum(-1);
-  reduce_from_tp_region(partial, tp).sum().backward();
-
-  FullLinear ref = full.trainable();
-  at::Tensor x_ref = x.clone().requires_grad_(true);
-  at::Tensor y_ref = lora_linear(x_ref, ref.w, ref.a, ref.b, layer->options().lora.scaling());
-  ((y_ref * probes[0]).sum() + (y_ref * probes[1]).sum()).backward();
-
-  expect_close(y_local, y_ref, "output (the whole kv head on each rank)");
-  expect_close(x_tp.grad(), x_ref.grad(), "input gradient");
-  expect_close(layer->unshard("lora_A.weight", layer->lora_A().grad()), ref.a.grad(), "dA");
-  expect_close(layer->unshard("lora_B.weight", layer->lora_B().grad()), ref.b.grad(), "dB");
-  // The shared rows count once in the norm used for clipping.
-  const double ref_norm = std::sqrt(ref.a.grad().pow(2).sum().item<double>() +
-                                    ref.b.grad().pow(2).sum().item<double>());
-  EXPECT_NEAR(total_grad_norm(*layer, tp), ref_norm, 1e-5 * ref_norm);
+  ColumnParallelLinear layer(grid.tp_group(), options(in, out),
+                             std::vector<ShardRange>{{0, out}, {0, out}});
+  layer->load_weight(slice_of(w));
+  EXPECT_TRUE(layer->rows_overlap());
+  expect_close(layer->forward(x), torch::linear(x, w), "output (the whole rows on each rank)");
+  expect_close(layer->unshard("weight", layer->weight()), w, "gathered weight");
+  const at::Tensor owned = layer->owned_part("weight", layer->weight());
+  EXPECT_EQ(owned.numel(), grid.tp_rank() == 0 ? w.numel() : 0);
 }
 
-// LLaMA's MLP: down(silu(gate(x)) * up(x)), gate/up column-parallel, down row-parallel.
+TEST(TensorParallel, ShardsThatOverlapPartlyAreRejected) {
+  Topology grid = tp2();
+  EXPECT_THROW(
+      ColumnParallelLinear(grid.tp_group(), options(4, 8), std::vector<ShardRange>{{0, 4}, {2, 4}}),
+      std::logic_error);
+  EXPECT_THROW(
+      RowParallelLinear(grid.tp_group(), options(8, 4), std::vector<ShardRange>{{0, 4}, {0, 4}}),
+      std::logic_error);
+}
+
+// LLaMA-style MLP: down(silu(gate(x)) * up(x)), gate/up column-parallel, down row-parallel.
 struct SwiGluMlp : torch::nn::Module {
-  SwiGluMlp(const std::shared_ptr<Communicator>& tp, int64_t hidden, int64_t ffn, int64_t r)
-      : gate_proj(register_module("gate_proj", ColumnParallelLinear(tp, options(hidden, ffn, r)))),
-        up_proj(register_module("up_proj", ColumnParallelLinear(tp, options(hidden, ffn, r)))),
-        down_proj(register_module("down_proj", RowParallelLinear(tp, options(ffn, hidden, r)))) {}
+  SwiGluMlp(const std::shared_ptr<Communicator>& tp, int64_t hidden, int64_t ffn)
+      : gate_proj(register_module("gate_proj", ColumnParallelLinear(tp, options(hidden, ffn)))),
+        up_proj(register_module("up_proj", ColumnParallelLinear(tp, options(hidden, ffn)))),
+        down_proj(register_module("down_proj", RowParallelLinear(tp, options(ffn, hidden)))) {}
   at::Tensor forward(const at::Tensor& x) {
     return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
   }
-  void load(const std::map<std::string, FullLinear>& full) {
-    for (const auto& child : named_children()) {
-      auto* layer = dynamic_cast<TensorParallelLinear*>(child.value().get());
-      const FullLinear& f = full.at(child.key());
-      layer->load_weight(slice_of(f.w));
-      layer->load_lora(slice_of(f.a), slice_of(f.b));
-    }
+  void load(const std::map<std::string, at::Tensor>& full) {
+    for (const auto& child : named_children())
+      dynamic_cast<TensorParallelLinear&>(*child.value())
+          .load_weight(slice_of(full.at(child.key())));
   }
   ColumnParallelLinear gate_proj, up_proj;
   RowParallelLinear down_proj;
@@ -183,15 +143,15 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
   Topology grid = tp2();
   std::shared_ptr<Communicator> alone = grid.world()->split(grid.rank(), 0);  // a tp group of one
   torch::manual_seed(14);
-  const int64_t hidden = 8, ffn = 16, r = 2;
-  std::map<std::string, FullLinear> full = {{"gate_proj", FullLinear(hidden, ffn, r)},
-                                            {"up_proj", FullLinear(hidden, ffn, r)},
-                                            {"down_proj", FullLinear(ffn, hidden, r)}};
+  const int64_t hidden = 8, ffn = 16;
+  std::map<std::string, at::Tensor> full = {{"gate_proj", torch::randn({ffn, hidden})},
+                                            {"up_proj", torch::randn({ffn, hidden})},
+                                            {"down_proj", torch::randn({hidden, ffn})}};
   at::Tensor x = torch::randn({2, 6, hidden});
   at::Tensor probe = torch::randn({2, 6, hidden});
 
-  auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn, r);
-  auto single = std::make_shared<SwiGluMlp>(alone, hidden, ffn, r);
+  auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn);
+  auto single = std::make_shared<SwiGluMlp>(alone, hidden, ffn);
   sharded->load(full);
   single->load(full);
   at::Tensor x_tp = x.clone().requires_grad_(true), x_1 = x.clone().requires_grad_(true);
@@ -201,157 +161,14 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
 
   expect_close(y_tp, y_1, "MLP output");
   expect_close(x_tp.grad(), x_1.grad(), "MLP input gradient");
-  auto grads_tp = unsharded_parameters(*sharded, /*trainable_only=*/true, /*gradients=*/true);
-  auto grads_1 = unsharded_parameters(*single, true, true);
-  ASSERT_EQ(grads_tp.size(), 6u);  // lora_A and lora_B of three projections
-  for (size_t i = 0; i < grads_tp.size(); ++i) {
-    EXPECT_EQ(grads_tp[i].first, grads_1[i].first);
-    expect_close(grads_tp[i].second, grads_1[i].second, "gradient of " + grads_tp[i].first);
-  }
-  const double norm_1 = total_grad_norm(*single, *alone);
-  EXPECT_NEAR(total_grad_norm(*sharded, *grid.tp_group()), norm_1, 1e-5 * norm_1);
-  // The saved layout is the unsharded one, under the PEFT names.
+  // The saved layout is the unsharded one, under the checkpoint names.
   auto saved = unsharded_parameters(*sharded, /*trainable_only=*/false);
-  ASSERT_EQ(saved.size(), 9u);
+  ASSERT_EQ(saved.size(), 3u);
   for (const auto& [name, value] : saved) {
-    const std::string module = name.substr(0, name.find('.'));
-    const std::string param = name.substr(name.find('.') + 1);
-    const FullLinear& f = full.at(module);
-    const at::Tensor& want = param == "weight" ? f.w : param == "lora_A.weight" ? f.a : f.b;
-    expect_close(value, want, "saved " + name);
+    EXPECT_EQ(name.substr(name.find('.') + 1), "weight");
+    expect_close(value, full.at(name.substr(0, name.find('.'))), "saved " + name);
   }
-}
-
-TEST(TensorParallel, MlpAtDpTimesTpWithGradSyncEqualsOneProcessOverTheGlobalBatch) {
-  // np 2: dp 1 x tp 2; np 4: dp 2 x tp 2. Each tp group takes its dp share of the batch.
-  Topology grid = tp2();
-  std::shared_ptr<Communicator> alone = grid.world()->split(grid.rank(), 0);
-  torch::manual_seed(16);
-  const int64_t hidden = 8, ffn = 16, r = 2, batch = 4;
-  std::map<std::string, FullLinear> full = {{"gate_proj", FullLinear(hidden, ffn, r)},
-                                            {"up_proj", FullLinear(hidden, ffn, r)},
-                                            {"down_proj", FullLinear(ffn, hidden, r)}};
-  at::Tensor x = torch::randn({batch, 3, hidden});
-  at::Tensor target = torch::randn({batch, 3, hidden});
-
-  auto sharded = std::make_shared<SwiGluMlp>(grid.tp_group(), hidden, ffn, r);
-  auto single = std::make_shared<SwiGluMlp>(alone, hidden, ffn, r);
-  sharded->load(full);
-  single->load(full);
-  std::vector<at::Tensor> trainable;
-  for (auto& p : sharded->parameters())
-    if (p.requires_grad()) trainable.push_back(p);
-  DataParallelGradSync sync(grid.dp_group(), trainable, /*bucket_bytes=*/256);
-
-  const int64_t share = batch / grid.dp();
-  at::Tensor x_mine = x.narrow(0, grid.dp_rank() * share, share);
-  at::Tensor t_mine = target.narrow(0, grid.dp_rank() * share, share);
-  torch::mse_loss(sharded->forward(x_mine), t_mine).backward();
-  sync.finish();
-  torch::mse_loss(single->forward(x), target).backward();
-
-  auto grads_grid = unsharded_parameters(*sharded, true, true);
-  auto grads_1 = unsharded_parameters(*single, true, true);
-  ASSERT_EQ(grads_grid.size(), grads_1.size());
-  for (size_t i = 0; i < grads_grid.size(); ++i)
-    expect_close(grads_grid[i].second, grads_1[i].second, "gradient of " + grads_grid[i].first);
-}
-
-TEST(TensorParallel, LlamaProjectionsAreCutByThePlan) {
-  Topology grid = tp2();
-  LayerShape shape;
-  shape.hidden_size = 16;
-  shape.num_attention_heads = 4;
-  shape.num_key_value_heads = 2;
-  shape.intermediate_size = 24;
-  TensorParallelPlan plan(shape, 2);
-  LoraOptions lora;
-  lora.r = 2;
-  auto make = [&](const std::string& name) {
-    return make_llama_projection(name, plan, grid.tp_group(), lora, at::kFloat, at::kFloat);
-  };
-  const int64_t t = grid.tp_rank();
-  struct Expected {
-    std::string name;
-    bool column;
-    std::vector<int64_t> weight;
-  };
-  for (const Expected& e : std::vector<Expected>{{"q_proj", true, {8, 16}},
-                                                 {"k_proj", true, {4, 16}},
-                                                 {"v_proj", true, {4, 16}},
-                                                 {"o_proj", false, {16, 8}},
-                                                 {"gate_proj", true, {12, 16}},
-                                                 {"up_proj", true, {12, 16}},
-                                                 {"down_proj", false, {16, 12}}}) {
-    auto layer = make(e.name);
-    EXPECT_EQ(dynamic_cast<ColumnParallelLinearImpl*>(layer.get()) != nullptr, e.column) << e.name;
-    EXPECT_EQ(layer->weight().sizes().vec(), e.weight) << e.name;
-    if (e.column) {
-      EXPECT_EQ(dynamic_cast<ColumnParallelLinearImpl&>(*layer).rows().begin, t * e.weight[0]);
-    }
-  }
-  EXPECT_THROW(make("lm_head"), UserError);
-  EXPECT_TRUE(is_llama_projection("down_proj"));
-  EXPECT_FALSE(is_llama_projection("score"));
-}
-
-TEST(TensorParallel, BiasesAndMergedAdaptersMatchUnsharded) {
-  // column -> row with biases, adapters added after construction; then merged for inference.
-  Topology grid = tp2();
-  torch::manual_seed(17);
-  const int64_t in = 6, mid = 10, out = 4, r = 2;
-  FullLinear first(in, mid, r), second(mid, out, r);
-  at::Tensor b1 = torch::randn({mid}), b2 = torch::randn({out});
-  at::Tensor x = torch::randn({3, in});
-
-  ParallelLinearOptions o1 = options(in, mid, 0), o2 = options(mid, out, 0);
-  o1.bias = o2.bias = true;
-  ColumnParallelLinear column(grid.tp_group(), o1);
-  RowParallelLinear row(grid.tp_group(), o2);
-  column->load_weight(slice_of(first.w), slice_of(b1));
-  row->load_weight(slice_of(second.w), slice_of(b2));
-  EXPECT_FALSE(column->has_lora());
-  LoraOptions lora;
-  lora.r = r;
-  lora.alpha = 3;
-  lora.use_rslora = true;
-  column->add_lora(lora);
-  row->add_lora(lora);
-  column->load_lora(slice_of(first.a), slice_of(first.b));
-  row->load_lora(slice_of(second.a), slice_of(second.b));
-
-  const double s = 3 / std::sqrt(2.0);
-  at::Tensor h_ref = lora_linear(x, first.w, first.a, first.b, s) + b1;
-  at::Tensor y_ref = lora_linear(h_ref, second.w, second.a, second.b, s) + b2;
-  expect_close(row->forward(column->forward(x)), y_ref, "column -> row with biases");
-
-  at::Tensor weight_before = column->weight().clone();
-  column->merge_lora();
-  row->merge_lora();
-  expect_close(row->forward(column->forward(x)), y_ref, "merged");
-  column->unmerge_lora();
-  row->unmerge_lora();
-  expect_close(column->weight(), weight_before, "unmerged weight");
-  expect_close(column->unshard("bias", column->bias()), b1, "gathered column bias");
-}
-
-TEST(TensorParallel, FreshAdaptersAreTheSameForEveryTp) {
-  Topology grid = tp2();
-  auto alone = std::shared_ptr<Communicator>(grid.world()->split(grid.rank(), 0));
-  for (bool column : {true, false}) {
-    auto make =
-        [&](const std::shared_ptr<Communicator>& tp) -> std::shared_ptr<TensorParallelLinear> {
-      torch::manual_seed(15);
-      if (column) return ColumnParallelLinear(tp, options(8, 6, 3)).ptr();
-      return RowParallelLinear(tp, options(8, 6, 3)).ptr();
-    };
-    auto sharded = make(grid.tp_group());
-    auto single = make(alone);
-    expect_close(sharded->unshard("lora_A.weight", sharded->lora_A()), single->lora_A(),
-                 column ? "column A" : "row A");
-    EXPECT_LE(single->lora_A().abs().max().item<double>(), 1.0 / std::sqrt(8.0));
-    EXPECT_EQ(sharded->lora_B().abs().sum().item<double>(), 0.0);
-  }
+  EXPECT_TRUE(unsharded_parameters(*sharded, /*trainable_only=*/true).empty());  // all frozen
 }
 
 }  // namespace
