@@ -83,8 +83,7 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
                         : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size
                                                              : config.train.batch_size);
   eval.collate = ls::collate_options(config);
-  eval.ner_mode =
-      config.train.ner_mode == "strict" ? ls::NerMode::kStrictIob2 : ls::NerMode::kDefault;
+  eval.ner_mode = config.train.ner_mode;
   eval.labeled = labeled;
   auto world = ls::parallel::make_world_communicator(placement.device);
   auto result = ls::evaluate(*model, dataset, labels, eval, world, placement.device);

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "core/base/enum_names.h"
+
 namespace ls {
 
 enum class RopeType { kDefault, kLinear, kLlama3 };
@@ -43,6 +45,12 @@ struct LlamaConfig {
 LlamaConfig parse_llama_config(const std::string& text, const std::string& file);
 LlamaConfig load_llama_config(const std::filesystem::path& config_json);
 
-std::string rope_type_name(RopeType type);
+template <>
+struct EnumNames<RopeType> {
+  static constexpr std::string_view what = "rope type";
+  static constexpr EnumName<RopeType> table[] = {{RopeType::kDefault, "default"},
+                                                 {RopeType::kLinear, "linear"},
+                                                 {RopeType::kLlama3, "llama3"}};
+};
 
 }  // namespace ls

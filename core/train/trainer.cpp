@@ -158,7 +158,7 @@ void Run::load_data() {
   log(train_.summary());
   loss_ = loss_options(config_, train_, labels_);
   if (!loss_.class_weights.empty())
-    log(fmt::format("class weights ({}, {}): {}", config_.task.class_weights.mode,
+    log(fmt::format("class weights ({}, {}): {}", enum_name(config_.task.class_weights.mode),
                     options.reader.problem == data::ProblemType::kMultiLabel ? "BCE pos_weight"
                                                                              : "cross-entropy",
                     fmt::join(loss_.class_weights, ", ")));
@@ -406,8 +406,7 @@ TrainOutcome Run::execute() {
   const int64_t warmup = config_.train.warmup_steps > 0
                              ? config_.train.warmup_steps
                              : static_cast<int64_t>(config_.train.warmup_ratio * total_steps);
-  LrSchedule schedule{parse_schedule(config_.train.schedule), config_.train.lr, total_steps,
-                      warmup};
+  LrSchedule schedule{config_.train.schedule, config_.train.lr, total_steps, warmup};
   const int64_t eval_every_steps =
       config_.train.eval_every == "epoch" ? 0 : std::stol(config_.train.eval_every);
   const std::string metric = selection_metric(config_);
@@ -419,8 +418,7 @@ TrainOutcome Run::execute() {
   eval_options.batch_size = micro;
   eval_options.collate = collate;
   eval_options.collate.pin_memory = false;
-  eval_options.ner_mode =
-      config_.train.ner_mode == "strict" ? NerMode::kStrictIob2 : NerMode::kDefault;
+  eval_options.ner_mode = config_.train.ner_mode;
 
   std::unique_ptr<parallel::DataParallelGradSync> grad_sync;
   if (dp > 1) {
@@ -444,7 +442,7 @@ TrainOutcome Run::execute() {
       "lr {} {} warmup {}, selecting on validation {}",
       total_steps, config_.train.epochs, steps_per_epoch, config_.train.batch_size, micro,
       accumulation, dp, topology_->tp() > 1 ? fmt::format(" (tp {})", topology_->tp()) : "",
-      config_.train.lr, config_.train.schedule, warmup,
+      config_.train.lr, enum_name(config_.train.schedule), warmup,
       validation_.size() ? metric : "(none: last)"));
   if (resume_)
     log(fmt::format("resumed {} at step {} (epoch {}, batch {})", dir_.string(), step_,
@@ -467,7 +465,7 @@ TrainOutcome Run::execute() {
     if (improved) {
       best_ = value, best_step_ = step, best_metrics_ = result.metrics,
       evals_without_improvement_ = 0;
-      if (config_.output.save != "last") save_adapter("adapter");
+      if (config_.output.save != SaveMode::kLast) save_adapter("adapter");
       write_predictions("validation", raw_validation_, validation_, result);
     } else {
       ++evals_without_improvement_;
@@ -540,8 +538,8 @@ TrainOutcome Run::execute() {
     }
   }
   progress_->finish();
-  if (config_.output.save != "best") save_adapter("adapter_last");
-  if (validation_.size() == 0 && config_.output.save != "last") save_adapter("adapter");
+  if (config_.output.save != SaveMode::kBest) save_adapter("adapter_last");
+  if (validation_.size() == 0 && config_.output.save != SaveMode::kLast) save_adapter("adapter");
   outcome.steps = step_;
   outcome.best_validation = best_metrics_;
   if (validation_.size())
