@@ -68,6 +68,23 @@ data::CollateOptions collate_options(const Config& config) {
   return collate;
 }
 
+EvalOptions eval_options(const Config& config, int64_t batch_size) {
+  EvalOptions eval;
+  eval.batch_size = batch_size;
+  eval.collate = collate_options(config);
+  eval.ner_mode = config.train.ner_mode;
+  return eval;
+}
+
+std::filesystem::path resolve_adapter_dir(const std::filesystem::path& run_dir,
+                                          const std::string& choice) {
+  if (choice == "best")
+    return std::filesystem::exists(run_dir / "adapter") ? run_dir / "adapter"
+                                                        : run_dir / "adapter_last";
+  if (choice == "last") return run_dir / "adapter_last";
+  return choice;
+}
+
 ModelOptions model_options(const Config& config, const Placement& placement,
                            std::shared_ptr<parallel::Communicator> tp) {
   ModelOptions options;
