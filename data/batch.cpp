@@ -11,12 +11,6 @@
 
 namespace ls::data {
 
-PaddingSide parse_padding_side(std::string_view name) {
-  if (name == "right") return PaddingSide::kRight;
-  if (name == "left") return PaddingSide::kLeft;
-  fail("unknown padding side '{}' (expected right or left)", name);
-}
-
 Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
               const CollateOptions& options) {
   LS_ASSERT(options.pad_to_multiple_of >= 1, "pad_to_multiple_of {}", options.pad_to_multiple_of);

@@ -19,7 +19,6 @@
 namespace ls::data {
 
 enum class PaddingSide { kRight, kLeft };
-PaddingSide parse_padding_side(std::string_view name);  // "right" | "left"; UserError otherwise
 
 struct CollateOptions {
   int64_t pad_id = 0;
@@ -57,3 +56,14 @@ Batch collate(const Dataset& dataset, const std::vector<int64_t>& indices,
               const CollateOptions& options);
 
 }  // namespace ls::data
+
+namespace ls {
+
+template <>
+struct EnumNames<data::PaddingSide> {
+  static constexpr std::string_view what = "padding side";
+  static constexpr EnumName<data::PaddingSide> table[] = {{data::PaddingSide::kRight, "right"},
+                                                          {data::PaddingSide::kLeft, "left"}};
+};
+
+}  // namespace ls

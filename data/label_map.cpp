@@ -12,26 +12,6 @@
 
 namespace ls::data {
 
-ProblemType parse_problem_type(std::string_view name, std::string_view where) {
-  for (ProblemType p :
-       {ProblemType::kSingleLabel, ProblemType::kMultiLabel, ProblemType::kRegression})
-    if (name == to_string(p) || name == hf_problem_type(p)) return p;
-  fail("{}: unknown problem type '{}' (expected single_label, multi_label or regression)", where,
-       name);
-}
-
-std::string_view to_string(ProblemType problem) {
-  switch (problem) {
-    case ProblemType::kSingleLabel:
-      return "single_label";
-    case ProblemType::kMultiLabel:
-      return "multi_label";
-    case ProblemType::kRegression:
-      return "regression";
-  }
-  return "?";
-}
-
 std::string_view hf_problem_type(ProblemType problem) {
   switch (problem) {
     case ProblemType::kSingleLabel:

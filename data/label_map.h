@@ -9,17 +9,9 @@
 #include <unordered_map>
 #include <vector>
 
-namespace ls::data {
+#include "data/task.h"
 
-// What a label is, as HF's `problem_type`: one class per example (or per token), a set of
-// classes per example (multi-label), or a number (regression).
-enum class ProblemType { kSingleLabel, kMultiLabel, kRegression };
-// "single_label" | "multi_label" | "regression"; UserError naming `where` otherwise.
-ProblemType parse_problem_type(std::string_view name, std::string_view where = "task.problem_type");
-std::string_view to_string(ProblemType problem);
-// HF's config.problem_type spelling: single_label_classification, multi_label_classification,
-// regression.
-std::string_view hf_problem_type(ProblemType problem);
+namespace ls::data {
 
 // A label as a data file holds it: a string, or an integer (HF datasets' ClassLabel ids).
 struct RawLabel {

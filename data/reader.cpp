@@ -17,41 +17,6 @@ namespace ls::data {
 
 using nlohmann::json;
 
-TaskType parse_task_type(std::string_view name) {
-  if (name == "sequence") return TaskType::kSequence;
-  if (name == "token") return TaskType::kToken;
-  fail("unknown task type '{}' (expected sequence or token)", name);
-}
-
-std::string_view to_string(TaskType task) {
-  return task == TaskType::kSequence ? "sequence" : "token";
-}
-
-DataFormat parse_data_format(std::string_view name) {
-  for (DataFormat f : {DataFormat::kAuto, DataFormat::kJsonl, DataFormat::kCsv, DataFormat::kTsv,
-                       DataFormat::kConll, DataFormat::kPretokenized})
-    if (name == to_string(f)) return f;
-  fail("unknown data format '{}' (expected auto, jsonl, csv, tsv, conll or pretokenized)", name);
-}
-
-std::string_view to_string(DataFormat format) {
-  switch (format) {
-    case DataFormat::kAuto:
-      return "auto";
-    case DataFormat::kJsonl:
-      return "jsonl";
-    case DataFormat::kCsv:
-      return "csv";
-    case DataFormat::kTsv:
-      return "tsv";
-    case DataFormat::kConll:
-      return "conll";
-    case DataFormat::kPretokenized:
-      return "pretokenized";
-  }
-  return "?";
-}
-
 DataFormat resolve_format(const std::string& path, DataFormat requested) {
   if (requested != DataFormat::kAuto) return requested;
   std::string ext = std::filesystem::path(path).extension().string();
@@ -430,7 +395,7 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
     fail("{}: no text field configured", file.path());
   if (task == TaskType::kToken && options.problem != ProblemType::kSingleLabel)
     fail("{}: task.problem_type {} is for sequence tasks; token tasks are single_label",
-         file.path(), to_string(options.problem));
+         file.path(), enum_name(options.problem));
   RawDataset dataset;
   dataset.path = file.path();
   dataset.task = task;

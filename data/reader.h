@@ -17,14 +17,7 @@ namespace ls::data {
 // cross-entropy ignore_index.
 inline constexpr int kIgnoreIndex = -100;
 
-enum class TaskType { kSequence, kToken };
-TaskType parse_task_type(std::string_view name);  // "sequence" | "token"; UserError otherwise
-std::string_view to_string(TaskType task);
-
 enum class DataFormat { kAuto, kJsonl, kCsv, kTsv, kConll, kPretokenized };
-// "auto" | "jsonl" | "csv" | "tsv" | "conll" | "pretokenized"; UserError otherwise.
-DataFormat parse_data_format(std::string_view name);
-std::string_view to_string(DataFormat format);
 
 struct ReaderOptions {
   DataFormat format = DataFormat::kAuto;  // kAuto: by extension (see resolve_format)
@@ -81,3 +74,16 @@ RawDataset parse_raw_dataset(const std::string& name, std::string contents, Task
                              const ReaderOptions& options);
 
 }  // namespace ls::data
+
+namespace ls {
+
+template <>
+struct EnumNames<data::DataFormat> {
+  static constexpr std::string_view what = "data format";
+  static constexpr EnumName<data::DataFormat> table[] = {
+      {data::DataFormat::kAuto, "auto"},   {data::DataFormat::kJsonl, "jsonl"},
+      {data::DataFormat::kCsv, "csv"},     {data::DataFormat::kTsv, "tsv"},
+      {data::DataFormat::kConll, "conll"}, {data::DataFormat::kPretokenized, "pretokenized"}};
+};
+
+}  // namespace ls

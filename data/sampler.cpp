@@ -61,12 +61,16 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
   return order;
 }
 
-int64_t Sampler::batches_per_epoch() const {
-  const int64_t n = dataset_size(), global = options_.batch_size * options_.dp_size;
+int64_t batches_per_epoch(int64_t dataset_size, const SamplerOptions& options) {
+  const int64_t n = dataset_size, global = options.batch_size * options.dp_size;
   const int64_t rem = n % global;
   const bool last =
-      !options_.drop_last && rem > 0 && (!options_.equal_shares || rem / options_.dp_size > 0);
+      !options.drop_last && rem > 0 && (!options.equal_shares || rem / options.dp_size > 0);
   return n / global + (last ? 1 : 0);
+}
+
+int64_t Sampler::batches_per_epoch() const {
+  return data::batches_per_epoch(dataset_size(), options_);
 }
 
 std::vector<std::vector<int64_t>> Sampler::epoch_batches(int64_t epoch) const {

@@ -43,6 +43,10 @@ struct SamplerPosition {
   bool operator==(const SamplerPosition&) const = default;
 };
 
+// Batches per epoch on each rank of a sampler over `dataset_size` examples (the same on every
+// rank): what Sampler::batches_per_epoch returns, without the dataset.
+int64_t batches_per_epoch(int64_t dataset_size, const SamplerOptions& options);
+
 class Sampler {
  public:
   // `lengths`: ids per example (Dataset::lengths()); only read with group_by_length.

@@ -54,10 +54,7 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
   ls::Config config = ls::Config::load((run / "config.yaml").string(), overrides);
-  fs::path adapter_dir = adapter == "best"   ? run / "adapter"
-                         : adapter == "last" ? run / "adapter_last"
-                                             : fs::path(adapter);
-  if (adapter == "best" && !fs::exists(adapter_dir)) adapter_dir = run / "adapter_last";
+  const fs::path adapter_dir = ls::resolve_adapter_dir(run, adapter);
   if (!fs::exists(adapter_dir / "adapter_config.json"))
     ls::fail("{}: no PEFT adapter here (adapter_config.json missing)", adapter_dir.string());
 
@@ -77,14 +74,10 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
     ls::read_head_config(adapter_dir / ls::kHeadConfigFile, head, true);
   auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string(), nullptr,
                               nullptr, head.loss);
-  ls::EvalOptions eval;
-  eval.batch_size = batch_size > 0
-                        ? batch_size
-                        : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size
-                                                             : config.train.batch_size);
-  eval.collate = ls::collate_options(config);
-  eval.ner_mode =
-      config.train.ner_mode == "strict" ? ls::NerMode::kStrictIob2 : ls::NerMode::kDefault;
+  ls::EvalOptions eval = ls::eval_options(
+      config, batch_size > 0 ? batch_size
+                             : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size
+                                                                  : config.train.batch_size));
   eval.labeled = labeled;
   auto world = ls::parallel::make_world_communicator(placement.device);
   auto result = ls::evaluate(*model, dataset, labels, eval, world, placement.device);

@@ -420,9 +420,9 @@ int bench_main(int argc, char** argv) {
   options.device = device;
   options.attention = ls::parse_attention_policy(attention, "--attention");
   options.activation_checkpointing =
-      ls::parse_activation_checkpointing(checkpointing, "--activation-checkpointing");
+      ls::parse_enum<ls::ActivationCheckpointing>(checkpointing, "--activation-checkpointing");
   ls::HeadOptions head;
-  head.task = ls::parse_task_type(task_name, "--task");
+  head.task = ls::parse_enum<ls::TaskType>(task_name, "--task");
   head.num_labels = num_labels;
   ls::LoraOptions lora;
   lora.r = lora_r;
@@ -490,8 +490,7 @@ int bench_main(int argc, char** argv) {
   result["lora"] = {
       {"r", lora_r}, {"alpha", lora_alpha}, {"dropout", lora_dropout}, {"targets", lora_targets}};
   result["attention"] = attention;
-  result["activation_checkpointing"] =
-      ls::activation_checkpointing_name(options.activation_checkpointing);
+  result["activation_checkpointing"] = std::string(ls::enum_name(options.activation_checkpointing));
   result["sdpa_backends"] = model->model().describe_attention_backends(batch, length);
   result["optimizer"] = optimizer_name;
   result["dtype"] = ls::dtype_name(dtype);

@@ -112,8 +112,8 @@ int forward_main(int argc, char** argv) {
   options.attention = ls::parse_attention_policy(attention, "--attention");
   options.attention.attend_to_padding = attend_to_padding;
   ls::HeadOptions head;
-  head.task = ls::parse_task_type(task, "--task");
-  head.pooling = ls::parse_pooling(pooling, "--pooling");
+  head.task = ls::parse_enum<ls::TaskType>(task, "--task");
+  head.pooling = ls::parse_enum<ls::Pooling>(pooling, "--pooling");
   if (problem.empty() && !adapter_dir.empty()) {
     const auto head_config = std::filesystem::path(adapter_dir) / ls::kHeadConfigFile;
     if (std::filesystem::exists(head_config)) {
@@ -124,7 +124,7 @@ int forward_main(int argc, char** argv) {
     }
   }
   head.problem =
-      ls::data::parse_problem_type(problem.empty() ? "single_label" : problem, "--problem-type");
+      ls::parse_enum<ls::ProblemType>(problem.empty() ? "single_label" : problem, "--problem-type");
   head.num_labels = head.problem == ls::ProblemType::kRegression ? 1 : num_labels;
   // The loss settings apply to the head the model ends with (an adapter brings its own label
   // count), so they are set after loading.

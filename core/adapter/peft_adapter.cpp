@@ -143,9 +143,9 @@ std::string head_config_json(const HeadOptions& head) {
       {"num_labels", head.num_labels},
       {"problem_type", data::hf_problem_type(head.problem)},
       {"ls_train",
-       {{"task", task_type_name(head.task)},
-        {"problem_type", data::to_string(head.problem)},
-        {"pooling", pooling_name(head.pooling)},
+       {{"task", std::string(enum_name(head.task))},
+        {"problem_type", std::string(enum_name(head.problem))},
+        {"pooling", std::string(enum_name(head.pooling))},
         {"threshold", head.threshold},
         {"target_mean", head.loss.target_mean},
         {"target_std", head.loss.target_std},
@@ -164,10 +164,10 @@ void read_head_config(const std::filesystem::path& file, HeadOptions& head, bool
   if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
   if (const auto it = root.find("problem_type"); it != root.end() && it->is_string()) {
     const auto problem =
-        data::parse_problem_type(it->get<std::string>(), file.string() + ": problem_type");
+        parse_enum<data::ProblemType>(it->get<std::string>(), file.string() + ": problem_type");
     if (problem != head.problem)
       fail("{}: the adapter was trained for {} but the model was built for {} (task.problem_type)",
-           file.string(), data::to_string(problem), data::to_string(head.problem));
+           file.string(), enum_name(problem), enum_name(head.problem));
   }
   const auto extra = root.find("ls_train");
   if (extra == root.end() || !extra->is_object()) return;
@@ -197,8 +197,8 @@ void load_adapter(LsLlama& model, const fs::path& adapter_dir) {
   const auto checkpoint = Checkpoint::open_file(weights_file);
   if (adapter.task && *adapter.task != model.head_options().task)
     fail("{}: task_type is for {} classification but the model was built for {}",
-         (adapter_dir / kAdapterConfigFile).string(), task_type_name(*adapter.task),
-         task_type_name(model.head_options().task));
+         (adapter_dir / kAdapterConfigFile).string(), enum_name(*adapter.task),
+         enum_name(model.head_options().task));
 
   // The head: its label count and bias come from the saved tensors.
   const auto head_weight = std::string(kPeftPrefix) + "score.weight";

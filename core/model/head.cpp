@@ -10,35 +10,6 @@
 
 namespace ls {
 
-TaskType parse_task_type(std::string_view name, std::string_view where) {
-  if (name == "sequence") return TaskType::kSequence;
-  if (name == "token") return TaskType::kToken;
-  fail("{}: unknown task '{}' (expected sequence or token)", where, name);
-}
-
-Pooling parse_pooling(std::string_view name, std::string_view where) {
-  if (name == "last") return Pooling::kLast;
-  if (name == "mean") return Pooling::kMean;
-  if (name == "max") return Pooling::kMax;
-  fail("{}: unknown pooling '{}' (expected last, mean or max)", where, name);
-}
-
-std::string task_type_name(TaskType task) {
-  return task == TaskType::kSequence ? "sequence" : "token";
-}
-
-std::string pooling_name(Pooling pooling) {
-  switch (pooling) {
-    case Pooling::kLast:
-      return "last";
-    case Pooling::kMean:
-      return "mean";
-    case Pooling::kMax:
-      return "max";
-  }
-  return "?";
-}
-
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
   return LossFunction(ProblemType::kSingleLabel, {}, logits.size(-1), logits.device())
       .mean(logits, labels);
@@ -50,7 +21,7 @@ std::shared_ptr<Head> make_head(int64_t hidden_size, const HeadOptions& options,
     fail("head: number of labels must be positive, got {}", options.num_labels);
   if (options.task == TaskType::kToken && options.problem != ProblemType::kSingleLabel)
     fail("task.problem_type: {} needs task.type: sequence (token heads are single_label)",
-         data::to_string(options.problem));
+         enum_name(options.problem));
   LossFunction loss(options.problem, options.loss, options.num_labels, device);
   std::shared_ptr<Head> head;
   if (options.task == TaskType::kSequence)

@@ -12,20 +12,12 @@
 #include <string>
 #include <string_view>
 
+#include "core/model/choices.h"
 #include "core/model/loss.h"
 
 namespace ls {
 
-enum class TaskType { kSequence, kToken };
-// Sequence pooling: `last` = the last real token (HF's LlamaForSequenceClassification); `mean`
-// and `max` pool the per-token logits over real tokens (the original LS-unLLaMA code pools the
-// logits too, but over padding as well).
-enum class Pooling { kLast, kMean, kMax };
-
-TaskType parse_task_type(std::string_view name, std::string_view where);  // sequence | token
-Pooling parse_pooling(std::string_view name, std::string_view where);     // last | mean | max
-std::string task_type_name(TaskType task);
-std::string pooling_name(Pooling pooling);
+using TaskType = data::TaskType;  // data/task.h
 
 class Head : public torch::nn::Module {
  public:

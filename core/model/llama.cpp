@@ -17,27 +17,6 @@
 
 namespace ls {
 
-ActivationCheckpointing parse_activation_checkpointing(std::string_view name,
-                                                       std::string_view where) {
-  if (name == "none") return ActivationCheckpointing::kNone;
-  if (name == "selective") return ActivationCheckpointing::kSelective;
-  if (name == "full") return ActivationCheckpointing::kFull;
-  fail("{}: '{}' is not an activation checkpointing mode (expected none, selective or full)", where,
-       name);
-}
-
-std::string activation_checkpointing_name(ActivationCheckpointing mode) {
-  switch (mode) {
-    case ActivationCheckpointing::kNone:
-      return "none";
-    case ActivationCheckpointing::kSelective:
-      return "selective";
-    case ActivationCheckpointing::kFull:
-      return "full";
-  }
-  return "none";
-}
-
 std::string sdpa_backend_name(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const std::optional<at::Tensor>& mask, bool is_causal) {
   const auto choice = static_cast<at::SDPBackend>(

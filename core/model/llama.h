@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "core/model/attention_mask.h"
+#include "core/model/choices.h"
 #include "core/model/llama_config.h"
 #include "core/model/lora.h"
 #include "core/model/rope.h"
@@ -22,15 +23,6 @@
 namespace ls {
 
 class Checkpoint;
-
-// What a decoder layer keeps for backward. kNone: everything autograd saves. kSelective: GEMM
-// and attention outputs, with norms, RoPE and SwiGLU recomputed in backward. kFull: only the
-// layer's input; the whole layer runs again in backward.
-enum class ActivationCheckpointing { kNone, kSelective, kFull };
-// "none" | "selective" | "full"; anything else is a UserError naming `where`.
-ActivationCheckpointing parse_activation_checkpointing(std::string_view name,
-                                                       std::string_view where);
-std::string activation_checkpointing_name(ActivationCheckpointing mode);
 
 // The SDPA backend libtorch would pick for these inputs ("flash_attention",
 // "efficient_attention", "math", "cudnn_attention", ...), from at::_fused_sdp_choice.

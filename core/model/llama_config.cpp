@@ -70,39 +70,25 @@ class Keys {
 // The scaling part of a rope block: `rope_parameters` (v5) or `rope_scaling` (legacy); both name
 // the type `rope_type` (older files: `type`).
 void parse_rope_scaling(const Keys& keys, const std::string& type, RopeConfig& rope) {
-  if (type == "default") {
-    rope.type = RopeType::kDefault;
-  } else if (type == "linear") {
-    rope.type = RopeType::kLinear;
+  const auto parsed = try_parse_enum<RopeType>(type);
+  if (!parsed)
+    fail("{}: '{}rope_type' is '{}', which ls-train does not support (default, linear, llama3)",
+         keys.file(), keys.prefix(), type);
+  rope.type = *parsed;
+  if (rope.type == RopeType::kLinear) {
     rope.factor = keys.number("factor");
-  } else if (type == "llama3") {
-    rope.type = RopeType::kLlama3;
+  } else if (rope.type == RopeType::kLlama3) {
     rope.factor = keys.number("factor");
     rope.low_freq_factor = keys.number("low_freq_factor");
     rope.high_freq_factor = keys.number("high_freq_factor");
     rope.original_max_position_embeddings = keys.positive_int("original_max_position_embeddings");
     if (rope.high_freq_factor <= rope.low_freq_factor)
       fail("{}: '{}high_freq_factor' must exceed low_freq_factor", keys.file(), keys.prefix());
-  } else {
-    fail("{}: '{}rope_type' is '{}', which ls-train does not support (default, linear, llama3)",
-         keys.file(), keys.prefix(), type);
   }
   if (rope.factor <= 0) fail("{}: '{}factor' must be positive", keys.file(), keys.prefix());
 }
 
 }  // namespace
-
-std::string rope_type_name(RopeType type) {
-  switch (type) {
-    case RopeType::kDefault:
-      return "default";
-    case RopeType::kLinear:
-      return "linear";
-    case RopeType::kLlama3:
-      return "llama3";
-  }
-  return "?";
-}
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& file) {
   const auto root = json::parse(text, nullptr, false);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/base/enum_names.h"
+
 namespace ls {
 
 enum class RopeType { kDefault, kLinear, kLlama3 };
@@ -44,7 +46,13 @@ struct LlamaConfig {
 LlamaConfig parse_llama_config(const std::string& text, const std::string& file);
 LlamaConfig load_llama_config(const std::filesystem::path& config_json);
 
-std::string rope_type_name(RopeType type);
+template <>
+struct EnumNames<RopeType> {
+  static constexpr std::string_view what = "rope type";
+  static constexpr EnumName<RopeType> table[] = {{RopeType::kDefault, "default"},
+                                                 {RopeType::kLinear, "linear"},
+                                                 {RopeType::kLlama3, "llama3"}};
+};
 
 // The names the LLaMA projections (the linear maps of a decoder layer) go by, in model order:
 // q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. The one list every LoRA target

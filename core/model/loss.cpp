@@ -54,7 +54,7 @@ void LossFunction::check_shapes(const at::Tensor& logits, const at::Tensor& labe
       break;
   }
   if (!ok)
-    fail("{} labels {} ({}) do not match logits {}", data::to_string(problem_),
+    fail("{} labels {} ({}) do not match logits {}", enum_name(problem_),
          shape_string(labels.sizes()), c10::toString(labels.scalar_type()),
          shape_string(logits.sizes()));
 }

@@ -82,6 +82,21 @@ struct Codec<std::vector<std::string>> {
   }
 };
 
+// A choice: a string that must be one of the enum's names (aliases are not config spellings).
+struct NotAChoice {
+  std::string shown;  // the value as the saved config would write it
+};
+template <NamedEnum E>
+struct Codec<E> {
+  static constexpr const char* kind = "string";
+  static E read(const YAML::Node& n) {
+    const std::string text = Codec<std::string>::read(n);
+    if (auto value = try_parse_enum<E>(text, Aliases::kReject)) return *value;
+    throw NotAChoice{Codec<std::string>::show(text)};
+  }
+  static std::string show(E v) { return Codec<std::string>::show(std::string(enum_name(v))); }
+};
+
 template <>
 struct Codec<ClassWeights> {
   static constexpr const char* kind = "none, auto or a list of numbers";
@@ -89,17 +104,18 @@ struct Codec<ClassWeights> {
     ClassWeights w;
     if (n.IsNull()) return w;
     if (n.IsScalar()) {
-      if (n.Scalar() != "none" && n.Scalar() != "auto") throw YAML::BadConversion(n.Mark());
-      w.mode = n.Scalar();
+      const auto mode = try_parse_enum<ClassWeightsMode>(n.Scalar());
+      if (!mode || *mode == ClassWeightsMode::kList) throw YAML::BadConversion(n.Mark());
+      w.mode = *mode;
       return w;
     }
     if (!n.IsSequence()) throw YAML::BadConversion(n.Mark());
-    w.mode = "list";
+    w.mode = ClassWeightsMode::kList;
     for (const auto& item : n) w.values.push_back(item.as<double>());
     return w;
   }
   static std::string show(const ClassWeights& w) {
-    if (w.mode != "list") return w.mode;
+    if (w.mode != ClassWeightsMode::kList) return std::string(enum_name(w.mode));
     YAML::Emitter out;
     out << YAML::Flow << w.values;
     return out.c_str();
@@ -117,9 +133,11 @@ struct KeySpec {
   std::function<std::string(const Config&)> show;
 };
 
+// `choices`: the allowed values of a string key; an enum key takes its enum's names.
 template <class Section, class T>
 KeySpec key(std::string path, Section Config::*section, T Section::*member, std::string doc,
             std::vector<std::string> choices = {}) {
+  if constexpr (NamedEnum<T>) choices = enum_choices<T>();
   return KeySpec{std::move(path),
                  Codec<T>::kind,
                  std::move(doc),
@@ -140,32 +158,29 @@ const std::vector<KeySpec>& schema() {
           "always f32",
           {"auto", "f32", "bf16", "f16"}),
       key("model.device", &C::model, &ModelSection::device,
-          "auto = the rank's GPU when there is one", {"auto", "cpu", "cuda"}),
+          "auto = the rank's GPU when there is one"),
       key("model.attention", &C::model, &ModelSection::attention,
-          "causal = LS-LLaMA, bidirectional = LS-unLLaMA", {"causal", "bidirectional"}),
+          "causal = LS-LLaMA, bidirectional = LS-unLLaMA"),
       key("model.bidirectional_from_layer", &C::model, &ModelSection::bidirectional_from_layer,
           "with bidirectional attention, only layers >= this index are unmasked (0 = all)"),
       key("model.attend_to_padding", &C::model, &ModelSection::attend_to_padding,
           "reproduce the original LS-unLLaMA code, which also unmasks padding keys (results then "
           "depend on batch composition)"),
       key("model.activation_checkpointing", &C::model, &ModelSection::activation_checkpointing,
-          "recompute activations in backward to save memory", {"none", "selective", "full"}),
+          "recompute activations in backward to save memory"),
       key("task.type", &C::task, &TaskSection::type,
-          "sequence = one label per example, token = one tag per word (NER)",
-          {"sequence", "token"}),
+          "sequence = one label per example, token = one tag per word (NER)"),
       key("task.problem_type", &C::task, &TaskSection::problem_type,
           "single_label = one class per example (cross-entropy), multi_label = a set of labels per "
           "example (one logit per label, BCE with logits), regression = one number (MSE); as HF's "
-          "problem_type. Token tasks are single_label",
-          {"single_label", "multi_label", "regression"}),
+          "problem_type. Token tasks are single_label"),
       key("task.labels", &C::task, &TaskSection::labels,
           "label names in id order; [] = inferred from the training split (integer labels "
           "ascending; otherwise O first, then byte order; multi_label: the union of every "
           "example's labels)"),
       key("task.pooling", &C::task, &TaskSection::pooling,
           "sequence head: last real token (HF), or mean/max over real tokens of the per-token "
-          "logits (original LS-unLLaMA)",
-          {"last", "mean", "max"}),
+          "logits (original LS-unLLaMA)"),
       key("task.head_dropout", &C::task, &TaskSection::head_dropout,
           "dropout before the token head (HF LlamaForTokenClassification default)"),
       key("task.class_weights", &C::task, &TaskSection::class_weights,
@@ -195,8 +210,7 @@ const std::vector<KeySpec>& schema() {
       key("data.test", &C::data, &DataSection::test,
           "test file: evaluated once, with the selected checkpoint, at the end"),
       key("data.format", &C::data, &DataSection::format,
-          "file format; auto = by extension (.jsonl .csv .tsv .conll/.txt)",
-          {"auto", "jsonl", "csv", "tsv", "conll", "pretokenized"}),
+          "file format; auto = by extension (.jsonl .csv .tsv .conll/.txt)"),
       key("data.text_field", &C::data, &DataSection::text_field, "JSONL/CSV field with the text"),
       key("data.text_pair_field", &C::data, &DataSection::text_pair_field,
           "second text of a pair (e.g. hypothesis); empty = none"),
@@ -217,8 +231,7 @@ const std::vector<KeySpec>& schema() {
           "CoNLL column with the tag; -1 = last"),
       key("data.max_length", &C::data, &DataSection::max_length,
           "tokens per example, BOS included; longer examples are truncated (and counted)"),
-      key("data.padding_side", &C::data, &DataSection::padding_side, "where padding goes",
-          {"right", "left"}),
+      key("data.padding_side", &C::data, &DataSection::padding_side, "where padding goes"),
       key("data.pad_id", &C::data, &DataSection::pad_id,
           "token id used for padding (LLaMA's tokenizer has no pad piece)"),
       key("data.add_eos", &C::data, &DataSection::add_eos, "append EOS to every example"),
@@ -245,7 +258,7 @@ const std::vector<KeySpec>& schema() {
           "AdamW as one fused kernel (at::_fused_adamw_); false: the per-tensor reference loop, "
           "same numerics"),
       key("train.schedule", &C::train, &TrainSection::schedule,
-          "learning-rate schedule after warmup", {"constant", "linear", "cosine"}),
+          "learning-rate schedule after warmup"),
       key("train.warmup_ratio", &C::train, &TrainSection::warmup_ratio,
           "fraction of all steps spent warming up linearly from 0"),
       key("train.warmup_steps", &C::train, &TrainSection::warmup_steps,
@@ -265,7 +278,7 @@ const std::vector<KeySpec>& schema() {
           {"auto", "accuracy", "macro_f1", "entity_f1", "micro_f1", "subset_accuracy", "pearson",
            "spearman", "mse", "mae", "loss"}),
       key("train.ner_mode", &C::train, &TrainSection::ner_mode,
-          "entity matching as seqeval: default (conlleval) or strict IOB2", {"default", "strict"}),
+          "entity matching as seqeval: default (conlleval) or strict IOB2"),
       key("train.early_stopping_patience", &C::train, &TrainSection::early_stopping_patience,
           "stop after this many evaluations without improvement; 0 = never"),
       key("train.log_every", &C::train, &TrainSection::log_every,
@@ -275,7 +288,7 @@ const std::vector<KeySpec>& schema() {
       key("output.dir", &C::output, &OutputSection::dir,
           "run directory (config, labels, metrics, adapters, state, predictions)"),
       key("output.save", &C::output, &OutputSection::save,
-          "which adapters to keep: best (validation), last, or both", {"best", "last", "both"}),
+          "which adapters to keep: best (validation), last, or both"),
       key("output.tensorboard", &C::output, &OutputSection::tensorboard,
           "write TensorBoard scalar events"),
       key("output.plot", &C::output, &OutputSection::plot,
@@ -416,33 +429,38 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
         digits && std::stol(c.train.eval_every) > 0, "train.eval_every",
         fmt::format("'{}' is neither 'epoch' nor a positive number of steps", c.train.eval_every));
   }
-  require(c.train.metric != "entity_f1" || c.task.type == "token", "train.metric",
+  require(c.train.metric != "entity_f1" || c.task.type == data::TaskType::kToken, "train.metric",
           "entity_f1 needs task.type: token");
-  const std::string& problem = c.task.problem_type;
-  require(problem == "single_label" || c.task.type == "sequence", "task.problem_type",
-          fmt::format("{} needs task.type: sequence (token tasks are single_label)", problem));
-  static const std::map<std::string, std::set<std::string>> kMetrics = {
-      {"single_label", {"auto", "loss", "accuracy", "macro_f1", "entity_f1"}},
-      {"multi_label", {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},
-      {"regression", {"auto", "loss", "mse", "mae", "pearson", "spearman"}}};
+  using data::ProblemType;
+  const ProblemType problem = c.task.problem_type;
+  require(problem == ProblemType::kSingleLabel || c.task.type == data::TaskType::kSequence,
+          "task.problem_type",
+          fmt::format("{} needs task.type: sequence (token tasks are single_label)",
+                      enum_name(problem)));
+  static const std::map<ProblemType, std::set<std::string>> kMetrics = {
+      {ProblemType::kSingleLabel, {"auto", "loss", "accuracy", "macro_f1", "entity_f1"}},
+      {ProblemType::kMultiLabel, {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},
+      {ProblemType::kRegression, {"auto", "loss", "mse", "mae", "pearson", "spearman"}}};
   require(kMetrics.at(problem).count(c.train.metric) > 0, "train.metric",
-          fmt::format("'{}' is not a {} metric (choose from: {})", c.train.metric, problem,
-                      fmt::join(kMetrics.at(problem), ", ")));
+          fmt::format("'{}' is not a {} metric (choose from: {})", c.train.metric,
+                      enum_name(problem), fmt::join(kMetrics.at(problem), ", ")));
   require(c.task.label_smoothing >= 0 && c.task.label_smoothing < 1, "task.label_smoothing",
           "must be in [0, 1)");
-  require(c.task.label_smoothing == 0 || problem == "single_label", "task.label_smoothing",
-          "only single_label cross-entropy is smoothed");
+  require(c.task.label_smoothing == 0 || problem == ProblemType::kSingleLabel,
+          "task.label_smoothing", "only single_label cross-entropy is smoothed");
   require(c.task.threshold > 0 && c.task.threshold < 1, "task.threshold", "must be in (0, 1)");
-  require(c.task.class_weights.mode == "none" || problem != "regression", "task.class_weights",
-          "regression has no classes to weight");
+  require(
+      c.task.class_weights.mode == ClassWeightsMode::kNone || problem != ProblemType::kRegression,
+      "task.class_weights", "regression has no classes to weight");
   for (double w : c.task.class_weights.values)
     require(w >= 0 && std::isfinite(w), "task.class_weights",
             fmt::format("weight {} must be a finite number >= 0", w));
-  require(c.task.class_weights.mode != "list" || !c.task.class_weights.values.empty(),
-          "task.class_weights", "an empty list; use none");
-  require(!c.task.normalize_targets || problem == "regression", "task.normalize_targets",
-          "needs task.problem_type: regression");
-  require(problem != "regression" || c.task.labels.size() <= 1, "task.labels",
+  require(
+      c.task.class_weights.mode != ClassWeightsMode::kList || !c.task.class_weights.values.empty(),
+      "task.class_weights", "an empty list; use none");
+  require(!c.task.normalize_targets || problem == ProblemType::kRegression,
+          "task.normalize_targets", "needs task.problem_type: regression");
+  require(problem != ProblemType::kRegression || c.task.labels.size() <= 1, "task.labels",
           "regression has one output: give at most one name");
   require(c.parallel.tp >= 1, "parallel.tp", "must be >= 1");
   require(c.output.state_every >= 0, "output.state_every", "must be >= 0");
@@ -496,6 +514,8 @@ Config Config::parse(const std::string& yaml, const std::string& origin,
       spec.assign(config, value);
     } catch (const YAML::BadConversion&) {
       fail("{}: {}: expected {}, found '{}'", at, spec.path, spec.kind, scalar_text(value));
+    } catch (const NotAChoice& e) {
+      fail("{}: {}: '{}' is not one of: {}", at, spec.path, e.shown, fmt::join(spec.choices, ", "));
     }
     if (!spec.choices.empty()) {
       std::string v = spec.show(config);
@@ -598,9 +618,9 @@ std::vector<std::string> config_key_paths() {
 
 std::string selection_metric(const Config& config) {
   if (config.train.metric != "auto") return config.train.metric;
-  if (config.task.problem_type == "multi_label") return "micro_f1";
-  if (config.task.problem_type == "regression") return "pearson";
-  return config.task.type == "token" ? "entity_f1" : "macro_f1";
+  if (config.task.problem_type == data::ProblemType::kMultiLabel) return "micro_f1";
+  if (config.task.problem_type == data::ProblemType::kRegression) return "pearson";
+  return config.task.type == data::TaskType::kToken ? "entity_f1" : "macro_f1";
 }
 
 bool metric_higher_is_better(const std::string& metric) {

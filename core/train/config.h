@@ -4,43 +4,84 @@
 // path ("train.lr") to a member, a doc line and its allowed values, and both the README table
 // (`ls_train --config-docs`) and the resolved config a run saves are produced from it. An unknown
 // key is an error that suggests the nearest valid one; every error names the file, line and key.
+// A key whose value is a choice holds an enum; its allowed values are the enum's name table
+// (core/base/enum_names.h).
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "core/base/enum_names.h"
+#include "core/model/choices.h"
+#include "core/train/lr_schedule.h"
+#include "core/train/metrics.h"
+#include "data/batch.h"
+#include "data/reader.h"
+#include "data/task.h"
+
 namespace ls {
 
+enum class DeviceChoice { kAuto, kCpu, kCuda };        // model.device
+enum class AttentionMode { kCausal, kBidirectional };  // model.attention
+enum class ClassWeightsMode { kNone, kAuto, kList };   // task.class_weights
+enum class SaveMode { kBest, kLast, kBoth };           // output.save: which adapters to keep
+
+template <>
+struct EnumNames<DeviceChoice> {
+  static constexpr std::string_view what = "device";
+  static constexpr EnumName<DeviceChoice> table[] = {
+      {DeviceChoice::kAuto, "auto"}, {DeviceChoice::kCpu, "cpu"}, {DeviceChoice::kCuda, "cuda"}};
+};
+template <>
+struct EnumNames<AttentionMode> {
+  static constexpr std::string_view what = "attention";
+  static constexpr EnumName<AttentionMode> table[] = {
+      {AttentionMode::kCausal, "causal"}, {AttentionMode::kBidirectional, "bidirectional"}};
+};
+template <>
+struct EnumNames<ClassWeightsMode> {
+  static constexpr std::string_view what = "class weights mode";
+  static constexpr EnumName<ClassWeightsMode> table[] = {{ClassWeightsMode::kNone, "none"},
+                                                         {ClassWeightsMode::kAuto, "auto"},
+                                                         {ClassWeightsMode::kList, "list"}};
+};
+template <>
+struct EnumNames<SaveMode> {
+  static constexpr std::string_view what = "save mode";
+  static constexpr EnumName<SaveMode> table[] = {
+      {SaveMode::kBest, "best"}, {SaveMode::kLast, "last"}, {SaveMode::kBoth, "both"}};
+};
+
 struct ModelSection {
-  std::string path;                  // HF LLaMA directory (config.json + *.safetensors)
-  std::string tokenizer;             // "" = <path>/tokenizer.model
-  std::string dtype = "auto";        // auto | f32 | bf16 | f16 (auto: bf16 on GPU, f32 on CPU)
-  std::string device = "auto";       // auto | cpu | cuda
-  std::string attention = "causal";  // causal | bidirectional
+  std::string path;            // HF LLaMA directory (config.json + *.safetensors)
+  std::string tokenizer;       // "" = <path>/tokenizer.model
+  std::string dtype = "auto";  // auto | f32 | bf16 | f16 (auto: bf16 on GPU, f32 on CPU)
+  DeviceChoice device = DeviceChoice::kAuto;  // auto: the rank's GPU when there is one
+  AttentionMode attention = AttentionMode::kCausal;
   int bidirectional_from_layer = 0;  // with bidirectional: layers >= this one are unmasked
   bool attend_to_padding = false;    // original LS-unLLaMA: also unmask padding keys
-  std::string activation_checkpointing = "none";  // none | selective | full
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::kNone;
 };
 
 // task.class_weights: none, auto (from the training split's label counts) or one number per
 // label in label-map order.
 struct ClassWeights {
-  std::string mode = "none";   // none | auto | list
+  ClassWeightsMode mode = ClassWeightsMode::kNone;
   std::vector<double> values;  // mode list
   bool operator==(const ClassWeights&) const = default;
 };
 
 struct TaskSection {
-  std::string type = "sequence";              // sequence | token
-  std::string problem_type = "single_label";  // single_label | multi_label | regression
-  std::vector<std::string> labels;            // [] = inferred from the training split
-  std::string pooling = "last";               // sequence head: last | mean | max
-  double head_dropout = 0.1;                  // token head dropout (HF's classifier default)
-  ClassWeights class_weights;                 // CE weights (single-label), pos_weight (multi-label)
-  double label_smoothing = 0.0;               // single-label cross-entropy, torch semantics
-  double threshold = 0.5;                     // multi-label decision threshold on sigmoid outputs
-  bool normalize_targets = false;  // regression: train on (y - mean) / std of the train split
+  data::TaskType type = data::TaskType::kSequence;
+  data::ProblemType problem_type = data::ProblemType::kSingleLabel;
+  std::vector<std::string> labels;   // [] = inferred from the training split
+  Pooling pooling = Pooling::kLast;  // sequence head
+  double head_dropout = 0.1;         // token head dropout (HF's classifier default)
+  ClassWeights class_weights;        // CE weights (single-label), pos_weight (multi-label)
+  double label_smoothing = 0.0;      // single-label cross-entropy, torch semantics
+  double threshold = 0.5;            // multi-label decision threshold on sigmoid outputs
+  bool normalize_targets = false;    // regression: train on (y - mean) / std of the train split
 };
 
 struct LoraSection {
@@ -56,7 +97,7 @@ struct DataSection {
   std::string train;
   std::string validation;
   std::string test;
-  std::string format = "auto";  // auto | jsonl | csv | tsv | conll | pretokenized
+  data::DataFormat format = data::DataFormat::kAuto;
   std::string text_field = "text";
   std::string text_pair_field;  // second text of a pair (premise/hypothesis)
   std::string pair_separator = " ";
@@ -67,7 +108,7 @@ struct DataSection {
   std::string tags_field = "ner_tags";
   int conll_tag_column = -1;  // -1 = last column
   int max_length = 64;
-  std::string padding_side = "right";  // right | left
+  data::PaddingSide padding_side = data::PaddingSide::kRight;
   int pad_id = 0;
   bool add_eos = false;
   bool label_all_subwords = false;  // NER: label every sub-word, not only the first
@@ -85,19 +126,19 @@ struct TrainSection {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
-  bool fused_optimizer = true;      // one fused AdamW kernel; false: the per-tensor reference
-  std::string schedule = "linear";  // constant | linear | cosine
+  bool fused_optimizer = true;  // one fused AdamW kernel; false: the per-tensor reference
+  ScheduleKind schedule = ScheduleKind::kLinear;
   double warmup_ratio = 0.0;
   int warmup_steps = 0;        // overrides warmup_ratio when > 0
   double max_grad_norm = 1.0;  // 0 disables clipping
   int seed = 42;
   bool shuffle = true;
-  std::string eval_every = "epoch";  // epoch | N (optimizer steps)
-  std::string metric = "auto";       // auto | accuracy | macro_f1 | entity_f1 | micro_f1 |
-                                     // subset_accuracy | pearson | spearman | mse | mae | loss
-  std::string ner_mode = "default";  // seqeval mode: default | strict (IOB2)
-  int early_stopping_patience = 0;   // evaluations without improvement; 0 = off
-  int log_every = 10;                // optimizer steps between log lines
+  std::string eval_every = "epoch";      // epoch | N (optimizer steps)
+  std::string metric = "auto";           // auto | accuracy | macro_f1 | entity_f1 | micro_f1 |
+                                         // subset_accuracy | pearson | spearman | mse | mae | loss
+  NerMode ner_mode = NerMode::kDefault;  // seqeval mode: default | strict (IOB2)
+  int early_stopping_patience = 0;       // evaluations without improvement; 0 = off
+  int log_every = 10;                    // optimizer steps between log lines
 };
 
 struct ParallelSection {
@@ -106,7 +147,7 @@ struct ParallelSection {
 
 struct OutputSection {
   std::string dir = "runs/default";
-  std::string save = "both";  // best | last | both
+  SaveMode save = SaveMode::kBoth;
   bool tensorboard = true;
   bool plot = true;
   bool overwrite = false;  // reuse a non-empty run directory

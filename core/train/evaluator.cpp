@@ -1,9 +1,11 @@
-// Evaluation (see evaluator.h).
+// Evaluation (see evaluator.h): one ProblemKind per problem type (single-label, multi-label,
+// regression, token) turns logits into predictions, scores them and writes them as JSON lines.
 #include "core/train/evaluator.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "parallel/communicator.h"
@@ -81,52 +83,249 @@ std::vector<Prediction> gather(const std::vector<Prediction>& mine, parallel::Co
   return out;
 }
 
+// --- what differs between problem kinds ----------------------------------------------------------
+
+// Settings the kinds read: from the head (threshold, target normalisation) and the eval options.
+struct KindSettings {
+  double threshold = 0.5;
+  double target_mean = 0.0, target_std = 1.0;
+  data::PaddingSide padding_side = data::PaddingSide::kRight;
+  NerMode ner_mode = NerMode::kDefault;
+  const data::RawDataset* raw = nullptr;  // token tasks' words, for the JSON lines
+};
+
+// One problem kind: how a batch's logits become predictions, how predictions score against the
+// gold labels, and how one prediction is written as a JSON line.
+class ProblemKind {
+ public:
+  ProblemKind(const data::Dataset& dataset, const data::LabelMap& labels, KindSettings settings)
+      : dataset_(dataset), labels_(labels), settings_(settings) {}
+  virtual ~ProblemKind() = default;
+  virtual void collect(const at::Tensor& logits, const data::Batch& batch,
+                       std::vector<Prediction>& out) const = 0;
+  virtual void score(const std::vector<Prediction>& predictions,
+                     std::map<std::string, double>& metrics) const = 0;
+  virtual void describe(const Prediction& p, nlohmann::json& line) const = 0;
+
+ protected:
+  const data::Example& example(const Prediction& p) const { return dataset_.examples[p.example]; }
+  const data::Dataset& dataset_;
+  const data::LabelMap& labels_;
+  KindSettings settings_;
+};
+
+// Single-label sequence classification: argmax class, softmax probabilities.
+class SingleLabel : public ProblemKind {
+ public:
+  using ProblemKind::ProblemKind;
+  void collect(const at::Tensor& logits, const data::Batch& batch,
+               std::vector<Prediction>& out) const override {
+    auto probs = logits.softmax(-1).contiguous();
+    auto argmax = logits.argmax(-1);
+    for (int64_t row = 0; row < batch.size(); ++row) {
+      Prediction p;
+      p.example = batch.example_indices[row];
+      p.label = static_cast<int>(argmax[row].item<int64_t>());
+      const float* pr = probs[row].data_ptr<float>();
+      p.probabilities.assign(pr, pr + probs.size(1));
+      out.push_back(std::move(p));
+    }
+  }
+  void score(const std::vector<Prediction>& predictions,
+             std::map<std::string, double>& metrics) const override {
+    std::vector<int> predicted, gold;
+    for (const auto& p : predictions) {
+      int g = example(p).label;
+      if (g == kIgnoreIndex) continue;
+      predicted.push_back(p.label);
+      gold.push_back(g);
+    }
+    metrics["accuracy"] = accuracy(predicted, gold);
+    metrics["macro_f1"] = macro_f1(predicted, gold);
+  }
+  void describe(const Prediction& p, nlohmann::json& line) const override {
+    line["label"] = labels_.name(p.label);
+    nlohmann::json probs = nlohmann::json::object();
+    for (size_t c = 0; c < p.probabilities.size(); ++c)
+      probs[labels_.name(static_cast<int>(c))] = p.probabilities[c];
+    line["probabilities"] = probs;
+    if (example(p).label != kIgnoreIndex) line["gold"] = labels_.name(example(p).label);
+  }
+};
+
+// Per-row values: sigmoid of each label (multi-label), or the one regression output mapped back
+// from normalised targets.
+void collect_values(const at::Tensor& values_in, const data::Batch& batch,
+                    std::vector<Prediction>& out) {
+  at::Tensor values = values_in.to(at::kFloat).contiguous();
+  for (int64_t row = 0; row < batch.size(); ++row) {
+    Prediction p;
+    p.example = batch.example_indices[row];
+    const float* v = values[row].data_ptr<float>();
+    p.probabilities.assign(v, v + values.size(1));
+    out.push_back(std::move(p));
+  }
+}
+
+// Multi-label: a label is predicted when its sigmoid probability reaches the threshold.
+class MultiLabel : public ProblemKind {
+ public:
+  using ProblemKind::ProblemKind;
+  void collect(const at::Tensor& logits, const data::Batch& batch,
+               std::vector<Prediction>& out) const override {
+    collect_values(logits.sigmoid(), batch, out);
+  }
+  void score(const std::vector<Prediction>& predictions,
+             std::map<std::string, double>& metrics) const override {
+    std::vector<std::vector<int>> predicted, gold;
+    for (const auto& p : predictions) {
+      if (!example(p).labeled) continue;
+      std::vector<int> g(static_cast<size_t>(labels_.size()), 0), q(g.size(), 0);
+      for (int32_t id : example(p).label_ids) g[static_cast<size_t>(id)] = 1;
+      for (size_t c = 0; c < q.size() && c < p.probabilities.size(); ++c)
+        q[c] = p.probabilities[c] >= settings_.threshold;
+      gold.push_back(std::move(g));
+      predicted.push_back(std::move(q));
+    }
+    const MultiLabelScores scores = multilabel_scores(predicted, gold);
+    metrics["micro_f1"] = scores.micro_f1;
+    metrics["macro_f1"] = scores.macro_f1;
+    metrics["subset_accuracy"] = scores.subset_accuracy;
+    for (size_t c = 0; c < scores.per_label_f1.size(); ++c)
+      metrics["f1/" + labels_.name(static_cast<int>(c))] = scores.per_label_f1[c];
+  }
+  void describe(const Prediction& p, nlohmann::json& line) const override {
+    nlohmann::json predicted = nlohmann::json::array(), probs = nlohmann::json::object();
+    for (size_t c = 0; c < p.probabilities.size(); ++c) {
+      const auto& name = labels_.name(static_cast<int>(c));
+      probs[name] = p.probabilities[c];
+      if (p.probabilities[c] >= settings_.threshold) predicted.push_back(name);
+    }
+    line["labels"] = predicted;
+    line["probabilities"] = probs;
+    if (example(p).labeled) {
+      nlohmann::json gold = nlohmann::json::array();
+      for (int32_t id : example(p).label_ids) gold.push_back(labels_.name(id));
+      line["gold"] = gold;
+    }
+  }
+};
+
+// Regression: one number per example, in the targets' original scale.
+class Regression : public ProblemKind {
+ public:
+  using ProblemKind::ProblemKind;
+  void collect(const at::Tensor& logits, const data::Batch& batch,
+               std::vector<Prediction>& out) const override {
+    collect_values(logits.reshape({-1, 1}) * settings_.target_std + settings_.target_mean, batch,
+                   out);
+  }
+  void score(const std::vector<Prediction>& predictions,
+             std::map<std::string, double>& metrics) const override {
+    std::vector<double> predicted, gold;
+    for (const auto& p : predictions) {
+      if (!example(p).labeled) continue;
+      predicted.push_back(p.probabilities.at(0));
+      gold.push_back(example(p).target);
+    }
+    const RegressionScores scores = regression_scores(predicted, gold);
+    metrics["mse"] = scores.mse;
+    metrics["mae"] = scores.mae;
+    metrics["pearson"] = scores.pearson;
+    metrics["spearman"] = scores.spearman;
+  }
+  void describe(const Prediction& p, nlohmann::json& line) const override {
+    line["prediction"] = p.probabilities.empty() ? 0.0f : p.probabilities[0];
+    if (example(p).labeled) line["gold"] = example(p).target;
+  }
+};
+
+// Token tagging (NER): the argmax tag at each word's first sub-word; seqeval entity scores.
+class Token : public ProblemKind {
+ public:
+  using ProblemKind::ProblemKind;
+  void collect(const at::Tensor& logits, const data::Batch& batch,
+               std::vector<Prediction>& out) const override {
+    auto argmax = logits.argmax(-1).contiguous();
+    const int64_t width = argmax.size(1);
+    const bool left_padded = settings_.padding_side == data::PaddingSide::kLeft;
+    for (int64_t row = 0; row < batch.size(); ++row) {
+      Prediction p;
+      p.example = batch.example_indices[row];
+      const data::Example& words = example(p);
+      const int64_t offset = left_padded ? width - static_cast<int64_t>(words.input_ids.size()) : 0;
+      const int64_t* a = argmax[row].data_ptr<int64_t>();
+      for (int64_t t : first_subword_positions(words))
+        p.tags.push_back(static_cast<int>(a[offset + t]));
+      out.push_back(std::move(p));
+    }
+  }
+  void score(const std::vector<Prediction>& predictions,
+             std::map<std::string, double>& metrics) const override {
+    std::vector<std::vector<std::string>> predicted, gold;
+    for (const auto& p : predictions) {
+      auto g = gold_word_tags(example(p));
+      std::vector<std::string> gs, ps;
+      for (size_t w = 0; w < g.size(); ++w) {
+        if (g[w] == kIgnoreIndex) continue;  // an unlabeled word
+        gs.push_back(labels_.name(g[w]));
+        ps.push_back(labels_.name(p.tags[w]));
+      }
+      gold.push_back(std::move(gs));
+      predicted.push_back(std::move(ps));
+    }
+    auto scores = entity_scores(predicted, gold, settings_.ner_mode);
+    metrics["entity_precision"] = scores.precision;
+    metrics["entity_recall"] = scores.recall;
+    metrics["entity_f1"] = scores.f1;
+    int64_t correct = 0, total = 0;
+    for (size_t s = 0; s < gold.size(); ++s)
+      for (size_t w = 0; w < gold[s].size(); ++w) correct += gold[s][w] == predicted[s][w], ++total;
+    metrics["tag_accuracy"] = total ? double(correct) / total : 0.0;
+  }
+  void describe(const Prediction& p, nlohmann::json& line) const override {
+    const auto& words = settings_.raw->records[p.example].words;
+    const size_t kept = std::min(words.size(), p.tags.size());
+    nlohmann::json tags = nlohmann::json::array(), gold = nlohmann::json::array();
+    for (int t : p.tags) tags.push_back(labels_.name(t));
+    line["words"] = std::vector<std::string>(words.begin(), words.begin() + kept);
+    line["tags"] = tags;
+    auto gold_ids = gold_word_tags(example(p));
+    bool labeled = false;
+    for (int g : gold_ids)
+      labeled |= g != kIgnoreIndex, gold.push_back(g == kIgnoreIndex ? "" : labels_.name(g));
+    if (labeled) line["gold"] = gold;
+    if (kept < words.size()) line["truncated_words"] = words.size() - kept;
+  }
+};
+
+// The one place that decides the problem kind (token tasks are single-label).
+std::unique_ptr<ProblemKind> problem_kind(const data::Dataset& dataset,
+                                          const data::LabelMap& labels,
+                                          const KindSettings& settings) {
+  if (dataset.task == data::TaskType::kToken)
+    return std::make_unique<Token>(dataset, labels, settings);
+  switch (dataset.problem) {
+    case data::ProblemType::kMultiLabel:
+      return std::make_unique<MultiLabel>(dataset, labels, settings);
+    case data::ProblemType::kRegression:
+      return std::make_unique<Regression>(dataset, labels, settings);
+    case data::ProblemType::kSingleLabel:
+      break;
+  }
+  return std::make_unique<SingleLabel>(dataset, labels, settings);
+}
+
 }  // namespace
 
 std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
                               const data::Dataset& dataset, const data::LabelMap& labels) {
+  const auto kind =
+      problem_kind(dataset, labels, KindSettings{.threshold = result.threshold, .raw = &raw});
   std::string out;
   for (const auto& p : result.predictions) {
-    const auto& example = dataset.examples[p.example];
-    nlohmann::json line = {{"line", example.line}};
-    if (dataset.problem == data::ProblemType::kMultiLabel) {
-      nlohmann::json predicted = nlohmann::json::array(), probs = nlohmann::json::object();
-      for (size_t c = 0; c < p.probabilities.size(); ++c) {
-        const auto& name = labels.name(static_cast<int>(c));
-        probs[name] = p.probabilities[c];
-        if (p.probabilities[c] >= result.threshold) predicted.push_back(name);
-      }
-      line["labels"] = predicted;
-      line["probabilities"] = probs;
-      if (example.labeled) {
-        nlohmann::json gold = nlohmann::json::array();
-        for (int32_t id : example.label_ids) gold.push_back(labels.name(id));
-        line["gold"] = gold;
-      }
-    } else if (dataset.problem == data::ProblemType::kRegression) {
-      line["prediction"] = p.probabilities.empty() ? 0.0f : p.probabilities[0];
-      if (example.labeled) line["gold"] = example.target;
-    } else if (dataset.task == data::TaskType::kSequence) {
-      line["label"] = labels.name(p.label);
-      nlohmann::json probs = nlohmann::json::object();
-      for (size_t c = 0; c < p.probabilities.size(); ++c)
-        probs[labels.name(static_cast<int>(c))] = p.probabilities[c];
-      line["probabilities"] = probs;
-      if (example.label != kIgnoreIndex) line["gold"] = labels.name(example.label);
-    } else {
-      const auto& words = raw.records[p.example].words;
-      const size_t kept = std::min(words.size(), p.tags.size());
-      nlohmann::json tags = nlohmann::json::array(), gold = nlohmann::json::array();
-      for (int t : p.tags) tags.push_back(labels.name(t));
-      line["words"] = std::vector<std::string>(words.begin(), words.begin() + kept);
-      line["tags"] = tags;
-      auto gold_ids = gold_word_tags(example);
-      bool labeled = false;
-      for (int g : gold_ids)
-        labeled |= g != kIgnoreIndex, gold.push_back(g == kIgnoreIndex ? "" : labels.name(g));
-      if (labeled) line["gold"] = gold;
-      if (kept < words.size()) line["truncated_words"] = words.size() - kept;
-    }
+    nlohmann::json line = {{"line", dataset.examples[p.example].line}};
+    kind->describe(p, line);
     out += line.dump() + "\n";
   }
   return out;
@@ -151,9 +350,13 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
   sampler_options.dp_size = dp ? dp->size() : 1;
   data::Sampler sampler(dataset.lengths(), sampler_options);
 
-  const bool token_task = dataset.task == data::TaskType::kToken;
-  const data::ProblemType problem = dataset.problem;
   const HeadOptions& head = model.head_options();
+  const auto kind = problem_kind(dataset, labels,
+                                 KindSettings{.threshold = head.threshold,
+                                              .target_mean = head.loss.target_mean,
+                                              .target_std = head.loss.target_std,
+                                              .padding_side = options.collate.padding_side,
+                                              .ner_mode = options.ner_mode});
   const LossFunction& loss = model.head().loss_function();
   double loss_sum = 0, label_count = 0;
   std::vector<Prediction> mine;
@@ -170,46 +373,7 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
         label_count += count;
       }
     }
-    if (problem != data::ProblemType::kSingleLabel) {
-      at::Tensor values =
-          problem == data::ProblemType::kMultiLabel
-              ? logits.sigmoid()
-              : logits.reshape({-1, 1}) * head.loss.target_std + head.loss.target_mean;
-      values = values.to(at::kFloat).contiguous();
-      for (int64_t row = 0; row < batch.size(); ++row) {
-        Prediction p;
-        p.example = batch.example_indices[row];
-        const float* v = values[row].data_ptr<float>();
-        p.probabilities.assign(v, v + values.size(1));
-        mine.push_back(std::move(p));
-      }
-    } else if (!token_task) {
-      auto probs = logits.softmax(-1).contiguous();
-      auto argmax = logits.argmax(-1);
-      for (int64_t row = 0; row < batch.size(); ++row) {
-        Prediction p;
-        p.example = batch.example_indices[row];
-        p.label = static_cast<int>(argmax[row].item<int64_t>());
-        const float* pr = probs[row].data_ptr<float>();
-        p.probabilities.assign(pr, pr + probs.size(1));
-        mine.push_back(std::move(p));
-      }
-    } else {
-      auto argmax = logits.argmax(-1).contiguous();
-      const int64_t width = argmax.size(1);
-      const bool left_padded = options.collate.padding_side == data::PaddingSide::kLeft;
-      for (int64_t row = 0; row < batch.size(); ++row) {
-        const auto& example = dataset.examples[batch.example_indices[row]];
-        const int64_t offset =
-            left_padded ? width - static_cast<int64_t>(example.input_ids.size()) : 0;
-        Prediction p;
-        p.example = batch.example_indices[row];
-        const int64_t* a = argmax[row].data_ptr<int64_t>();
-        for (int64_t t : first_subword_positions(example))
-          p.tags.push_back(static_cast<int>(a[offset + t]));
-        mine.push_back(std::move(p));
-      }
-    }
+    kind->collect(logits, batch, mine);
   }
 
   EvalResult result;
@@ -224,69 +388,7 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
     global_count = parallel::all_reduce_value(*dp, global_count);
   }
   result.metrics["loss"] = global_count > 0 ? global_loss / global_count : 0.0;
-  if (problem == data::ProblemType::kMultiLabel) {
-    std::vector<std::vector<int>> predicted, gold;
-    for (const auto& p : result.predictions) {
-      const auto& example = dataset.examples[p.example];
-      if (!example.labeled) continue;
-      std::vector<int> g(static_cast<size_t>(labels.size()), 0), q(g.size(), 0);
-      for (int32_t id : example.label_ids) g[static_cast<size_t>(id)] = 1;
-      for (size_t c = 0; c < q.size() && c < p.probabilities.size(); ++c)
-        q[c] = p.probabilities[c] >= head.threshold;
-      gold.push_back(std::move(g));
-      predicted.push_back(std::move(q));
-    }
-    const MultiLabelScores scores = multilabel_scores(predicted, gold);
-    result.metrics["micro_f1"] = scores.micro_f1;
-    result.metrics["macro_f1"] = scores.macro_f1;
-    result.metrics["subset_accuracy"] = scores.subset_accuracy;
-    for (size_t c = 0; c < scores.per_label_f1.size(); ++c)
-      result.metrics["f1/" + labels.name(static_cast<int>(c))] = scores.per_label_f1[c];
-  } else if (problem == data::ProblemType::kRegression) {
-    std::vector<double> predicted, gold;
-    for (const auto& p : result.predictions) {
-      const auto& example = dataset.examples[p.example];
-      if (!example.labeled) continue;
-      predicted.push_back(p.probabilities.at(0));
-      gold.push_back(example.target);
-    }
-    const RegressionScores scores = regression_scores(predicted, gold);
-    result.metrics["mse"] = scores.mse;
-    result.metrics["mae"] = scores.mae;
-    result.metrics["pearson"] = scores.pearson;
-    result.metrics["spearman"] = scores.spearman;
-  } else if (!token_task) {
-    std::vector<int> predicted, gold;
-    for (const auto& p : result.predictions) {
-      int g = dataset.examples[p.example].label;
-      if (g == kIgnoreIndex) continue;
-      predicted.push_back(p.label);
-      gold.push_back(g);
-    }
-    result.metrics["accuracy"] = accuracy(predicted, gold);
-    result.metrics["macro_f1"] = macro_f1(predicted, gold);
-  } else {
-    std::vector<std::vector<std::string>> predicted, gold;
-    for (const auto& p : result.predictions) {
-      auto g = gold_word_tags(dataset.examples[p.example]);
-      std::vector<std::string> gs, ps;
-      for (size_t w = 0; w < g.size(); ++w) {
-        if (g[w] == kIgnoreIndex) continue;  // an unlabeled word
-        gs.push_back(labels.name(g[w]));
-        ps.push_back(labels.name(p.tags[w]));
-      }
-      gold.push_back(std::move(gs));
-      predicted.push_back(std::move(ps));
-    }
-    auto scores = entity_scores(predicted, gold, options.ner_mode);
-    result.metrics["entity_precision"] = scores.precision;
-    result.metrics["entity_recall"] = scores.recall;
-    result.metrics["entity_f1"] = scores.f1;
-    int64_t correct = 0, total = 0;
-    for (size_t s = 0; s < gold.size(); ++s)
-      for (size_t w = 0; w < gold[s].size(); ++w) correct += gold[s][w] == predicted[s][w], ++total;
-    result.metrics["tag_accuracy"] = total ? double(correct) / total : 0.0;
-  }
+  kind->score(result.predictions, result.metrics);
   return result;
 }
 

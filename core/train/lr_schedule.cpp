@@ -4,16 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/base/error.h"
-
 namespace ls {
-
-ScheduleKind parse_schedule(const std::string& name) {
-  if (name == "constant") return ScheduleKind::kConstant;
-  if (name == "linear") return ScheduleKind::kLinear;
-  if (name == "cosine") return ScheduleKind::kCosine;
-  fail("train.schedule: unknown schedule '{}' (constant, linear, cosine)", name);
-}
 
 double LrSchedule::multiplier(long step) const {
   if (step < warmup_steps) return static_cast<double>(step) / std::max(1L, warmup_steps);

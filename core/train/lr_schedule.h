@@ -5,11 +5,19 @@
 
 #include <string>
 
+#include "core/base/enum_names.h"
+
 namespace ls {
 
 enum class ScheduleKind { kConstant, kLinear, kCosine };
 
-ScheduleKind parse_schedule(const std::string& name);  // constant | linear | cosine
+template <>
+struct EnumNames<ScheduleKind> {
+  static constexpr std::string_view what = "schedule";
+  static constexpr EnumName<ScheduleKind> table[] = {{ScheduleKind::kConstant, "constant"},
+                                                     {ScheduleKind::kLinear, "linear"},
+                                                     {ScheduleKind::kCosine, "cosine"}};
+};
 
 struct LrSchedule {
   ScheduleKind kind = ScheduleKind::kLinear;

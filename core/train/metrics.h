@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/base/enum_names.h"
+
 namespace ls {
 
 double accuracy(const std::vector<int>& predicted, const std::vector<int>& gold);
@@ -48,7 +50,15 @@ struct Entity {
   bool operator==(const Entity& o) const = default;
 };
 
+// Entity matching as seqeval: default (conlleval) or strict IOB2.
 enum class NerMode { kDefault, kStrictIob2 };
+
+template <>
+struct EnumNames<NerMode> {
+  static constexpr std::string_view what = "ner mode";
+  static constexpr EnumName<NerMode> table[] = {{NerMode::kDefault, "default"},
+                                                {NerMode::kStrictIob2, "strict"}};
+};
 
 // Entities of one tag sequence (IOB1/IOB2/IOE/IOBES prefixes in default mode; IOB2 in strict).
 std::vector<Entity> extract_entities(const std::vector<std::string>& tags, NerMode mode);

@@ -18,8 +18,8 @@ namespace ls {
 
 Placement resolve_placement(const Config& config, int local_rank, int local_size) {
   Placement p;
-  bool use_cuda = config.model.device == "cuda" ||
-                  (config.model.device == "auto" && torch::cuda::is_available());
+  bool use_cuda = config.model.device == DeviceChoice::kCuda ||
+                  (config.model.device == DeviceChoice::kAuto && torch::cuda::is_available());
   p.device = parallel::pick_device(use_cuda, local_rank, local_size);
   p.dtype = config.model.dtype == "auto" ? (p.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
                                          : parse_dtype(config.model.dtype, "model.dtype");
@@ -37,13 +37,13 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config) {
 data::ReaderOptions reader_options(const Config& config, bool labeled) {
   const auto& d = config.data;
   data::ReaderOptions r;
-  r.format = data::parse_data_format(d.format);
+  r.format = d.format;
   r.text_fields = {d.text_field};
   if (!d.text_pair_field.empty()) r.text_fields.push_back(d.text_pair_field);
   r.pair_separator = d.pair_separator;
   r.csv_quoting = d.csv_quoting;
   r.label_field = d.label_field;
-  r.problem = data::parse_problem_type(config.task.problem_type);
+  r.problem = config.task.problem_type;
   r.label_separator = d.label_separator;
   r.tokens_field = d.tokens_field;
   r.tags_field = d.tags_field;
@@ -54,7 +54,7 @@ data::ReaderOptions reader_options(const Config& config, bool labeled) {
 
 data::DatasetOptions dataset_options(const Config& config, bool labeled) {
   data::DatasetOptions options;
-  options.task = data::parse_task_type(config.task.type);
+  options.task = config.task.type;
   options.reader = reader_options(config, labeled);
   options.max_length = config.data.max_length;
   options.label_all_subwords = config.data.label_all_subwords;
@@ -64,8 +64,25 @@ data::DatasetOptions dataset_options(const Config& config, bool labeled) {
 data::CollateOptions collate_options(const Config& config) {
   data::CollateOptions collate;
   collate.pad_id = config.data.pad_id;
-  collate.padding_side = data::parse_padding_side(config.data.padding_side);
+  collate.padding_side = config.data.padding_side;
   return collate;
+}
+
+EvalOptions eval_options(const Config& config, int64_t batch_size) {
+  EvalOptions eval;
+  eval.batch_size = batch_size;
+  eval.collate = collate_options(config);
+  eval.ner_mode = config.train.ner_mode;
+  return eval;
+}
+
+std::filesystem::path resolve_adapter_dir(const std::filesystem::path& run_dir,
+                                          const std::string& choice) {
+  if (choice == "best")
+    return std::filesystem::exists(run_dir / "adapter") ? run_dir / "adapter"
+                                                        : run_dir / "adapter_last";
+  if (choice == "last") return run_dir / "adapter_last";
+  return choice;
 }
 
 ModelOptions model_options(const Config& config, const Placement& placement,
@@ -77,23 +94,22 @@ ModelOptions model_options(const Config& config, const Placement& placement,
   options.device = placement.device;
   options.dtype = placement.dtype;
   options.attention =
-      config.model.attention == "causal"
+      config.model.attention == AttentionMode::kCausal
           ? AttentionPolicy::causal()
           : AttentionPolicy::bidirectional_from(config.model.bidirectional_from_layer);
   options.attention.attend_to_padding = config.model.attend_to_padding;
-  options.activation_checkpointing = parse_activation_checkpointing(
-      config.model.activation_checkpointing, "model.activation_checkpointing");
+  options.activation_checkpointing = config.model.activation_checkpointing;
   return options;
 }
 
 HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss) {
   HeadOptions head;
-  head.task = parse_task_type(config.task.type, "task.type");
-  head.problem = data::parse_problem_type(config.task.problem_type);
+  head.task = config.task.type;
+  head.problem = config.task.problem_type;
   head.num_labels = num_labels;
   head.loss = loss;
   head.threshold = config.task.threshold;
-  head.pooling = parse_pooling(config.task.pooling, "task.pooling");
+  head.pooling = config.task.pooling;
   head.dropout = config.task.head_dropout;
   return head;
 }
@@ -102,16 +118,16 @@ LossOptions loss_options(const Config& config, const data::Dataset& train,
                          const data::LabelMap& labels) {
   LossOptions loss;
   loss.label_smoothing = config.task.label_smoothing;
-  const auto problem = data::parse_problem_type(config.task.problem_type);
+  const auto problem = config.task.problem_type;
   const auto& weights = config.task.class_weights;
-  if (weights.mode == "list") {
+  if (weights.mode == ClassWeightsMode::kList) {
     if (static_cast<int>(weights.values.size()) != labels.size())
       fail(
           "task.class_weights: {} weights for {} labels ({}); give one per label, in label-map "
           "order",
           weights.values.size(), labels.size(), fmt::join(labels.names(), ", "));
     loss.class_weights = weights.values;
-  } else if (weights.mode == "auto") {
+  } else if (weights.mode == ClassWeightsMode::kAuto) {
     const data::LabelCounts counts = data::count_labels(train);
     const double n = static_cast<double>(counts.total),
                  classes = static_cast<double>(labels.size());

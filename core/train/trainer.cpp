@@ -1,9 +1,9 @@
-// The training loop and its run directory (see trainer.h).
+// The training recipe (see trainer.h): one class whose methods are the run's phases, read top to
+// bottom in TrainRecipe::run. The batch arithmetic is run_plan.h's, the resumable state
+// run_state.h's, evaluation evaluator.h's.
 #include "core/train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Context.h>
-#include <ATen/core/grad_mode.h>
 #include <fmt/ranges.h>
 
 #include <atomic>
@@ -11,11 +11,11 @@
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/adapter/peft_adapter.h"
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
-#include "core/io/safetensors.h"
 #include "core/model/dtype.h"
 #include "core/model/ls_llama.h"
 #include "core/report/plot.h"
@@ -24,7 +24,9 @@
 #include "core/train/adamw.h"
 #include "core/train/evaluator.h"
 #include "core/train/lr_schedule.h"
+#include "core/train/run_plan.h"
 #include "core/train/run_setup.h"
+#include "core/train/run_state.h"
 #include "core/train/train_step.h"
 #include "data/loader.h"
 #include "data/reader.h"
@@ -44,8 +46,6 @@ extern "C" void on_stop_signal(int signal) {
   g_stop_signal.store(signal);
 }
 
-// --- small helpers -------------------------------------------------------------------------------
-
 std::string format_metrics(const std::map<std::string, double>& metrics) {
   std::string out;
   for (const auto& [name, value] : metrics)
@@ -58,71 +58,109 @@ void append_line(const fs::path& path, const json& record) {
   out << record.dump() << "\n";
 }
 
-// --- the run
-// --------------------------------------------------------------------------------------
+// A split as the recipe keeps it: the raw records (for prediction files) and the dataset.
+struct Split {
+  data::RawDataset raw;
+  data::Dataset dataset;
+};
 
-class Run {
+class TrainRecipe {
  public:
-  Run(const Config& config, bool resume, parallel::MpiRuntime& mpi)
+  TrainRecipe(const Config& config, bool resume, parallel::MpiRuntime& mpi)
       : config_(config), resume_(resume), mpi_(mpi), dir_(config.output.dir) {}
 
-  TrainOutcome execute();
+  TrainOutcome run() {
+    setup_parallel();
+    setup_directory();
+    setup_data();
+    setup_model();
+    setup_optimizer();
+    if (resume_) progress_ = state_->restore(*model_, *optimizer_);
+    setup_schedule();
+    setup_step();
+    setup_logging();
+    if (!train()) return interrupted();
+    save_final_adapters();
+    test();
+    write_outputs();
+    return outcome();
+  }
 
  private:
-  bool rank0() const { return topology_->is_rank0(); }
-  void log(const std::string& line) {
-    if (progress_)
-      progress_->message(line);
-    else if (rank0())
-      fmt::print("{}\n", line);
-  }
-  void prepare_directory();
-  void load_data();
-  void build_model();
-  json read_trainer_state() const;
-  void check_state_tp() const;
-  std::string state_file(const std::string& what) const;
-  std::string rng_file() const;
-  void save_state(int64_t step, const data::SamplerPosition& position);
-  bool restore_state();
-  void save_adapter(const std::string& name);
-  void write_predictions(const std::string& split, const data::RawDataset& raw,
-                         const data::Dataset& dataset, const EvalResult& result);
-  void record(json record);
+  // Phases, in order.
+  void setup_parallel();
+  void setup_directory();
+  void setup_data();
+  void setup_model();
+  void setup_optimizer();
+  void setup_schedule();
+  void setup_step();
+  void setup_logging();
+  bool train();  // false: stopped by a signal, state saved
+  void save_final_adapters();
+  void test();
+  void write_outputs();
+  TrainOutcome interrupted();
+  TrainOutcome outcome() const;
+
+  // The loop's parts.
+  std::vector<data::Batch> next_step_batches(data::BatchLoader& loader);
+  void log_step(const StepStats& stats, double lr);
+  void evaluate_and_select(int64_t step);
   bool stop_requested();
+
+  // Output (rank 0 writes, every rank may call).
+  bool rank0() const { return topology_->is_rank0(); }
+  void log(const std::string& line);
+  void record(json record);
+  void save_adapter(const std::string& name);
+  void write_predictions(const std::string& split, const Split& data, const EvalResult& result);
 
   Config config_;
   bool resume_;
   parallel::MpiRuntime& mpi_;
   fs::path dir_;
+  Placement placement_;
   std::unique_ptr<parallel::Topology> topology_;
-  c10::Device device_ = c10::kCPU;
-  c10::ScalarType dtype_ = c10::kFloat;
+  std::unique_ptr<RunState> state_;
+  Batching batching_;
   std::unique_ptr<data::Tokenizer> tokenizer_;
   data::LabelMap labels_;
   LossOptions loss_;  // class weights, label smoothing, target normalisation (from the train split)
-  data::RawDataset raw_validation_, raw_test_;
-  data::Dataset train_, validation_, test_;
+  data::Dataset train_;
+  Split validation_, test_;
   std::shared_ptr<LsLlama> model_;
   std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<Progress> progress_;
+  std::unique_ptr<data::Sampler> sampler_;
+  RunPlan plan_;
+  LrSchedule schedule_;
+  std::string metric_;  // the selection metric
+  data::CollateOptions collate_;
+  EvalOptions eval_options_;
+  std::unique_ptr<parallel::DataParallelGradSync> grad_sync_;
+  std::unique_ptr<StepRunner> runner_;
+  std::unique_ptr<Progress> bar_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
-
-  // What state/ restores.
-  int64_t step_ = 0;
-  data::SamplerPosition position_;
-  std::optional<double> best_;
-  int64_t best_step_ = 0;
-  int64_t evals_without_improvement_ = 0;
-  std::map<std::string, double> best_metrics_;
+  TrainingProgress progress_;  // what state/ saves and restores
+  std::map<std::string, double> test_metrics_;
+  // Throughput since the last log line.
+  double tokens_since_ = 0;
+  std::chrono::steady_clock::time_point timer_;
 };
 
-void Run::prepare_directory() {
+// Devices and ranks; the batch split is checked before anything touches the run directory.
+void TrainRecipe::setup_parallel() {
+  placement_ = resolve_placement(config_, mpi_.local_rank(), mpi_.local_size());
+  topology_ = std::make_unique<parallel::Topology>(
+      parallel::make_world_communicator(placement_.device), config_.parallel.tp);
+  state_ = std::make_unique<RunState>(dir_, *topology_, placement_.device);
+  batching_ = plan_batching(config_.train, topology_->dp());
+}
+
+void TrainRecipe::setup_directory() {
   if (rank0()) {
     if (resume_) {
-      if (!fs::exists(dir_ / "state" / "trainer.json"))
-        fail("{}: no resumable state (state/trainer.json) in this run directory", dir_.string());
-      check_state_tp();  // before config.yaml is rewritten with this run's settings
+      state_->check_resumable();  // before config.yaml is rewritten with this run's settings
     } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
       fail(
           "{}: run directory exists and is not empty (resume it with --resume {}, or set "
@@ -140,7 +178,7 @@ void Run::prepare_directory() {
   topology_->world()->barrier();
 }
 
-void Run::load_data() {
+void TrainRecipe::setup_data() {
   const auto& d = config_.data;
   tokenizer_ = make_tokenizer(config_);
   const data::DatasetOptions options = dataset_options(config_, /*labeled=*/true);
@@ -158,41 +196,40 @@ void Run::load_data() {
   log(train_.summary());
   loss_ = loss_options(config_, train_, labels_);
   if (!loss_.class_weights.empty())
-    log(fmt::format("class weights ({}, {}): {}", config_.task.class_weights.mode,
+    log(fmt::format("class weights ({}, {}): {}", enum_name(config_.task.class_weights.mode),
                     options.reader.problem == data::ProblemType::kMultiLabel ? "BCE pos_weight"
                                                                              : "cross-entropy",
                     fmt::join(loss_.class_weights, ", ")));
   if (config_.task.normalize_targets)
     log(fmt::format("regression targets normalised: mean {:.6g}, std {:.6g}", loss_.target_mean,
                     loss_.target_std));
-  if (!d.validation.empty()) {
-    raw_validation_ = data::read_raw_dataset(d.validation, options.task, options.reader);
-    validation_ = data::build_dataset(raw_validation_, *tokenizer_, labels_, options);
-    log(validation_.summary());
-  }
-  if (!d.test.empty()) {
-    raw_test_ = data::read_raw_dataset(d.test, options.task, options.reader);
-    test_ = data::build_dataset(raw_test_, *tokenizer_, labels_, options);
-    log(test_.summary());
+  for (auto [path, split] : {std::pair{&d.validation, &validation_}, std::pair{&d.test, &test_}}) {
+    if (path->empty()) continue;
+    split->raw = data::read_raw_dataset(*path, options.task, options.reader);
+    split->dataset = data::build_dataset(split->raw, *tokenizer_, labels_, options);
+    log(split->dataset.summary());
   }
   if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})",
                     train_.stats.bio_warnings, train_.stats.first_bio_warning));
 }
 
-void Run::build_model() {
+void TrainRecipe::setup_model() {
   LoadStats stats;
   // Same seed on every rank: LoRA A and the head start identical across data-parallel ranks, and
   // every tp rank cuts its shards from the same full draw. With tp > 1 the projections are
   // tensor-parallel over the tp group and each rank reads only its slices of the checkpoint.
-  model_ = load_model(config_, {device_, dtype_}, labels_.size(), config_.lora.init_from, &stats,
+  model_ = load_model(config_, placement_, labels_.size(), config_.lora.init_from, &stats,
                       topology_->tp_group(), loss_);
   log(fmt::format(
       "model {}: {} layers, hidden {}, {} base tensors ({:.1f} MB {}) loaded in {:.2f} s on {}; "
       "attention {}",
       config_.model.path, model_->config().num_hidden_layers, model_->config().hidden_size,
-      stats.tensors, stats.bytes / 1e6, dtype_name(dtype_), stats.seconds, device_.str(),
-      model_options(config_, {device_, dtype_}).attention.describe()));
+      stats.tensors, stats.bytes / 1e6, dtype_name(placement_.dtype), stats.seconds,
+      placement_.device.str(), model_options(config_, placement_).attention.describe()));
+}
+
+void TrainRecipe::setup_optimizer() {
   std::vector<AdamW::Param> params;
   int64_t count = 0;
   for (auto& [name, tensor] : model_->trainable_parameters()) {
@@ -213,132 +250,241 @@ void Run::build_model() {
                                                     .fused = config_.train.fused_optimizer});
 }
 
-// state/: trainer.json (step, sampler position, best so far, tp), weights.safetensors (the trained
-// tensors), optimizer.safetensors (moments + RNG state). With tensor parallelism each tp rank
-// keeps its own shards and moments, weights.tp<R>-of-<N>.safetensors and the like, so resuming
-// takes the same parallel.tp (the adapters are unsharded and load at any tp). Written to
-// state.tmp, then swapped in.
-std::string Run::state_file(const std::string& what) const {
-  if (topology_->tp() == 1) return what + ".safetensors";
-  return fmt::format("{}.tp{}-of-{}.safetensors", what, topology_->tp_rank(), topology_->tp());
+// This rank's sampler, the run plan, the LR schedule and what selection and evaluation use.
+void TrainRecipe::setup_schedule() {
+  data::SamplerOptions sampler_options;
+  sampler_options.batch_size = batching_.micro_batch_size;
+  sampler_options.shuffle = config_.train.shuffle;
+  sampler_options.seed = static_cast<uint64_t>(config_.train.seed);
+  sampler_options.group_by_length = config_.data.group_by_length;
+  sampler_options.dp_rank = topology_->dp_rank();
+  sampler_options.dp_size = topology_->dp();
+  sampler_ = std::make_unique<data::Sampler>(train_.lengths(), sampler_options);
+  plan_ = plan_run(config_.train, sampler_->dataset_size(), topology_->dp());
+  schedule_ =
+      LrSchedule{config_.train.schedule, config_.train.lr, plan_.total_steps, plan_.warmup_steps};
+  metric_ = selection_metric(config_);
+  collate_ = collate_options(config_);
+  collate_.pin_memory = placement_.device.is_cuda();
+  eval_options_ = eval_options(config_, batching_.micro_batch_size);
 }
 
-void Run::save_state(int64_t step, const data::SamplerPosition& position) {
-  parallel::Communicator& world = *topology_->world();
-  fs::path staged = dir_ / "state.tmp";
-  if (rank0()) {
-    fs::remove_all(staged);
-    fs::create_directories(staged);
+// The optimizer step: gradient sync over the data-parallel group, and the dropout seed.
+void TrainRecipe::setup_step() {
+  if (topology_->dp() > 1) {
+    std::vector<at::Tensor> tensors;
+    for (const auto& p : optimizer_->params()) tensors.push_back(p.tensor);
+    grad_sync_ = std::make_unique<parallel::DataParallelGradSync>(topology_->dp_group(), tensors);
   }
-  world.barrier();
-  // Every rank keeps its own generator state: data-parallel ranks draw different dropout masks.
-  std::vector<std::pair<std::string, at::Tensor>> rng = {
-      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
-  if (device_.is_cuda())
-    rng.emplace_back("cuda", at::globalContext().defaultGenerator(device_).get_state());
-  write_safetensors(staged / rng_file(), rng);
-  // The tp group of dp rank 0 writes weights and moments (every data-parallel replica holds them).
-  if (topology_->dp_rank() == 0) {
-    std::vector<std::pair<std::string, at::Tensor>> weights;
-    for (auto& [name, tensor] : model_->trainable_parameters())
-      weights.emplace_back(name, tensor.detach());
-    write_safetensors(staged / state_file("weights"), weights);
-    std::vector<std::pair<std::string, at::Tensor>> optimizer;
-    for (auto& [name, tensor] : optimizer_->state()) optimizer.emplace_back(name, tensor);
-    write_safetensors(staged / state_file("optimizer"), optimizer);
-  }
-  world.barrier();  // every file is on disk before rank 0 swaps the directory in
-  if (rank0()) {
-    json trainer = {{"step", step},
-                    {"tp", topology_->tp()},
-                    {"world_size", topology_->world_size()},
-                    {"optimizer_steps", optimizer_->steps()},
-                    {"sampler", {{"epoch", position.epoch}, {"batch", position.batch}}},
-                    {"best", best_ ? json(*best_) : json(nullptr)},
-                    {"best_step", best_step_},
-                    {"best_metrics", best_metrics_},
-                    {"evals_without_improvement", evals_without_improvement_}};
-    write_file_atomic(staged / "trainer.json", trainer.dump(2));
-    replace_directory(staged, dir_ / "state");
-  }
-  world.barrier();
+  runner_ = std::make_unique<StepRunner>(*model_, *optimizer_, topology_->dp_group(),
+                                         grad_sync_.get(), config_.train.max_grad_norm,
+                                         placement_.device, topology_->tp_group());
+  // Dropout draws differ between data-parallel ranks (seeded per dp rank) and agree within a tp
+  // group, whose ranks drop the same replicated activations; resume restores them.
+  if (!resume_) at::manual_seed(config_.train.seed + 1000003ull * (topology_->dp_rank() + 1));
 }
 
-std::string Run::rng_file() const {
-  return fmt::format("rng.rank{}-of-{}.safetensors", topology_->rank(), topology_->world_size());
+void TrainRecipe::setup_logging() {
+  bar_ = std::make_unique<Progress>(rank0(), plan_.total_steps, plan_.steps_per_epoch,
+                                    config_.train.log_every);
+  if (rank0() && config_.output.tensorboard)
+    tensorboard_ = std::make_unique<TensorBoardWriter>((dir_ / "tensorboard").string());
+  log(fmt::format(
+      "training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x "
+      "dp {}{}, "
+      "lr {} {} warmup {}, selecting on validation {}",
+      plan_.total_steps, config_.train.epochs, plan_.steps_per_epoch, config_.train.batch_size,
+      batching_.micro_batch_size, batching_.accumulation, topology_->dp(),
+      topology_->tp() > 1 ? fmt::format(" (tp {})", topology_->tp()) : "", config_.train.lr,
+      enum_name(config_.train.schedule), plan_.warmup_steps,
+      validation_.dataset.size() ? metric_ : "(none: last)"));
+  if (resume_)
+    log(fmt::format("resumed {} at step {} (epoch {}, batch {})", dir_.string(), progress_.step,
+                    progress_.position.epoch + 1, progress_.position.batch));
 }
 
-json Run::read_trainer_state() const {
-  const fs::path path = dir_ / "state" / "trainer.json";
-  try {
-    return json::parse(std::ifstream(path));
-  } catch (const json::exception& e) {
-    fail("{}: unreadable trainer state: {}", path.string(), e.what());
+bool TrainRecipe::train() {
+  data::BatchLoader loader(train_, *sampler_, collate_, progress_.position, config_.train.epochs);
+  timer_ = std::chrono::steady_clock::now();
+  int64_t& step = progress_.step;
+  while (step < plan_.total_steps) {
+    std::vector<data::Batch> micro_batches = next_step_batches(loader);
+    if (micro_batches.empty()) break;
+    const bool end_of_epoch = micro_batches.back().index + 1 == plan_.batches_per_epoch;
+    progress_.position = micro_batches.back().next;
+    const double lr = schedule_.lr(step);
+    const StepStats stats = runner_->step(micro_batches, lr);
+    ++step;
+    log_step(stats, lr);
+    const bool last = step == plan_.total_steps;
+    const bool eval_due =
+        plan_.eval_every_steps > 0 ? step % plan_.eval_every_steps == 0 : end_of_epoch;
+    if (eval_due || last) evaluate_and_select(step);
+    const bool early_stop =
+        config_.train.early_stopping_patience > 0 &&
+        progress_.evals_without_improvement >= config_.train.early_stopping_patience;
+    const bool stop = stop_requested();
+    if (eval_due || last || stop || early_stop ||
+        (config_.output.state_every > 0 && step % config_.output.state_every == 0))
+      state_->save(progress_, *model_, *optimizer_);
+    if (stop) return false;
+    if (early_stop) {
+      log(fmt::format("early stopping: no better {} in {} evaluations", metric_,
+                      progress_.evals_without_improvement));
+      break;
+    }
   }
-}
-
-void Run::check_state_tp() const {
-  const json trainer = read_trainer_state();
-  const int saved_tp = trainer.value("tp", 1);
-  if (saved_tp != topology_->tp())
-    fail(
-        "parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the "
-        "adapters in "
-        "adapter/ and adapter_last/ load at any tp)",
-        topology_->tp(), (dir_ / "state").string(), saved_tp, saved_tp);
-  const int saved_world = trainer.value("world_size", topology_->world_size());
-  if (saved_world != topology_->world_size())
-    fail(
-        "the state in {} was saved by {} ranks, this run has {}; resume with mpirun -np {} (the "
-        "adapters in "
-        "adapter/ and adapter_last/ load with any number)",
-        (dir_ / "state").string(), saved_world, topology_->world_size(), saved_world);
-}
-
-bool Run::restore_state() {
-  fs::path state = dir_ / "state";
-  const json trainer = read_trainer_state();
-  auto weights = SafetensorsFile::open(state / state_file("weights"));
-  {
-    at::NoGradGuard no_grad;
-    for (auto& [name, tensor] : model_->trainable_parameters()) weights->read_into(name, tensor);
-  }
-  auto optimizer = SafetensorsFile::open(state / state_file("optimizer"));
-  std::map<std::string, at::Tensor> moments;
-  for (const auto& name : optimizer->names()) moments[name] = optimizer->view(name);
-  optimizer_->load_state(moments, trainer.at("optimizer_steps").get<long>());
-  // Each rank continues its own random stream.
-  auto rng = SafetensorsFile::open(state / rng_file());
-  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
-  cpu_generator.set_state(rng->view("cpu").clone());
-  if (device_.is_cuda() && rng->contains("cuda")) {
-    at::Generator cuda_generator = at::globalContext().defaultGenerator(device_);
-    cuda_generator.set_state(rng->view("cuda").clone());
-  }
-  step_ = trainer.at("step").get<int64_t>();
-  position_ = {trainer.at("sampler").at("epoch").get<int64_t>(),
-               trainer.at("sampler").at("batch").get<int64_t>()};
-  if (!trainer.at("best").is_null()) best_ = trainer.at("best").get<double>();
-  best_step_ = trainer.at("best_step").get<int64_t>();
-  best_metrics_ = trainer.at("best_metrics").get<std::map<std::string, double>>();
-  evals_without_improvement_ = trainer.at("evals_without_improvement").get<int64_t>();
-  // Records written after the saved step are replayed by this run: drop them.
-  if (rank0() && fs::exists(dir_ / "metrics.jsonl")) {
-    std::ifstream in(dir_ / "metrics.jsonl");
-    std::string kept, line;
-    while (std::getline(in, line))
-      if (!line.empty()) {
-        const json record = json::parse(line);
-        // Later steps are replayed, and the test split is evaluated again at the end.
-        if (record.value("step", int64_t{0}) <= step_ && record.value("split", "") != "test")
-          kept += line + "\n";
-      }
-    write_file_atomic(dir_ / "metrics.jsonl", kept);
-  }
+  bar_->finish();
   return true;
 }
 
-void Run::save_adapter(const std::string& name) {
+// The micro-batches of the next optimizer step: up to `accumulation`, never across an epoch's end.
+// Empty when the loader is done.
+std::vector<data::Batch> TrainRecipe::next_step_batches(data::BatchLoader& loader) {
+  std::vector<data::Batch> micro_batches;
+  auto first = loader.next();
+  if (!first) return micro_batches;
+  const int64_t accumulation = batching_.accumulation;
+  const int64_t group_end =
+      std::min<int64_t>((first->index / accumulation + 1) * accumulation, plan_.batches_per_epoch);
+  micro_batches.push_back(std::move(*first));
+  while (micro_batches.back().index + 1 < group_end)
+    micro_batches.push_back(std::move(*loader.next()));
+  return micro_batches;
+}
+
+void TrainRecipe::log_step(const StepStats& stats, double lr) {
+  const int64_t step = progress_.step;
+  tokens_since_ += static_cast<double>(stats.tokens);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - timer_).count();
+  const double tokens_per_second = tokens_since_ / std::max(seconds, 1e-9);
+  bar_->step(step, stats.loss, lr, tokens_per_second);
+  if (step % config_.train.log_every != 0 && step != plan_.total_steps) return;
+  record({{"step", step},
+          {"epoch", static_cast<double>(step) / plan_.steps_per_epoch},
+          {"split", "train"},
+          {"loss", stats.loss},
+          {"lr", lr},
+          {"grad_norm", stats.grad_norm},
+          {"tokens_per_second", tokens_per_second}});
+  if (tensorboard_) {
+    tensorboard_->add_scalar("train/loss", stats.loss, step);
+    tensorboard_->add_scalar("train/lr", lr, step);
+    tensorboard_->add_scalar("train/grad_norm", stats.grad_norm, step);
+    tensorboard_->flush();
+  }
+  tokens_since_ = 0;
+  timer_ = std::chrono::steady_clock::now();
+}
+
+// Validation at `step`; an improvement on the selection metric saves adapter/ and its predictions.
+void TrainRecipe::evaluate_and_select(int64_t step) {
+  if (validation_.dataset.size() == 0) return;
+  const EvalResult result = evaluate(*model_, validation_.dataset, labels_, eval_options_,
+                                     topology_->dp_group(), placement_.device);
+  const double value = result.metrics.at(metric_);
+  const bool higher_is_better = metric_higher_is_better(metric_);
+  const bool improved =
+      !progress_.best || (higher_is_better ? value > *progress_.best : value < *progress_.best);
+  json rec = {{"step", step},
+              {"epoch", static_cast<double>(step) / plan_.steps_per_epoch},
+              {"split", "validation"}};
+  for (auto& [k, v] : result.metrics) {
+    rec[k] = v;
+    if (tensorboard_) tensorboard_->add_scalar("validation/" + k, v, step);
+  }
+  record(rec);
+  if (improved) {
+    progress_.best = value, progress_.best_step = step, progress_.best_metrics = result.metrics,
+    progress_.evals_without_improvement = 0;
+    if (config_.output.save != SaveMode::kLast) save_adapter("adapter");
+    write_predictions("validation", validation_, result);
+  } else {
+    ++progress_.evals_without_improvement;
+  }
+  log(fmt::format("step {} validation: {}{}", step, format_metrics(result.metrics),
+                  improved ? fmt::format("  (best {} so far)", metric_) : ""));
+}
+
+bool TrainRecipe::stop_requested() {
+  double local = g_stop_signal.load() != 0 ? 1.0 : 0.0;
+  if (topology_->world_size() == 1) return local > 0;
+  return parallel::all_reduce_value(*topology_->world(), local, parallel::ReduceOp::kMax) > 0;
+}
+
+TrainOutcome TrainRecipe::interrupted() {
+  bar_->finish();
+  log(fmt::format(
+      "stopped by signal {} at step {}; state saved. Continue with: ls_train --resume {}",
+      g_stop_signal.load(), progress_.step, dir_.string()));
+  TrainOutcome outcome;
+  outcome.interrupted = true;
+  outcome.steps = progress_.step;
+  return outcome;
+}
+
+void TrainRecipe::save_final_adapters() {
+  if (config_.output.save != SaveMode::kBest) save_adapter("adapter_last");
+  if (validation_.dataset.size() == 0 && config_.output.save != SaveMode::kLast)
+    save_adapter("adapter");
+  if (validation_.dataset.size())
+    log(fmt::format("best validation {} {:.4f} at step {}", metric_,
+                    progress_.best ? *progress_.best : 0.0, progress_.best_step));
+}
+
+// The selected checkpoint (best on validation; the last one without validation) on test.
+void TrainRecipe::test() {
+  if (test_.dataset.size() == 0) return;
+  const fs::path selected = resolve_adapter_dir(dir_, "best");
+  topology_->world()->barrier();
+  ls::load_adapter(*model_, selected);
+  const EvalResult result = evaluate(*model_, test_.dataset, labels_, eval_options_,
+                                     topology_->dp_group(), placement_.device);
+  json rec = {
+      {"step", progress_.step}, {"split", "test"}, {"checkpoint", selected.filename().string()}};
+  for (auto& [k, v] : result.metrics) {
+    rec[k] = v;
+    if (tensorboard_) tensorboard_->add_scalar("test/" + k, v, progress_.step);
+  }
+  record(rec);
+  write_predictions("test", test_, result);
+  test_metrics_ = result.metrics;
+  log(fmt::format("test ({}): {}", selected.filename().string(), format_metrics(result.metrics)));
+}
+
+void TrainRecipe::write_outputs() {
+  if (tensorboard_) tensorboard_->flush();
+  if (rank0() && config_.output.plot) {
+    write_training_curves(dir_ / "metrics.jsonl", dir_ / "curves.png", metric_);
+    log(fmt::format("wrote {}", (dir_ / "curves.png").string()));
+  }
+  log(fmt::format("run directory: {}", dir_.string()));
+}
+
+TrainOutcome TrainRecipe::outcome() const {
+  TrainOutcome outcome;
+  outcome.steps = progress_.step;
+  outcome.best_validation = progress_.best_metrics;
+  outcome.test = test_metrics_;
+  return outcome;
+}
+
+void TrainRecipe::log(const std::string& line) {
+  if (bar_)
+    bar_->message(line);
+  else if (rank0())
+    fmt::print("{}\n", line);
+}
+
+void TrainRecipe::record(json record) {
+  if (!rank0()) return;
+  record["time"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  append_line(dir_ / "metrics.jsonl", record);
+}
+
+void TrainRecipe::save_adapter(const std::string& name) {
   // The tp group of dp rank 0 gathers the shards into the unsharded PEFT layout; rank 0 writes.
   if (topology_->dp_rank() != 0) return;
   fs::path staged = dir_ / (name + ".tmp");
@@ -347,231 +493,11 @@ void Run::save_adapter(const std::string& name) {
   if (rank0()) replace_directory(staged, dir_ / name);
 }
 
-void Run::write_predictions(const std::string& split, const data::RawDataset& raw,
-                            const data::Dataset& dataset, const EvalResult& result) {
+void TrainRecipe::write_predictions(const std::string& split, const Split& data,
+                                    const EvalResult& result) {
   if (rank0())
     write_file_atomic(dir_ / ("predictions_" + split + ".jsonl"),
-                      predictions_jsonl(result, raw, dataset, labels_));
-}
-
-void Run::record(json record) {
-  if (!rank0()) return;
-  record["time"] =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  append_line(dir_ / "metrics.jsonl", record);
-}
-
-bool Run::stop_requested() {
-  double local = g_stop_signal.load() != 0 ? 1.0 : 0.0;
-  if (topology_->world_size() == 1) return local > 0;
-  return parallel::all_reduce_value(*topology_->world(), local, parallel::ReduceOp::kMax) > 0;
-}
-
-TrainOutcome Run::execute() {
-  // Devices and ranks.
-  const Placement placement = resolve_placement(config_, mpi_.local_rank(), mpi_.local_size());
-  device_ = placement.device;
-  dtype_ = placement.dtype;
-  topology_ = std::make_unique<parallel::Topology>(parallel::make_world_communicator(device_),
-                                                   config_.parallel.tp);
-  const int dp = topology_->dp();
-  const int64_t micro = config_.train.micro_batch_size > 0
-                            ? config_.train.micro_batch_size
-                            : std::max<int64_t>(1, config_.train.batch_size / dp);
-  if (config_.train.batch_size % (micro * dp) != 0)
-    fail(
-        "train.batch_size: {} is not a multiple of micro_batch_size ({}) x data-parallel ranks "
-        "({})",
-        config_.train.batch_size, micro, dp);
-  const int64_t accumulation = config_.train.batch_size / (micro * dp);
-
-  prepare_directory();
-  load_data();
-  build_model();
-  if (resume_) restore_state();
-
-  data::SamplerOptions sampler_options;
-  sampler_options.batch_size = micro;
-  sampler_options.shuffle = config_.train.shuffle;
-  sampler_options.seed = static_cast<uint64_t>(config_.train.seed);
-  sampler_options.group_by_length = config_.data.group_by_length;
-  sampler_options.dp_rank = topology_->dp_rank();
-  sampler_options.dp_size = dp;
-  data::Sampler sampler(train_.lengths(), sampler_options);
-  const int64_t batches_per_epoch = sampler.batches_per_epoch();
-  const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
-  int64_t total_steps = steps_per_epoch * config_.train.epochs;
-  if (config_.train.max_steps > 0)
-    total_steps = std::min<int64_t>(total_steps, config_.train.max_steps);
-  const int64_t warmup = config_.train.warmup_steps > 0
-                             ? config_.train.warmup_steps
-                             : static_cast<int64_t>(config_.train.warmup_ratio * total_steps);
-  LrSchedule schedule{parse_schedule(config_.train.schedule), config_.train.lr, total_steps,
-                      warmup};
-  const int64_t eval_every_steps =
-      config_.train.eval_every == "epoch" ? 0 : std::stol(config_.train.eval_every);
-  const std::string metric = selection_metric(config_);
-  const bool higher_is_better = metric_higher_is_better(metric);
-
-  data::CollateOptions collate = collate_options(config_);
-  collate.pin_memory = device_.is_cuda();
-  EvalOptions eval_options;
-  eval_options.batch_size = micro;
-  eval_options.collate = collate;
-  eval_options.collate.pin_memory = false;
-  eval_options.ner_mode =
-      config_.train.ner_mode == "strict" ? NerMode::kStrictIob2 : NerMode::kDefault;
-
-  std::unique_ptr<parallel::DataParallelGradSync> grad_sync;
-  if (dp > 1) {
-    std::vector<at::Tensor> tensors;
-    for (const auto& p : optimizer_->params()) tensors.push_back(p.tensor);
-    grad_sync = std::make_unique<parallel::DataParallelGradSync>(topology_->dp_group(), tensors);
-  }
-  StepRunner runner(*model_, *optimizer_, topology_->dp_group(), grad_sync.get(),
-                    config_.train.max_grad_norm, device_, topology_->tp_group());
-  // Dropout draws differ between data-parallel ranks (seeded per dp rank) and agree within a tp
-  // group, whose ranks drop the same replicated activations; resume restores them.
-  if (!resume_) at::manual_seed(config_.train.seed + 1000003ull * (topology_->dp_rank() + 1));
-
-  progress_ =
-      std::make_unique<Progress>(rank0(), total_steps, steps_per_epoch, config_.train.log_every);
-  if (rank0() && config_.output.tensorboard)
-    tensorboard_ = std::make_unique<TensorBoardWriter>((dir_ / "tensorboard").string());
-  log(fmt::format(
-      "training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x "
-      "dp {}{}, "
-      "lr {} {} warmup {}, selecting on validation {}",
-      total_steps, config_.train.epochs, steps_per_epoch, config_.train.batch_size, micro,
-      accumulation, dp, topology_->tp() > 1 ? fmt::format(" (tp {})", topology_->tp()) : "",
-      config_.train.lr, config_.train.schedule, warmup,
-      validation_.size() ? metric : "(none: last)"));
-  if (resume_)
-    log(fmt::format("resumed {} at step {} (epoch {}, batch {})", dir_.string(), step_,
-                    position_.epoch + 1, position_.batch));
-
-  auto evaluate_validation = [&](int64_t step) {
-    if (validation_.size() == 0) return;
-    EvalResult result =
-        evaluate(*model_, validation_, labels_, eval_options, topology_->dp_group(), device_);
-    double value = result.metrics.at(metric);
-    bool improved = !best_ || (higher_is_better ? value > *best_ : value < *best_);
-    json rec = {{"step", step},
-                {"epoch", static_cast<double>(step) / steps_per_epoch},
-                {"split", "validation"}};
-    for (auto& [k, v] : result.metrics) {
-      rec[k] = v;
-      if (tensorboard_) tensorboard_->add_scalar("validation/" + k, v, step);
-    }
-    record(rec);
-    if (improved) {
-      best_ = value, best_step_ = step, best_metrics_ = result.metrics,
-      evals_without_improvement_ = 0;
-      if (config_.output.save != "last") save_adapter("adapter");
-      write_predictions("validation", raw_validation_, validation_, result);
-    } else {
-      ++evals_without_improvement_;
-    }
-    log(fmt::format("step {} validation: {}{}", step, format_metrics(result.metrics),
-                    improved ? fmt::format("  (best {} so far)", metric) : ""));
-  };
-
-  TrainOutcome outcome;
-  data::BatchLoader loader(train_, sampler, collate, position_, config_.train.epochs);
-  double tokens_since = 0;
-  auto timer = std::chrono::steady_clock::now();
-  while (step_ < total_steps) {
-    std::vector<data::Batch> micro_batches;
-    auto first = loader.next();
-    if (!first) break;
-    const int64_t group_end =
-        std::min<int64_t>((first->index / accumulation + 1) * accumulation, batches_per_epoch);
-    micro_batches.push_back(std::move(*first));
-    while (micro_batches.back().index + 1 < group_end)
-      micro_batches.push_back(std::move(*loader.next()));
-    const bool end_of_epoch = micro_batches.back().index + 1 == batches_per_epoch;
-    position_ = micro_batches.back().next;
-
-    const double lr = schedule.lr(step_);
-    StepStats stats = runner.step(micro_batches, lr);
-    ++step_;
-    tokens_since += static_cast<double>(stats.tokens);
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - timer).count();
-    progress_->step(step_, stats.loss, lr, tokens_since / std::max(seconds, 1e-9));
-    if (step_ % config_.train.log_every == 0 || step_ == total_steps) {
-      record({{"step", step_},
-              {"epoch", static_cast<double>(step_) / steps_per_epoch},
-              {"split", "train"},
-              {"loss", stats.loss},
-              {"lr", lr},
-              {"grad_norm", stats.grad_norm},
-              {"tokens_per_second", tokens_since / std::max(seconds, 1e-9)}});
-      if (tensorboard_) {
-        tensorboard_->add_scalar("train/loss", stats.loss, step_);
-        tensorboard_->add_scalar("train/lr", lr, step_);
-        tensorboard_->add_scalar("train/grad_norm", stats.grad_norm, step_);
-        tensorboard_->flush();
-      }
-      tokens_since = 0;
-      timer = std::chrono::steady_clock::now();
-    }
-    const bool eval_due = eval_every_steps > 0 ? step_ % eval_every_steps == 0 : end_of_epoch;
-    if (eval_due || step_ == total_steps) evaluate_validation(step_);
-    const bool early_stop = config_.train.early_stopping_patience > 0 &&
-                            evals_without_improvement_ >= config_.train.early_stopping_patience;
-    const bool stop = stop_requested();
-    if (eval_due || step_ == total_steps || stop || early_stop ||
-        (config_.output.state_every > 0 && step_ % config_.output.state_every == 0))
-      save_state(step_, position_);
-    if (stop) {
-      progress_->finish();
-      log(fmt::format(
-          "stopped by signal {} at step {}; state saved. Continue with: ls_train --resume {}",
-          g_stop_signal.load(), step_, dir_.string()));
-      outcome.interrupted = true;
-      outcome.steps = step_;
-      return outcome;
-    }
-    if (early_stop) {
-      log(fmt::format("early stopping: no better {} in {} evaluations", metric,
-                      evals_without_improvement_));
-      break;
-    }
-  }
-  progress_->finish();
-  if (config_.output.save != "best") save_adapter("adapter_last");
-  if (validation_.size() == 0 && config_.output.save != "last") save_adapter("adapter");
-  outcome.steps = step_;
-  outcome.best_validation = best_metrics_;
-  if (validation_.size())
-    log(fmt::format("best validation {} {:.4f} at step {}", metric, best_ ? *best_ : 0.0,
-                    best_step_));
-
-  if (test_.size() > 0) {
-    // The selected checkpoint (best on validation; the last one without validation) on test.
-    fs::path selected = fs::exists(dir_ / "adapter") ? dir_ / "adapter" : dir_ / "adapter_last";
-    topology_->world()->barrier();
-    ls::load_adapter(*model_, selected);
-    EvalResult result =
-        evaluate(*model_, test_, labels_, eval_options, topology_->dp_group(), device_);
-    json rec = {{"step", step_}, {"split", "test"}, {"checkpoint", selected.filename().string()}};
-    for (auto& [k, v] : result.metrics) {
-      rec[k] = v;
-      if (tensorboard_) tensorboard_->add_scalar("test/" + k, v, step_);
-    }
-    record(rec);
-    write_predictions("test", raw_test_, test_, result);
-    outcome.test = result.metrics;
-    log(fmt::format("test ({}): {}", selected.filename().string(), format_metrics(result.metrics)));
-  }
-  if (tensorboard_) tensorboard_->flush();
-  if (rank0() && config_.output.plot) {
-    write_training_curves(dir_ / "metrics.jsonl", dir_ / "curves.png", metric);
-    log(fmt::format("wrote {}", (dir_ / "curves.png").string()));
-  }
-  log(fmt::format("run directory: {}", dir_.string()));
-  return outcome;
+                      predictions_jsonl(result, data.raw, data.dataset, labels_));
 }
 
 }  // namespace
@@ -583,8 +509,8 @@ void install_stop_signal_handlers() {
 
 TrainOutcome train(const Config& config, bool resume, parallel::MpiRuntime& mpi) {
   g_stop_signal.store(0);
-  Run run(config, resume, mpi);
-  return run.execute();
+  TrainRecipe recipe(config, resume, mpi);
+  return recipe.run();
 }
 
 }  // namespace ls

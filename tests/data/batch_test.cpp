@@ -96,8 +96,10 @@ TEST(Collate, PadsLeftWithAConfiguredIdAndRoundsTheWidth) {
   EXPECT_EQ(batch.labels[0].item<int64_t>(), 1);  // example 1's label
   EXPECT_EQ(batch.labels[1].item<int64_t>(), 0);
   EXPECT_FALSE(batch.word_ids.defined());
-  EXPECT_EQ(parse_padding_side("left"), PaddingSide::kLeft);
-  EXPECT_NE(user_error([] { parse_padding_side("middle"); }).find("middle"), std::string::npos);
+  EXPECT_EQ(parse_enum<PaddingSide>("left", "data.padding_side"), PaddingSide::kLeft);
+  EXPECT_NE(
+      user_error([] { parse_enum<PaddingSide>("middle", "data.padding_side"); }).find("middle"),
+      std::string::npos);
 }
 
 TEST(Collate, EmptyShareGivesEmptyTensors) {

@@ -79,8 +79,9 @@ TEST(ProblemTypes, TokenTasksAreSingleLabel) {
   options.problem = ProblemType::kMultiLabel;
   EXPECT_HAS(parse_error("ner.conll", "EU B-ORG\n", TaskType::kToken, options),
              "task.problem_type multi_label is for sequence tasks");
-  EXPECT_EQ(parse_problem_type("multi_label_classification"), ProblemType::kMultiLabel);
-  EXPECT_HAS(user_error([] { parse_problem_type("multilabel"); }),
+  EXPECT_EQ(parse_enum<ProblemType>("multi_label_classification", "task.problem_type"),
+            ProblemType::kMultiLabel);
+  EXPECT_HAS(user_error([] { parse_enum<ProblemType>("multilabel", "task.problem_type"); }),
              "task.problem_type: unknown problem type");
 }
 
@@ -235,8 +236,8 @@ TEST(FormatResolution, PicksByExtensionOrConfig) {
   EXPECT_EQ(resolve_format("eng.train.txt", DataFormat::kAuto), DataFormat::kConll);
   EXPECT_EQ(resolve_format("data.bin", DataFormat::kCsv), DataFormat::kCsv);
   EXPECT_HAS(user_error([] { resolve_format("data.bin", DataFormat::kAuto); }), "data.format");
-  EXPECT_EQ(parse_data_format("pretokenized"), DataFormat::kPretokenized);
-  EXPECT_HAS(user_error([] { parse_data_format("parquet"); }), "parquet");
+  EXPECT_EQ(parse_enum<DataFormat>("pretokenized", "data.format"), DataFormat::kPretokenized);
+  EXPECT_HAS(user_error([] { parse_enum<DataFormat>("parquet", "data.format"); }), "parquet");
 }
 
 // --- bad input: one error naming file:line ---

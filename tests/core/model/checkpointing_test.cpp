@@ -76,14 +76,14 @@ TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
       for (const auto mode :
            {ActivationCheckpointing::kSelective, ActivationCheckpointing::kFull}) {
         const auto run = train_step(mode, dropout, policy);
-        const auto what = fmt::format("{} {} dropout {}", activation_checkpointing_name(mode),
-                                      policy.describe(), dropout);
+        const auto what =
+            fmt::format("{} {} dropout {}", enum_name(mode), policy.describe(), dropout);
         // Full recomputes the same float32 ops with the same dropout masks; selective's analytic
         // backward adds in another order: both sit at float32 rounding (eps 1.2e-7).
         EXPECT_LE(test::relative_error(run.loss, plain.loss), 1e-6) << what;
         const double error = worst_gradient_error(run, plain);
         EXPECT_LE(error, 1e-5) << what;
-        auto& kind = worst[activation_checkpointing_name(mode)];
+        auto& kind = worst[std::string(enum_name(mode))];
         kind = std::max(kind, error);
       }
     }
@@ -104,18 +104,17 @@ TEST(ActivationCheckpointing, Bf16BaseStaysWithinBf16RoundingOfThePlainPath) {
   for (const auto mode : {ActivationCheckpointing::kSelective, ActivationCheckpointing::kFull}) {
     const auto run = train_step(mode, 0.1, AttentionPolicy::causal(), at::kBFloat16);
     // bf16 eps is 2^-8 = 3.9e-3; selective rounds its recomputed backward differently.
-    EXPECT_LE(test::relative_error(run.loss, plain.loss), 1e-2)
-        << activation_checkpointing_name(mode);
-    EXPECT_LE(worst_gradient_error(run, plain), 3e-2) << activation_checkpointing_name(mode);
+    EXPECT_LE(test::relative_error(run.loss, plain.loss), 1e-2) << enum_name(mode);
+    EXPECT_LE(worst_gradient_error(run, plain), 3e-2) << enum_name(mode);
   }
 }
 
 TEST(ActivationCheckpointing, NamesRoundTripAndUnknownNamesAreUserErrorsNamingTheKey) {
   for (const auto mode : {ActivationCheckpointing::kNone, ActivationCheckpointing::kSelective,
                           ActivationCheckpointing::kFull})
-    EXPECT_EQ(parse_activation_checkpointing(activation_checkpointing_name(mode), "key"), mode);
+    EXPECT_EQ(parse_enum<ActivationCheckpointing>(enum_name(mode), "key"), mode);
   try {
-    parse_activation_checkpointing("some", "model.activation_checkpointing");
+    parse_enum<ActivationCheckpointing>("some", "model.activation_checkpointing");
     FAIL() << "expected a UserError";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("model.activation_checkpointing"), std::string::npos);

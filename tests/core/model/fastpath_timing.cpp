@@ -51,7 +51,7 @@ int run(int argc, char** argv) {
   options.device = c10::Device(args["device"]);
   options.dtype = ls::parse_dtype(args["dtype"], "--dtype");
   options.activation_checkpointing =
-      ls::parse_activation_checkpointing(args["checkpointing"], "--checkpointing");
+      ls::parse_enum<ls::ActivationCheckpointing>(args["checkpointing"], "--checkpointing");
   ls::HeadOptions head;
   head.num_labels = 3;
   torch::manual_seed(0);

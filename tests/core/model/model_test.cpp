@@ -280,7 +280,7 @@ TEST(SequenceHead, MeanAndMaxPoolTokenLogitsOverRealTokensOnly) {
       const auto real = token_logits[b].narrow(0, 0, length);
       const auto expected = pooling == Pooling::kMean ? real.mean(0) : std::get<0>(real.max(0));
       EXPECT_LE(test::relative_error(pooled[b], expected), 1e-6)
-          << pooling_name(pooling) << " row " << b;
+          << enum_name(pooling) << " row " << b;
     }
   }
   // `last` is the last real token, whatever the padding side.
@@ -334,7 +334,7 @@ TEST(Loss, SumOverNormalizerOfPartsIsTheMeanOfTheWholeBatch) {
                             c.labels.narrow(0, 1, c.labels.size(0) - 1));
     const auto n = loss.normalizer(c.labels.narrow(0, 0, 1)) +
                    loss.normalizer(c.labels.narrow(0, 1, c.labels.size(0) - 1));
-    EXPECT_LE(test::relative_error(a / n, whole), 1e-6) << data::to_string(c.problem);
+    EXPECT_LE(test::relative_error(a / n, whole), 1e-6) << enum_name(c.problem);
   }
   // Torch's weighted, smoothed cross-entropy is the reference for the single-label mean.
   const auto& c = cases[0];

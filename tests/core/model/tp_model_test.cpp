@@ -199,7 +199,7 @@ TEST(TensorParallelModel, CheckpointedLayersGiveThePlainGradients) {
       std::map<std::string, at::Tensor> plain;
       for (const auto mode : {ActivationCheckpointing::kNone, ActivationCheckpointing::kSelective,
                               ActivationCheckpointing::kFull}) {
-        SCOPED_TRACE(activation_checkpointing_name(mode) + " " + attention.describe() + " tp " +
+        SCOPED_TRACE(std::string(enum_name(mode)) + " " + attention.describe() + " tp " +
                      std::to_string(tp));
         torch::manual_seed(3);
         auto model = load(TaskType::kToken, attention, topology.tp_group());

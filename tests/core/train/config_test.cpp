@@ -33,7 +33,7 @@ TEST(Config, DefaultsAreThePaperRecipe) {
   EXPECT_DOUBLE_EQ(c.train.weight_decay, 0.01);
   EXPECT_EQ(c.train.batch_size, 8);
   EXPECT_EQ(c.data.max_length, 64);
-  EXPECT_EQ(c.model.attention, "causal");
+  EXPECT_EQ(c.model.attention, ls::AttentionMode::kCausal);
   EXPECT_FALSE(c.model.attend_to_padding);
 }
 
@@ -44,7 +44,7 @@ TEST(Config, ValuesAndOverridesApply) {
       "cfg.yaml", {"train.lr=5e-5", "model.attention=bidirectional", "lora.targets=[v_proj]"});
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-5);  // --set wins over the file
   EXPECT_EQ(c.train.epochs, 3);
-  EXPECT_EQ(c.model.attention, "bidirectional");
+  EXPECT_EQ(c.model.attention, ls::AttentionMode::kBidirectional);
   EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"v_proj"}));
 }
 
@@ -154,7 +154,7 @@ TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
   auto c = ls::Config::parse(
       std::string(kMinimal) + "task: {problem_type: multi_label, class_weights: auto}\n",
       "cfg.yaml");
-  EXPECT_EQ(c.task.class_weights.mode, "auto");
+  EXPECT_EQ(c.task.class_weights.mode, ls::ClassWeightsMode::kAuto);
   EXPECT_EQ(ls::selection_metric(c), "micro_f1");
   c = ls::Config::parse(kMinimal, "cfg.yaml",
                         {"task.class_weights=[1, 2.5]", "task.label_smoothing=0.1"});
@@ -185,4 +185,29 @@ TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
   EXPECT_NE(error_of(kMinimal, {"task.problem_type=multi_label", "task.label_smoothing=0.1"})
                 .find("task.label_smoothing: only single_label"),
             std::string::npos);
+}
+
+TEST(Config, ChoiceKeysTakeTheirAllowedValuesFromTheEnumNameTables) {
+  // One table per enum: the config documents and checks its printed names...
+  EXPECT_EQ(ls::enum_choices<ls::data::ProblemType>(),
+            (std::vector<std::string>{"single_label", "multi_label", "regression"}));
+  EXPECT_NE(ls::config_docs_markdown().find("(single_label \\| multi_label \\| regression)"),
+            std::string::npos);
+  // ...while aliases (HF's spellings) parse elsewhere but are no config values.
+  EXPECT_EQ(ls::parse_enum<ls::data::ProblemType>("multi_label_classification", "x"),
+            ls::data::ProblemType::kMultiLabel);
+  EXPECT_NE(error_of(kMinimal, {"task.problem_type=multi_label_classification"})
+                .find("'multi_label_classification' is not one of: single_label, multi_label, "
+                      "regression"),
+            std::string::npos);
+  EXPECT_EQ(ls::enum_name(ls::data::ProblemType::kMultiLabel), "multi_label");
+  EXPECT_NE(error_of(kMinimal, {"task.pooling=first"})
+                .find("task.pooling: 'first' is not one of: last, mean, max"),
+            std::string::npos);
+  try {
+    ls::parse_enum<ls::Pooling>("first", "--pooling");
+    FAIL() << "expected a UserError";
+  } catch (const ls::UserError& e) {
+    EXPECT_STREQ(e.what(), "--pooling: unknown pooling 'first' (expected last, mean or max)");
+  }
 }

@@ -1,0 +1,152 @@
+// A run's resumable state (see run_state.h).
+#include "core/train/run_state.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/base/atomic_file.h"
+#include "core/base/error.h"
+#include "core/io/safetensors.h"
+#include "parallel/communicator.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ls {
+
+RunState::RunState(fs::path run_dir, const parallel::Topology& topology, c10::Device device)
+    : dir_(std::move(run_dir)), topology_(topology), device_(device) {}
+
+std::string RunState::shard_file(const std::string& what) const {
+  if (topology_.tp() == 1) return what + ".safetensors";
+  return fmt::format("{}.tp{}-of-{}.safetensors", what, topology_.tp_rank(), topology_.tp());
+}
+
+std::string RunState::rng_file() const {
+  return fmt::format("rng.rank{}-of-{}.safetensors", topology_.rank(), topology_.world_size());
+}
+
+json RunState::read_trainer_json() const {
+  const fs::path path = dir_ / "state" / "trainer.json";
+  try {
+    return json::parse(std::ifstream(path));
+  } catch (const json::exception& e) {
+    fail("{}: unreadable trainer state: {}", path.string(), e.what());
+  }
+}
+
+void RunState::check_resumable() const {
+  if (!fs::exists(dir_ / "state" / "trainer.json"))
+    fail("{}: no resumable state (state/trainer.json) in this run directory", dir_.string());
+  const json trainer = read_trainer_json();
+  const int saved_tp = trainer.value("tp", 1);
+  if (saved_tp != topology_.tp())
+    fail(
+        "parallel.tp: {}, but the state in {} was saved at tp {}; resume with parallel.tp: {} (the "
+        "adapters in "
+        "adapter/ and adapter_last/ load at any tp)",
+        topology_.tp(), (dir_ / "state").string(), saved_tp, saved_tp);
+  const int saved_world = trainer.value("world_size", topology_.world_size());
+  if (saved_world != topology_.world_size())
+    fail(
+        "the state in {} was saved by {} ranks, this run has {}; resume with mpirun -np {} (the "
+        "adapters in "
+        "adapter/ and adapter_last/ load with any number)",
+        (dir_ / "state").string(), saved_world, topology_.world_size(), saved_world);
+}
+
+void RunState::save(const TrainingProgress& progress, LsLlama& model,
+                    const AdamW& optimizer) const {
+  parallel::Communicator& world = *topology_.world();
+  const bool rank0 = topology_.is_rank0();
+  fs::path staged = dir_ / "state.tmp";
+  if (rank0) {
+    fs::remove_all(staged);
+    fs::create_directories(staged);
+  }
+  world.barrier();
+  // Every rank keeps its own generator state: data-parallel ranks draw different dropout masks.
+  std::vector<std::pair<std::string, at::Tensor>> rng = {
+      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (device_.is_cuda())
+    rng.emplace_back("cuda", at::globalContext().defaultGenerator(device_).get_state());
+  write_safetensors(staged / rng_file(), rng);
+  // The tp group of dp rank 0 writes weights and moments (every data-parallel replica holds them).
+  if (topology_.dp_rank() == 0) {
+    std::vector<std::pair<std::string, at::Tensor>> weights;
+    for (auto& [name, tensor] : model.trainable_parameters())
+      weights.emplace_back(name, tensor.detach());
+    write_safetensors(staged / shard_file("weights"), weights);
+    std::vector<std::pair<std::string, at::Tensor>> moments;
+    for (auto& [name, tensor] : optimizer.state()) moments.emplace_back(name, tensor);
+    write_safetensors(staged / shard_file("optimizer"), moments);
+  }
+  world.barrier();  // every file is on disk before rank 0 swaps the directory in
+  if (rank0) {
+    json trainer = {
+        {"step", progress.step},
+        {"tp", topology_.tp()},
+        {"world_size", topology_.world_size()},
+        {"optimizer_steps", optimizer.steps()},
+        {"sampler", {{"epoch", progress.position.epoch}, {"batch", progress.position.batch}}},
+        {"best", progress.best ? json(*progress.best) : json(nullptr)},
+        {"best_step", progress.best_step},
+        {"best_metrics", progress.best_metrics},
+        {"evals_without_improvement", progress.evals_without_improvement}};
+    write_file_atomic(staged / "trainer.json", trainer.dump(2));
+    replace_directory(staged, dir_ / "state");
+  }
+  world.barrier();
+}
+
+TrainingProgress RunState::restore(LsLlama& model, AdamW& optimizer) const {
+  const fs::path state = dir_ / "state";
+  const json trainer = read_trainer_json();
+  auto weights = SafetensorsFile::open(state / shard_file("weights"));
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, tensor] : model.trainable_parameters()) weights->read_into(name, tensor);
+  }
+  auto moments_file = SafetensorsFile::open(state / shard_file("optimizer"));
+  std::map<std::string, at::Tensor> moments;
+  for (const auto& name : moments_file->names()) moments[name] = moments_file->view(name);
+  optimizer.load_state(moments, trainer.at("optimizer_steps").get<long>());
+  // Each rank continues its own random stream.
+  auto rng = SafetensorsFile::open(state / rng_file());
+  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
+  cpu_generator.set_state(rng->view("cpu").clone());
+  if (device_.is_cuda() && rng->contains("cuda")) {
+    at::Generator cuda_generator = at::globalContext().defaultGenerator(device_);
+    cuda_generator.set_state(rng->view("cuda").clone());
+  }
+  TrainingProgress progress;
+  progress.step = trainer.at("step").get<int64_t>();
+  progress.position = {trainer.at("sampler").at("epoch").get<int64_t>(),
+                       trainer.at("sampler").at("batch").get<int64_t>()};
+  if (!trainer.at("best").is_null()) progress.best = trainer.at("best").get<double>();
+  progress.best_step = trainer.at("best_step").get<int64_t>();
+  progress.best_metrics = trainer.at("best_metrics").get<std::map<std::string, double>>();
+  progress.evals_without_improvement = trainer.at("evals_without_improvement").get<int64_t>();
+  if (topology_.is_rank0()) drop_replayed_records(progress.step);
+  return progress;
+}
+
+void RunState::drop_replayed_records(int64_t step) const {
+  if (!fs::exists(dir_ / "metrics.jsonl")) return;
+  std::ifstream in(dir_ / "metrics.jsonl");
+  std::string kept, line;
+  while (std::getline(in, line))
+    if (!line.empty()) {
+      const json record = json::parse(line);
+      // Later steps are replayed, and the test split is evaluated again at the end.
+      if (record.value("step", int64_t{0}) <= step && record.value("split", "") != "test")
+        kept += line + "\n";
+    }
+  write_file_atomic(dir_ / "metrics.jsonl", kept);
+}
+
+}  // namespace ls

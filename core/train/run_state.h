@@ -1,0 +1,61 @@
+// RunState: a run's resumable state, state/ in the run directory, for exact resume:
+//   trainer.json                  step, sampler position, best so far, tp and world size
+//   weights.safetensors           the trained tensors (LoRA, head)
+//   optimizer.safetensors         AdamW moments
+//   rng.rank<R>-of-<W>.safetensors each rank's generator state (CPU, and CUDA on a GPU)
+// With tensor parallelism each tp rank keeps its own shards and moments
+// (weights.tp<R>-of-<N>.safetensors and the like), so resuming takes the same parallel.tp; the
+// adapters are unsharded and load at any tp. Written to state.tmp, then swapped in.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/model/ls_llama.h"
+#include "core/train/adamw.h"
+#include "data/sampler.h"
+#include "parallel/topology.h"
+
+namespace ls {
+
+// Where training stands: what state/ saves besides tensors.
+struct TrainingProgress {
+  int64_t step = 0;                // optimizer steps taken
+  data::SamplerPosition position;  // the next batch
+  std::optional<double> best;      // best validation value of the selection metric so far
+  int64_t best_step = 0;
+  std::map<std::string, double> best_metrics;
+  int64_t evals_without_improvement = 0;
+};
+
+class RunState {
+ public:
+  RunState(std::filesystem::path run_dir, const parallel::Topology& topology, c10::Device device);
+
+  // Rank 0, before a resumed run rewrites config.yaml: state/trainer.json is there and was saved
+  // at this tp and world size. UserError saying how to resume otherwise.
+  void check_resumable() const;
+  // Every rank calls it: each writes its RNG state, dp rank 0's tp group the weights and moments,
+  // rank 0 trainer.json, then swaps state.tmp in.
+  void save(const TrainingProgress& progress, LsLlama& model, const AdamW& optimizer) const;
+  // Loads weights, moments and this rank's RNG state; returns the progress. Rank 0 drops the
+  // metrics.jsonl records after the saved step (the resumed run writes them again).
+  TrainingProgress restore(LsLlama& model, AdamW& optimizer) const;
+
+ private:
+  std::string shard_file(const std::string& what) const;
+  std::string rng_file() const;
+  nlohmann::json read_trainer_json() const;
+  void drop_replayed_records(int64_t step) const;
+
+  std::filesystem::path dir_;
+  const parallel::Topology& topology_;
+  c10::Device device_;
+};
+
+}  // namespace ls
