@@ -152,7 +152,8 @@ const std::vector<KeySpec>& schema() {
       key("model.path", &C::model, &ModelSection::path,
           "HF LLaMA directory: config.json, *.safetensors (required)"),
       key("model.tokenizer", &C::model, &ModelSection::tokenizer,
-          "sentencepiece model; empty = <model.path>/tokenizer.model"),
+          "tokenizer.model (sentencepiece) or tokenizer.json (HF BPE); empty = "
+          "<model.path>/tokenizer.json if there, else <model.path>/tokenizer.model"),
       key("model.dtype", &C::model, &ModelSection::dtype,
           "frozen base weights; auto = bf16 on GPU, f32 on CPU. LoRA, head and optimizer state are "
           "always f32",
@@ -164,8 +165,9 @@ const std::vector<KeySpec>& schema() {
       key("model.bidirectional_from_layer", &C::model, &ModelSection::bidirectional_from_layer,
           "with bidirectional attention, only layers >= this index are unmasked (0 = all)"),
       key("model.attend_to_padding", &C::model, &ModelSection::attend_to_padding,
-          "reproduce the original LS-unLLaMA code, which also unmasks padding keys (results then "
-          "depend on batch composition)"),
+          "reproduce the original LS-unLLaMA code, which also unmasks padding keys in "
+          "bidirectional "
+          "layers (results then depend on batch composition)"),
       key("model.activation_checkpointing", &C::model, &ModelSection::activation_checkpointing,
           "recompute activations in backward to save memory"),
       key("task.type", &C::task, &TaskSection::type,

@@ -26,12 +26,25 @@ Placement resolve_placement(const Config& config, int local_rank, int local_size
   return p;
 }
 
+std::filesystem::path tokenizer_path(const Config& config) {
+  namespace fs = std::filesystem;
+  if (!config.model.tokenizer.empty()) return config.model.tokenizer;
+  const fs::path dir = config.model.path;
+  if (!fs::exists(dir)) fail("model.path: '{}' does not exist", dir.string());
+  if (!fs::is_directory(dir))
+    fail("model.path: '{}' is not a directory (an HF model directory is expected)", dir.string());
+  for (const char* name : {"tokenizer.json", "tokenizer.model"})
+    if (fs::exists(dir / name)) return dir / name;
+  fail(
+      "model.path: '{}' has neither tokenizer.json nor tokenizer.model; set model.tokenizer to the "
+      "tokenizer file",
+      dir.string());
+}
+
 std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config) {
-  std::filesystem::path path = config.model.tokenizer.empty()
-                                   ? std::filesystem::path(config.model.path) / "tokenizer.model"
-                                   : std::filesystem::path(config.model.tokenizer);
   return std::make_unique<data::Tokenizer>(
-      path.string(), data::TokenizerOptions{.add_bos = true, .add_eos = config.data.add_eos});
+      tokenizer_path(config).string(),
+      data::TokenizerOptions{.add_bos = true, .add_eos = config.data.add_eos});
 }
 
 data::ReaderOptions reader_options(const Config& config, bool labeled) {

@@ -28,6 +28,9 @@ struct Placement {
 // model.device / model.dtype resolved for this rank (auto: its GPU and bf16 when CUDA is there).
 Placement resolve_placement(const Config& config, int local_rank, int local_size);
 
+// model.tokenizer, or else <model.path>/tokenizer.json when there, else tokenizer.model. UserError
+// naming model.path when the directory is missing or holds neither file.
+std::filesystem::path tokenizer_path(const Config& config);
 std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
 data::ReaderOptions reader_options(const Config& config, bool labeled);
 data::DatasetOptions dataset_options(const Config& config, bool labeled);

@@ -158,6 +158,8 @@ void TrainRecipe::setup_parallel() {
 }
 
 void TrainRecipe::setup_directory() {
+  tokenizer_path(
+      config_);  // a missing model directory or tokenizer stops before anything is written
   if (rank0()) {
     if (resume_) {
       state_->check_resumable();  // before config.yaml is rewritten with this run's settings

@@ -3,7 +3,8 @@
 //   adapter/ (best on validation) and adapter_last/ (PEFT-loadable, head included),
 //   state/ (weights, optimizer moments, RNG, sampler position: exact resume),
 //   predictions_validation.jsonl, predictions_test.jsonl.
-// Every rank runs it; rank 0 alone writes files and prints.
+// Every rank runs it; rank 0 prints and writes the run's files, except that each rank writes its
+// own RNG state into state/ (state/rng.rankR-of-N.safetensors), so output.dir must be shared.
 #pragma once
 
 #include <filesystem>

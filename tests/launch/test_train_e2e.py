@@ -187,8 +187,14 @@ class EndToEnd(unittest.TestCase):
         self.assertIn("train.batch_size: must be >= 1", result.stderr)
         result = ls_train(write_config(self.dir, model={"path": "/nonexistent/llama"}), check=False)
         self.assertEqual(result.returncode, 2)
-        self.assertIn("/nonexistent/llama", result.stderr)
+        self.assertIn("model.path: '/nonexistent/llama' does not exist", result.stderr)
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        empty = os.path.join(self.dir, "empty_model")
+        os.makedirs(empty)
+        result = ls_train(write_config(self.dir, model={"path": empty}), check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("has neither tokenizer.json nor tokenizer.model", result.stderr)
+        self.assertIn("model.path", result.stderr)
 
     def test_predict_reproduces_the_trainers_validation_metrics(self):
         cfg = write_config(self.dir)
