@@ -4,8 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include "tests/support/mpi_gtest_main.h"
+#include <mpi.h>
 
 namespace ls::parallel {
 namespace {
@@ -139,5 +138,3 @@ TEST(Communicator, SplitMakesIndependentGroups) {
 
 }  // namespace
 }  // namespace ls::parallel
-
-LS_MPI_GTEST_MAIN()

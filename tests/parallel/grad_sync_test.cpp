@@ -6,12 +6,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "tests/support/mpi_gtest_main.h"
-
 namespace ls::parallel {
 namespace {
 
-constexpr double kRtol = 1e-5, kAtol = 1e-6;  // float32; averaging changes the summation order
+constexpr double kSyncRtol = 1e-5,
+                 kSyncAtol = 1e-6;  // float32; averaging changes the summation order
 constexpr int64_t kGlobalBatch = 8;
 
 // A head-sized model: a frozen layer under two trainable ones.
@@ -60,7 +59,7 @@ void expect_same_gradients(Net& dp, Net& ref, const std::string& when) {
   auto a = dp.trainable(), b = ref.trainable();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_TRUE(torch::allclose(a[i].grad(), b[i].grad(), kRtol, kAtol))
+    EXPECT_TRUE(torch::allclose(a[i].grad(), b[i].grad(), kSyncRtol, kSyncAtol))
         << when << ", tensor " << i << ": max abs difference "
         << (a[i].grad() - b[i].grad()).abs().max().item<double>();
 }
@@ -68,7 +67,7 @@ void expect_same_gradients(Net& dp, Net& ref, const std::string& when) {
 void expect_same_parameters(Net& dp, Net& ref) {
   auto a = dp.trainable(), b = ref.trainable();
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_TRUE(torch::allclose(a[i], b[i], kRtol, kAtol)) << "parameter " << i;
+    EXPECT_TRUE(torch::allclose(a[i], b[i], kSyncRtol, kSyncAtol)) << "parameter " << i;
 }
 
 class DataParallelGradSyncTest : public ::testing::TestWithParam<int64_t> {};
@@ -131,5 +130,3 @@ TEST(DataParallelGradSync, AccumulatedMicroBatchesEqualTheGlobalBatch) {
 
 }  // namespace
 }  // namespace ls::parallel
-
-LS_MPI_GTEST_MAIN()

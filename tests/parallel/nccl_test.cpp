@@ -10,7 +10,6 @@
 
 #include "parallel/communicator.h"
 #include "parallel/tp_linear.h"
-#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {
@@ -92,5 +91,3 @@ TEST_F(NcclTest, ColumnParallelLinearOnTheGpuMatchesTheCpu) {
 
 }  // namespace
 }  // namespace ls::parallel
-
-LS_MPI_GTEST_MAIN()

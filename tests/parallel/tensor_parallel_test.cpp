@@ -9,7 +9,6 @@
 #include "core/base/error.h"
 #include "parallel/tp_linear.h"
 #include "parallel/tp_ops.h"
-#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {
@@ -173,5 +172,3 @@ TEST(TensorParallel, SwiGluMlpAtTp2EqualsTp1) {
 
 }  // namespace
 }  // namespace ls::parallel
-
-LS_MPI_GTEST_MAIN()

@@ -5,12 +5,11 @@
 #include <gtest/gtest.h>
 
 #include "core/base/error.h"
-#include "tests/support/mpi_gtest_main.h"
 
 namespace ls::parallel {
 namespace {
 
-std::shared_ptr<Communicator> world() {
+std::shared_ptr<Communicator> cpu_world() {
   return make_world_communicator(at::Device(at::kCPU));
 }
 
@@ -21,7 +20,7 @@ std::vector<int64_t> members(Communicator& group, int world_rank) {
 }
 
 TEST(Topology, TpGroupsAreContiguousRanksAndDpGroupsStrideByTp) {
-  auto comm = world();
+  auto comm = cpu_world();
   const int n = comm->size(), r = comm->rank();
   for (int tp = 1; tp <= n; ++tp) {
     if (n % tp != 0) continue;
@@ -39,7 +38,7 @@ TEST(Topology, TpGroupsAreContiguousRanksAndDpGroupsStrideByTp) {
 }
 
 TEST(Topology, TpThatDoesNotDivideTheWorldIsAUserError) {
-  auto comm = world();
+  auto comm = cpu_world();
   const int tp = comm->size() + 1;
   try {
     Topology grid(comm, tp);
@@ -55,5 +54,3 @@ TEST(Topology, TpThatDoesNotDivideTheWorldIsAUserError) {
 
 }  // namespace
 }  // namespace ls::parallel
-
-LS_MPI_GTEST_MAIN()

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "parallel/mpi.h"
-#include "tests/support/mpi_gtest_main.h"
 
 TEST(MpiSmoke, AllReduceSumsEveryRank) {
   int rank = 0, size = 1;
@@ -37,5 +36,3 @@ TEST(MpiSmoke, FailedCallIsNamedInTheError) {
     EXPECT_NE(std::string(e.what()).find("MPI_Bcast"), std::string::npos) << e.what();
   }
 }
-
-LS_MPI_GTEST_MAIN()

@@ -22,7 +22,6 @@
 #include "parallel/communicator.h"
 #include "parallel/topology.h"
 #include "parallel/tp_linear.h"
-#include "tests/support/mpi_gtest_main.h"
 #include "tests/support/test_util.h"
 
 namespace ls {
@@ -371,5 +370,3 @@ TEST(TensorParallelModel, AdamWStepsWithClippingEqualTp1) {
 
 }  // namespace
 }  // namespace ls
-
-LS_MPI_GTEST_MAIN()

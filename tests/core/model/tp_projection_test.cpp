@@ -15,7 +15,6 @@
 #include "parallel/grad_sync.h"
 #include "parallel/tp_linear.h"
 #include "parallel/tp_ops.h"
-#include "tests/support/mpi_gtest_main.h"
 
 namespace ls {
 namespace {
@@ -392,5 +391,3 @@ TEST(TensorParallelProjection, FreshAdaptersAreTheSameForEveryTpAndOneDevice) {
 
 }  // namespace
 }  // namespace ls
-
-LS_MPI_GTEST_MAIN()

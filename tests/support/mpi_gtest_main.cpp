@@ -1,13 +1,13 @@
-// main() for GoogleTest suites that run under mpirun: MPI is initialised around the tests, only
-// rank 0 prints results (other ranks print failures only), and the process exits non-zero on
-// every rank if any rank failed, so mpirun's status is the job's.
-#pragma once
-
+// The one main() of the GoogleTest suites that run under mpirun (ls_add_mpi_gtest links it): MPI is
+// initialised around the tests, only rank 0 prints results (other ranks print failures only), and
+// the process exits non-zero on every rank if any rank failed, so mpirun's status is the job's.
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include "parallel/mpi.h"
 
-namespace ls::testing {
+namespace {
 
 class FailuresOnlyPrinter : public ::testing::EmptyTestEventListener {
  public:
@@ -23,7 +23,9 @@ class FailuresOnlyPrinter : public ::testing::EmptyTestEventListener {
   int rank_;
 };
 
-inline int run_mpi_tests(int argc, char** argv) {
+}  // namespace
+
+int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ls::parallel::MpiRuntime mpi(&argc, &argv);
   if (mpi.rank() != 0) {
@@ -31,15 +33,8 @@ inline int run_mpi_tests(int argc, char** argv) {
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new FailuresOnlyPrinter(mpi.rank()));
   }
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+  const int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   int any_failed = 0;
   MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   return any_failed;
 }
-
-}  // namespace ls::testing
-
-#define LS_MPI_GTEST_MAIN()                        \
-  int main(int argc, char** argv) {                \
-    return ls::testing::run_mpi_tests(argc, argv); \
-  }
