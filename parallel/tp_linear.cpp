@@ -217,8 +217,9 @@ std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch
 
 double total_grad_norm(const torch::nn::Module& root, Communicator& tp) {
   const OwnerMap owner = sharded_owners(root);
-
-  double sum_of_squares = 0;
+  // Summed on the device, reduced over the tp group as one tensor, read on the host once.
+  at::Tensor sum_of_squares =
+      at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(tp.device()));
   for (const auto& param : root.named_parameters()) {
     const at::Tensor& grad = param.value().grad();
     if (!param.value().requires_grad() || !grad.defined()) continue;
@@ -226,9 +227,10 @@ double total_grad_norm(const torch::nn::Module& root, Communicator& tp) {
     at::Tensor counted = it != owner.end() ? it->second.first->owned_part(it->second.second, grad)
                          : tp.rank() == 0  ? grad
                                            : grad.reshape(-1).narrow(0, 0, 0);
-    sum_of_squares += counted.to(torch::kDouble).pow(2).sum().item<double>();
+    sum_of_squares.add_(counted.to(sum_of_squares.device(), at::kDouble).pow(2).sum());
   }
-  return std::sqrt(all_reduce_value(tp, sum_of_squares, ReduceOp::kSum));
+  tp.all_reduce(sum_of_squares, ReduceOp::kSum);
+  return std::sqrt(sum_of_squares.item<double>());
 }
 
 }  // namespace ls::parallel

@@ -151,7 +151,8 @@ std::vector<std::pair<std::string, at::Tensor>> unsharded_parameters(const torch
 
 // The L2 norm of the gradients of `root`'s trainable parameters as the unsharded (tp=1) model
 // would compute it, for gradient clipping: every element counted once. Collective over the tp
-// group; call after DataParallelGradSync::finish(), when gradients agree across the dp group.
+// group (one all-reduce and one host read per call); call after DataParallelGradSync::finish(),
+// when gradients agree across the dp group.
 double total_grad_norm(const torch::nn::Module& root, Communicator& tp);
 
 }  // namespace ls::parallel
