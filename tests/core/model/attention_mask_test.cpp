@@ -1,9 +1,9 @@
 // The masks a batch gets: causal layers always hide padding keys; attend_to_padding unmasks them
 // in bidirectional layers only; a batch without padding runs SDPA's implicit causal path.
+#include "core/model/attention_mask.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include "core/model/attention_mask.h"
 
 namespace ls {
 namespace {
