@@ -94,26 +94,34 @@ LlamaAttention::LlamaAttention(const LlamaConfig& config, int64_t layer,
       head_dim_(config.head_dim),
       dropout_(config.attention_dropout) {
   const auto hidden = config.hidden_size;
-  const bool bias = config.attention_bias;
+  const bool bias = config.qkv_bias;
   q_proj_ =
       make_projection(*this, factory, layer, "q_proj", hidden, heads_ * head_dim_, bias, options);
   k_proj_ = make_projection(*this, factory, layer, "k_proj", hidden, kv_heads_ * head_dim_, bias,
                             options);
   v_proj_ = make_projection(*this, factory, layer, "v_proj", hidden, kv_heads_ * head_dim_, bias,
                             options);
-  o_proj_ =
-      make_projection(*this, factory, layer, "o_proj", heads_ * head_dim_, hidden, bias, options);
+  o_proj_ = make_projection(*this, factory, layer, "o_proj", heads_ * head_dim_, hidden,
+                            config.o_proj_bias, options);
+  if (config.qk_norm) {
+    q_norm_ = register_module("q_norm",
+                              std::make_shared<RMSNorm>(head_dim_, config.rms_norm_eps, options));
+    k_norm_ = register_module("k_norm",
+                              std::make_shared<RMSNorm>(head_dim_, config.rms_norm_eps, options));
+  }
 }
 
 at::Tensor LlamaAttention::forward(const at::Tensor& x, const RopeTables& rope,
                                    const std::optional<at::Tensor>& mask, bool is_causal) {
   const auto batch = x.size(0), length = x.size(1);
   // -1 heads: a tensor-parallel projection returns only this rank's heads.
-  auto split_heads = [&](const at::Tensor& t) {
-    return t.view({batch, length, -1, head_dim_}).transpose(1, 2);
+  // Qwen3's q/k norms act on each head's head_dim vector, between the projection and RoPE.
+  auto split_heads = [&](const at::Tensor& t, const std::shared_ptr<RMSNorm>& norm = nullptr) {
+    const auto heads = t.view({batch, length, -1, head_dim_});
+    return (norm ? norm->forward(heads) : heads).transpose(1, 2);
   };
-  const auto q = fused_rope(split_heads(q_proj_->forward(x)), rope);
-  const auto k = fused_rope(split_heads(k_proj_->forward(x)), rope);
+  const auto q = fused_rope(split_heads(q_proj_->forward(x), q_norm_), rope);
+  const auto k = fused_rope(split_heads(k_proj_->forward(x), k_norm_), rope);
   LS_ASSERT(!(is_causal && mask), "an explicit mask and is_causal together");
   const auto [k_in, v_in] = kv_for_sdpa(q, k, split_heads(v_proj_->forward(x)), mask);
   const auto out = at::scaled_dot_product_attention(
@@ -189,10 +197,16 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
   if (input_ids.dim() != 2 || attention_mask.sizes() != input_ids.sizes())
     fail("input_ids {} and attention_mask {} must both be [batch, length]",
          shape_string(input_ids.sizes()), shape_string(attention_mask.sizes()));
+  const auto length = input_ids.size(1);
+  if (config_.sliding_window && length > *config_.sliding_window)
+    fail(
+        "a batch of length {} exceeds the model's sliding attention window of {} tokens "
+        "(config.json 'sliding_window'); ls-train attends over the whole sequence, so it needs "
+        "sliding_window >= data.max_length or null: set data.max_length to at most {}",
+        length, *config_.sliding_window, *config_.sliding_window);
   auto x = embed_tokens_->forward(input_ids);
   // Positions count from 0 in every row, padding or not, as HF does without explicit position_ids,
   // so the tables depend on the length only and are reused while it stays the same.
-  const auto length = input_ids.size(1);
   if (!rope_cache_.cos.defined() || rope_cache_.cos.size(2) != length ||
       rope_cache_.cos.scalar_type() != x.scalar_type() || rope_cache_.cos.device() != x.device()) {
     at::NoGradGuard no_grad;

@@ -64,6 +64,8 @@ class LlamaAttention : public torch::nn::Module {
   int64_t heads_, kv_heads_, head_dim_;
   double dropout_;
   std::shared_ptr<Projection> q_proj_, k_proj_, v_proj_, o_proj_;
+  // Qwen3 only: one [head_dim] weight shared by every head, so replicated on every tp rank.
+  std::shared_ptr<RMSNorm> q_norm_, k_norm_;
 };
 
 // SwiGLU: down(silu(gate(x)) * up(x)).
@@ -103,6 +105,7 @@ class LlamaModel : public torch::nn::Module {
              const at::TensorOptions& options);
 
   // input_ids, attention_mask [B, T] (mask: 1 real, 0 padding) -> final-norm hidden [B, T, H].
+  // T beyond config().sliding_window: UserError (full attention would differ from the window's).
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);
 
   // Reads every base weight from `checkpoint`, whose names carry `prefix` ("model."). Projections

@@ -97,12 +97,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
   const Keys keys(root, file);
 
   const auto model_type = keys.string("model_type", "llama");
-  if (model_type != "llama")
-    fail("{}: 'model_type' is '{}'; ls-train loads LLaMA checkpoints ('llama')", file, model_type);
+  if (model_type != "llama" && model_type != "mistral" && model_type != "qwen2" &&
+      model_type != "qwen3")
+    fail(
+        "{}: 'model_type' is '{}'; ls-train loads LLaMA-family checkpoints (llama, mistral, qwen2, "
+        "qwen3)",
+        file, model_type);
   const auto act = keys.string("hidden_act", "silu");
   if (act != "silu") fail("{}: 'hidden_act' is '{}'; LLaMA's SwiGLU needs 'silu'", file, act);
 
   LlamaConfig config;
+  config.model_type = model_type;
   config.vocab_size = keys.positive_int("vocab_size");
   config.hidden_size = keys.positive_int("hidden_size");
   config.intermediate_size = keys.positive_int("intermediate_size");
@@ -112,20 +117,35 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
   if (config.num_attention_heads % config.num_key_value_heads != 0)
     fail("{}: 'num_attention_heads' ({}) is not a multiple of 'num_key_value_heads' ({})", file,
          config.num_attention_heads, config.num_key_value_heads);
-  if (!keys.has("head_dim") && config.hidden_size % config.num_attention_heads != 0)
+  if (!keys.has("head_dim") && model_type != "qwen3" &&
+      config.hidden_size % config.num_attention_heads != 0)
     fail(
         "{}: 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({}) and 'head_dim' "
         "is not given",
         file, config.hidden_size, config.num_attention_heads);
-  config.head_dim = keys.positive_int("head_dim", config.hidden_size / config.num_attention_heads);
+  // Qwen3Config's head_dim defaults to 128, not hidden / heads.
+  config.head_dim = keys.positive_int(
+      "head_dim", model_type == "qwen3" ? 128 : config.hidden_size / config.num_attention_heads);
   if (config.head_dim % 2 != 0)
     fail("{}: 'head_dim' ({}) must be even for RoPE", file, config.head_dim);
   config.max_position_embeddings = keys.positive_int("max_position_embeddings", 2048);
   config.rms_norm_eps = keys.number("rms_norm_eps", 1e-6);
   if (config.rms_norm_eps <= 0) fail("{}: 'rms_norm_eps' must be positive", file);
   config.attention_dropout = keys.number("attention_dropout", 0.0);
-  config.attention_bias = keys.boolean("attention_bias", false);
-  config.mlp_bias = keys.boolean("mlp_bias", false);
+  // Biases as each family's HF attention and MLP build them.
+  if (model_type == "llama" || model_type == "qwen3") {
+    config.qkv_bias = config.o_proj_bias = keys.boolean("attention_bias", false);
+  } else if (model_type == "qwen2") {
+    config.qkv_bias = true;
+  }
+  if (model_type == "llama") config.mlp_bias = keys.boolean("mlp_bias", false);
+  config.qk_norm = model_type == "qwen3";
+  // Mistral's window is on whenever set; Qwen's only with use_sliding_window (HF then drops it).
+  const bool windowed =
+      model_type == "mistral" || ((model_type == "qwen2" || model_type == "qwen3") &&
+                                  keys.boolean("use_sliding_window", false));
+  if (windowed && keys.has("sliding_window"))
+    config.sliding_window = keys.positive_int("sliding_window");
   if (keys.has("pad_token_id")) {
     if (!root.at("pad_token_id").is_number_integer())
       fail("{}: 'pad_token_id' must be an integer", file);

@@ -1,6 +1,8 @@
 // The HF LLaMA `config.json`, in both layouts users meet: legacy (LLaMA-2: `rope_theta`,
 // `rope_scaling`, no `head_dim`) and transformers-5 (`rope_parameters`, `head_dim`). Only what
-// the model needs is kept, already validated.
+// the model needs is kept, already validated. The LLaMA-shaped families load too, as LLaMA plus
+// switches: `mistral` (LLaMA itself, with a sliding window), `qwen2` (bias on q/k/v, none on o),
+// `qwen3` (per-head RMSNorm on q and k, `head_dim` 128 when absent).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,7 @@ struct RopeConfig {
 };
 
 struct LlamaConfig {
+  std::string model_type = "llama";  // llama, mistral, qwen2, qwen3
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -36,8 +39,15 @@ struct LlamaConfig {
   int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double attention_dropout = 0.0;
-  bool attention_bias = false;
+  bool qkv_bias = false;     // bias on q_proj, k_proj, v_proj (llama, qwen3: attention_bias;
+                             // qwen2: always)
+  bool o_proj_bias = false;  // llama, qwen3: attention_bias; qwen2: never
   bool mlp_bias = false;
+  bool qk_norm = false;  // qwen3: self_attn.q_norm / k_norm, RMSNorm over head_dim before RoPE
+  // The sliding attention window (mistral `sliding_window`; qwen2/qwen3 when `use_sliding_window`),
+  // absent when attention is full. ls-train attends over the whole sequence, which equals the
+  // window's attention only for sequences no longer than it: longer batches are refused.
+  std::optional<int64_t> sliding_window;
   std::optional<int64_t> pad_token_id;
   RopeConfig rope;
 };

@@ -1,4 +1,4 @@
-"""Shared by the test_model_*.py tests: random tiny LLaMA checkpoints written the way users get
+"""Shared by the test_model_*.py tests: random tiny LLaMA-family checkpoints written the way users get
 them, HF transformers + PEFT references computed on them at test time (float32, CPU, eager
 attention), and a runner for ls_forward."""
 import json
@@ -33,21 +33,48 @@ def rope_config_entries(rope, layout, theta):
     return entries
 
 
+def causal_lm_class(family):
+    """The transformers config and CausalLM classes of a model family (llama, mistral, qwen2, qwen3)."""
+    import transformers as tf
+    prefix = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    return getattr(tf, prefix + "Config"), getattr(tf, prefix + "ForCausalLM")
+
+
+def head_class(family, task):
+    """<Family>ForSequenceClassification or <Family>ForTokenClassification."""
+    import transformers as tf
+    prefix = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    return getattr(tf, prefix + ("ForSequenceClassification" if task == "sequence" else "ForTokenClassification"))
+
+
 def write_checkpoint(directory, spec, seed):
-    """A random LlamaForCausalLM saved with save_pretrained, its config.json rewritten in the
-    requested layout. Returns the directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A random <family>ForCausalLM (spec["family"], LLaMA by default) saved with save_pretrained,
+    its config.json rewritten in the requested layout. Returns the directory."""
+    family = spec.get("family", "llama")
+    config_class, model_class = causal_lm_class(family)
+    extra = {}  # the keys only some families take
+    if family in ("llama", "qwen3"):
+        extra["attention_bias"] = spec.get("attention_bias", False)
+    if family == "llama":
+        extra["mlp_bias"] = spec.get("mlp_bias", False)
+    if family == "mistral":
+        extra["sliding_window"] = spec.get("sliding_window")
+    if family in ("qwen2", "qwen3"):
+        extra["use_sliding_window"] = spec.get("sliding_window") is not None
+        extra["sliding_window"] = spec.get("sliding_window")
+        extra["max_window_layers"] = 0
+    if family == "qwen3" or spec.get("head_dim") is not None:
+        extra["head_dim"] = spec.get("head_dim") or spec["hidden"] // spec["heads"]
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = config_class(
         vocab_size=spec["vocab"], hidden_size=spec["hidden"], intermediate_size=spec["inner"],
         num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
-        num_key_value_heads=spec["kv_heads"], head_dim=spec.get("head_dim"),
+        num_key_value_heads=spec["kv_heads"],
         rms_norm_eps=1e-6, max_position_embeddings=128, pad_token_id=0, bos_token_id=1,
-        eos_token_id=2, attention_bias=spec.get("attention_bias", False),
-        mlp_bias=spec.get("mlp_bias", False), tie_word_embeddings=False,
-        **rope_config_entries(spec["rope"], "v5", spec.get("theta", 10000.0)))
-    model = LlamaForCausalLM(config)
+        eos_token_id=2, tie_word_embeddings=spec.get("tie_word_embeddings", False),
+        **extra, **rope_config_entries(spec["rope"], "v5", spec.get("theta", 10000.0)))
+    model = model_class(config)
     with torch.no_grad():  # RMSNorm weights away from 1, biases away from 0
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):

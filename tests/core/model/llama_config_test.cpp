@@ -80,6 +80,58 @@ TEST(LlamaConfig, LinearRopeDividesEveryFrequency) {
   EXPECT_TRUE(rope_inverse_frequencies(config).allclose(rope_inverse_frequencies(plain) / 4));
 }
 
+// Real configs of the other families, trimmed to what matters.
+TEST(LlamaConfig, FamiliesSetTheirBiasesNormsAndWindows) {
+  const auto mistral = parse_llama_config(R"({"model_type": "mistral", "hidden_size": 4096,
+      "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
+      "num_key_value_heads": 8, "head_dim": null, "vocab_size": 32768, "rope_theta": 1000000.0,
+      "sliding_window": null, "tie_word_embeddings": false})",
+                                          "config.json");
+  EXPECT_EQ(mistral.head_dim, 128);
+  EXPECT_FALSE(mistral.sliding_window.has_value());
+  EXPECT_FALSE(mistral.qkv_bias || mistral.o_proj_bias || mistral.qk_norm);
+  const auto mistral_v01 = parse_llama_config(R"({"model_type": "mistral", "hidden_size": 64,
+      "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 1,
+      "vocab_size": 10, "sliding_window": 4096})",
+                                              "config.json");
+  EXPECT_EQ(mistral_v01.sliding_window, 4096);
+
+  const auto qwen2 = parse_llama_config(R"({"model_type": "qwen2", "hidden_size": 896,
+      "intermediate_size": 4864, "num_attention_heads": 14, "num_hidden_layers": 24,
+      "num_key_value_heads": 2, "vocab_size": 151936, "rope_theta": 1000000.0,
+      "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21,
+      "tie_word_embeddings": true})",
+                                        "config.json");
+  EXPECT_EQ(qwen2.head_dim, 64);
+  EXPECT_TRUE(qwen2.qkv_bias);
+  EXPECT_FALSE(qwen2.o_proj_bias || qwen2.qk_norm || qwen2.sliding_window.has_value());
+  const auto qwen2_windowed = parse_llama_config(R"({"model_type": "qwen2", "hidden_size": 64,
+      "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 1,
+      "vocab_size": 10, "use_sliding_window": true, "sliding_window": 512})",
+                                                 "config.json");
+  EXPECT_EQ(qwen2_windowed.sliding_window, 512);
+
+  const auto qwen3 = parse_llama_config(R"({"model_type": "qwen3", "hidden_size": 1024,
+      "intermediate_size": 3072, "num_attention_heads": 16, "num_hidden_layers": 28,
+      "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936, "attention_bias": false,
+      "rope_theta": 1000000, "use_sliding_window": false, "sliding_window": null,
+      "tie_word_embeddings": true})",
+                                        "config.json");
+  EXPECT_EQ(qwen3.head_dim, 128);  // not hidden / heads = 64
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_FALSE(qwen3.qkv_bias || qwen3.o_proj_bias || qwen3.sliding_window.has_value());
+  const auto qwen3_default_head_dim = parse_llama_config(R"({"model_type": "qwen3",
+      "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+      "num_hidden_layers": 1, "vocab_size": 10, "attention_bias": true})",
+                                                         "config.json");
+  EXPECT_EQ(qwen3_default_head_dim.head_dim, 128);  // Qwen3Config's default
+  EXPECT_TRUE(qwen3_default_head_dim.qkv_bias && qwen3_default_head_dim.o_proj_bias);
+
+  const auto llama = parse_llama_config(kLegacyLlama31, "config.json");
+  EXPECT_FALSE(llama.qkv_bias || llama.o_proj_bias || llama.qk_norm ||
+               llama.sliding_window.has_value());
+}
+
 TEST(LlamaConfig, ErrorsAreOneLineNamingFileAndKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{not json", "not valid JSON"},
@@ -96,7 +148,7 @@ TEST(LlamaConfig, ErrorsAreOneLineNamingFileAndKey) {
        "'rope_scaling.rope_type'"},
       {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "rope_parameters": {"rope_type": "llama3", "factor": 8.0}})",
        "'rope_parameters.low_freq_factor'"},
-      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "model_type": "mistral"})",
+      {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "model_type": "gemma"})",
        "'model_type'"},
       {R"({"hidden_size": 64, "intermediate_size": 1, "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10, "hidden_act": "gelu"})",
        "'hidden_act'"},

@@ -3,7 +3,7 @@
 // process and against the golden HF + PEFT tensors: logits and losses within 1e-4 relative, every
 // gradient within 1e-3 (float32). tp = 2 splits the kv heads; at 4 ranks tp = 4 also runs, where
 // each kv head is replicated on the two ranks whose q heads read it. With more ranks than tp, every
-// tp group computes the same.
+// tp group computes the same. Qwen2 and Qwen3 checkpoints (q/k/v biases, q/k norms) against tp = 1.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 
 #include "core/adapter/peft_adapter.h"
 #include "core/io/checkpoint.h"
+#include "core/io/safetensors.h"
 #include "core/model/ls_llama.h"
 #include "core/model/tp_projection.h"
 #include "core/train/adamw.h"
@@ -365,6 +366,86 @@ TEST(TensorParallelModel, AdamWStepsWithClippingEqualTp1) {
     // gradients: the gradient tolerance applies to the parameters after 4 steps.
     for (const auto& [name, tensor] : reference_params)
       EXPECT_LE(test::relative_error(params.at(name), tensor), kGradientTolerance) << name;
+  }
+}
+
+// Qwen2's q/k/v biases (none on o_proj) shard with their rows; Qwen3's q/k norms, one [head_dim]
+// weight for every head, are replicated. A random checkpoint of each, written here, with a random
+// adapter on all seven projections: tp gives the logits, loss and every gradient of tp = 1.
+TEST(TensorParallelModel, QwenBiasesAndQkNormsGiveTheTp1Model) {
+  const std::map<std::string, std::string> families = {
+      {"qwen2", R"({"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+          "vocab_size": 50, "tie_word_embeddings": true, "use_sliding_window": false})"},
+      {"qwen3", R"({"model_type": "qwen3", "hidden_size": 32, "intermediate_size": 64,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+          "head_dim": 16, "attention_bias": true, "vocab_size": 50})"}};
+  torch::manual_seed(5);  // the same batch on every rank
+  const auto ids = at::randint(1, 50, {3, 7}, at::kLong);
+  auto mask = at::ones({3, 7}, at::kLong);
+  mask[1].narrow(0, 4, 3).fill_(0);
+  const auto labels = at::randint(0, 3, {3}, at::kLong);
+  for (const auto& [family, json] : families) {
+    const SharedScratchDir dir("ls_tp_family_" + family);
+    if (world()->rank() == 0) {
+      std::ofstream(dir / "config.json") << json;
+      LsLlama model(parse_llama_config(json, "config.json"), ModelOptions{},
+                    head_for(TaskType::kSequence));
+      torch::manual_seed(11);
+      torch::NoGradGuard no_grad;
+      std::vector<std::pair<std::string, at::Tensor>> weights;
+      for (const auto& item : model.named_parameters()) {
+        const auto& name = item.key();
+        auto value = item.value();
+        const bool norm = name.find("norm.weight") != std::string::npos;
+        value.copy_(norm ? 1 + 0.1 * at::randn_like(value) : 0.1 * at::randn_like(value));
+        if (name.rfind("model.", 0) == 0) weights.emplace_back(name, value);
+      }
+      write_safetensors(dir / "model.safetensors", weights);
+      LoraOptions lora;
+      lora.r = 4;
+      lora.targets = llama_projection_names();
+      model.add_lora(lora);
+      for (auto& [name, tensor] : model.trainable_parameters())
+        tensor.copy_(0.1 * at::randn_like(tensor));
+      save_adapter(model, dir / "adapter");
+    }
+    world()->barrier();
+    const auto config = load_llama_config(dir / "config.json");
+    for (const int tp : tp_widths()) {
+      SCOPED_TRACE(family + " tp " + std::to_string(tp));
+      parallel::Topology topology(world(), tp);
+      auto load_family = [&](std::shared_ptr<parallel::Communicator> tp) {
+        ModelOptions options;
+        if (tp) options.projection_factory = tensor_parallel_factory(config, tp);
+        auto model = LsLlama::from_pretrained(dir / "", options, head_for(TaskType::kSequence));
+        ls::load_adapter(*model, dir / "adapter");
+        model->eval();
+        return model;
+      };
+      auto reference = load_family(nullptr);
+      auto model = load_family(topology.tp_group());
+      // The bias shards are real; Qwen2 has none on o_proj.
+      const auto params = model->named_parameters();
+      EXPECT_EQ(params["model.layers.0.self_attn.q_proj.bias"].size(0),
+                config.num_attention_heads * config.head_dim / tp);
+      EXPECT_EQ(params.contains("model.layers.0.self_attn.o_proj.bias"), family == "qwen3");
+      EXPECT_EQ(params.contains("model.layers.0.self_attn.q_norm.weight"), family == "qwen3");
+      const auto reference_logits = reference->forward(ids, mask);
+      reference->loss(reference_logits, labels).backward();
+      const auto logits = model->forward(ids, mask);
+      model->loss(logits, labels).backward();
+      EXPECT_LE(test::relative_error(logits, reference_logits), kActivationTolerance);
+      const auto grads = parallel::unsharded_parameters(*model, /*trainable_only=*/true,
+                                                        /*gradients=*/true);
+      const auto reference_params = as_map(reference->trainable_parameters());
+      ASSERT_EQ(grads.size(), reference_params.size());
+      for (const auto& [name, grad] : grads) {
+        ASSERT_TRUE(reference_params.count(name)) << name;
+        EXPECT_LE(test::relative_error(grad, reference_params.at(name).grad()), kGradientTolerance)
+            << name;
+      }
+    }
   }
 }
 
