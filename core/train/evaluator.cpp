@@ -331,6 +331,17 @@ std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& 
   return out;
 }
 
+EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
+                           const data::Dataset& dataset, const data::LabelMap& labels,
+                           NerMode ner_mode) {
+  const auto kind = problem_kind(dataset, labels, KindSettings{.ner_mode = ner_mode});
+  EvalResult result;
+  kind->collect(logits, batch, result.predictions);
+  result.examples = static_cast<int64_t>(result.predictions.size());
+  kind->score(result.predictions, result.metrics);
+  return result;
+}
+
 std::vector<int> gold_word_tags(const data::Example& example) {
   std::vector<int> tags;
   for (int64_t t : first_subword_positions(example)) tags.push_back(example.labels[t]);

@@ -51,6 +51,13 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
                     const EvalOptions& options, const std::shared_ptr<parallel::Communicator>& dp,
                     c10::Device device);
 
+// What evaluate() makes of one batch's logits ([B, C], or [B, T, C] for token tasks; float, on
+// the CPU), without a model or a loss: the predictions and the problem's metrics (threshold 0.5,
+// regression targets as they are). Lets tests drive every problem kind with synthetic logits.
+EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
+                           const data::Dataset& dataset, const data::LabelMap& labels,
+                           NerMode ner_mode = NerMode::kDefault);
+
 // Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
 // "gold"} for single-label sequence tasks, {"line", "labels", "probabilities", "gold"} (label
 // lists; a probability per label) for multi-label, {"line", "prediction", "gold"} for regression,
