@@ -31,8 +31,9 @@ struct Prediction {
 
 struct EvalResult {
   // loss and the problem's metrics: accuracy, macro_f1 (single-label) | entity_{precision,recall,
-  // f1}, tag_accuracy (token) | micro_f1, macro_f1, subset_accuracy, f1/<label> (multi-label) |
-  // mse, mae, pearson, spearman (regression)
+  // f1}, tag_accuracy (token; over every labelled word, those cut by max_length predicted O) and
+  // truncated_words (how many were cut) | micro_f1, macro_f1, subset_accuracy, f1/<label>
+  // (multi-label) | mse, mae, pearson, spearman (regression)
   std::map<std::string, double> metrics;
   std::vector<Prediction> predictions;  // dataset order (complete on dp rank 0)
   int64_t examples = 0;

@@ -1,5 +1,5 @@
 // The evaluator's metrics on synthetic logits, without a model: every selection metric the config
-// accepts is one the evaluator reports.
+// accepts is one the evaluator reports, and NER scores count the words truncation cut.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -124,6 +124,41 @@ TEST(EvaluatorMetrics, ATokenTaskRefusesSequenceMetricsNamingTrainMetricAndTheVa
         << error;
     EXPECT_NE(error.find("auto, entity_f1, loss"), std::string::npos) << error;
   }
+}
+
+// seqeval on the full sentences: gold [B-PER O O B-LOC], [B-PER I-PER O]; the first was cut after
+// two words (in, Paris), which count as predicted O. precision 1, recall 2/3, f1 0.8, accuracy
+// 6/7 (seqeval.metrics on these lists gives the same). Scoring only the kept words would claim
+// recall 1.
+TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
+  ls::data::Dataset dataset;
+  dataset.task = ls::data::TaskType::kToken;
+  const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
+  dataset.num_labels = labels.size();
+  dataset.examples.resize(2);
+  auto [cut, whole] = std::tie(dataset.examples[0], dataset.examples[1]);
+  cut.input_ids = {1, 10, 11, 2};  // BOS John lives EOS: max_length 4 dropped "in Paris"
+  cut.word_ids = {-1, 0, 1, -1};
+  cut.labels = {kIgnoreIndex, 1, 0, kIgnoreIndex};
+  cut.word_labels = {1, 0, 0, 3};
+  cut.num_words = 4, cut.truncated = true, cut.labeled = true;
+  whole.input_ids = {1, 12, 13, 14, 2};
+  whole.word_ids = {-1, 0, 1, 2, -1};
+  whole.labels = {kIgnoreIndex, 1, 2, 0, kIgnoreIndex};
+  whole.word_labels = {1, 2, 0};
+  whole.num_words = 3, whole.labeled = true;
+  // Logits that predict every kept word's gold tag.
+  at::Tensor logits = at::zeros({2, 5, 4});
+  logits[0][1][1] = 5, logits[0][2][0] = 5;
+  logits[1][1][1] = 5, logits[1][2][2] = 5, logits[1][3][0] = 5;
+
+  const ls::EvalResult result = ls::evaluate_logits(logits, all_rows(dataset), dataset, labels);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_precision"), 1.0);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_recall"), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_f1"), 0.8);
+  EXPECT_DOUBLE_EQ(result.metrics.at("tag_accuracy"), 6.0 / 7);
+  EXPECT_EQ(result.metrics.at("truncated_words"), 2.0);
+  EXPECT_EQ(result.predictions[0].tags, (std::vector<int>{1, 0}));  // kept words only
 }
 
 }  // namespace evaluator_metrics_test
