@@ -275,8 +275,8 @@ const std::vector<KeySpec>& schema() {
           "evaluate on validation every epoch, or every N optimizer steps"),
       key("train.metric", &C::train, &TrainSection::metric,
           "selection metric; auto = macro_f1 (single_label sequence), entity_f1 (token), micro_f1 "
-          "(multi_label), pearson (regression). loss, mse and mae select the lowest value, the "
-          "others the highest",
+          "(multi_label), pearson (regression). Token tasks select entity_f1 or loss. loss, mse "
+          "and mae select the lowest value, the others the highest",
           {"auto", "accuracy", "macro_f1", "entity_f1", "micro_f1", "subset_accuracy", "pearson",
            "spearman", "mse", "mae", "loss"}),
       key("train.ner_mode", &C::train, &TrainSection::ner_mode,
@@ -439,13 +439,19 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
           "task.problem_type",
           fmt::format("{} needs task.type: sequence (token tasks are single_label)",
                       enum_name(problem)));
+  // The selectable metrics the evaluator reports for each kind of task (evaluator.cpp's problem
+  // kinds); tests/core/train/metric_selection_test.cpp checks every accepted pair against it.
   static const std::map<ProblemType, std::set<std::string>> kMetrics = {
-      {ProblemType::kSingleLabel, {"auto", "loss", "accuracy", "macro_f1", "entity_f1"}},
+      {ProblemType::kSingleLabel, {"auto", "loss", "accuracy", "macro_f1"}},
       {ProblemType::kMultiLabel, {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},
       {ProblemType::kRegression, {"auto", "loss", "mse", "mae", "pearson", "spearman"}}};
-  require(kMetrics.at(problem).count(c.train.metric) > 0, "train.metric",
+  static const std::set<std::string> kTokenMetrics = {"auto", "loss", "entity_f1"};
+  const bool token = c.task.type == data::TaskType::kToken;
+  const std::set<std::string>& metrics = token ? kTokenMetrics : kMetrics.at(problem);
+  require(metrics.count(c.train.metric) > 0, "train.metric",
           fmt::format("'{}' is not a {} metric (choose from: {})", c.train.metric,
-                      enum_name(problem), fmt::join(kMetrics.at(problem), ", ")));
+                      token ? std::string("token") : std::string(enum_name(problem)),
+                      fmt::join(metrics, ", ")));
   require(c.task.label_smoothing >= 0 && c.task.label_smoothing < 1, "task.label_smoothing",
           "must be in [0, 1)");
   require(c.task.label_smoothing == 0 || problem == ProblemType::kSingleLabel,

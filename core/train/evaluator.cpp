@@ -260,16 +260,21 @@ class Token : public ProblemKind {
       out.push_back(std::move(p));
     }
   }
+  // Every labelled word of the source sentence is scored, as seqeval on the full data would: a
+  // word cut by data.max_length has no prediction and counts as predicted O.
   void score(const std::vector<Prediction>& predictions,
              std::map<std::string, double>& metrics) const override {
     std::vector<std::vector<std::string>> predicted, gold;
+    int64_t cut = 0;
     for (const auto& p : predictions) {
-      auto g = gold_word_tags(example(p));
+      const data::Example& e = example(p);
+      const std::vector<int> tags = tags_by_word(e, p);
       std::vector<std::string> gs, ps;
-      for (size_t w = 0; w < g.size(); ++w) {
-        if (g[w] == kIgnoreIndex) continue;  // an unlabeled word
-        gs.push_back(labels_.name(g[w]));
-        ps.push_back(labels_.name(p.tags[w]));
+      for (size_t w = 0; w < e.word_labels.size(); ++w) {
+        if (e.word_labels[w] == kIgnoreIndex) continue;  // an unlabeled word
+        gs.push_back(labels_.name(e.word_labels[w]));
+        ps.push_back(tags[w] == kIgnoreIndex ? "O" : labels_.name(tags[w]));
+        cut += tags[w] == kIgnoreIndex;
       }
       gold.push_back(std::move(gs));
       predicted.push_back(std::move(ps));
@@ -282,6 +287,7 @@ class Token : public ProblemKind {
     for (size_t s = 0; s < gold.size(); ++s)
       for (size_t w = 0; w < gold[s].size(); ++w) correct += gold[s][w] == predicted[s][w], ++total;
     metrics["tag_accuracy"] = total ? double(correct) / total : 0.0;
+    metrics["truncated_words"] = static_cast<double>(cut);
   }
   void describe(const Prediction& p, nlohmann::json& line) const override {
     const auto& words = settings_.raw->records[p.example].words;
@@ -296,6 +302,17 @@ class Token : public ProblemKind {
       labeled |= g != kIgnoreIndex, gold.push_back(g == kIgnoreIndex ? "" : labels_.name(g));
     if (labeled) line["gold"] = gold;
     if (kept < words.size()) line["truncated_words"] = words.size() - kept;
+  }
+
+ private:
+  // The predicted tag of every word of the source sentence (kIgnoreIndex for a word with no
+  // position left after truncation), aligned with Example::word_labels.
+  static std::vector<int> tags_by_word(const data::Example& e, const Prediction& p) {
+    std::vector<int> tags(e.word_labels.size(), kIgnoreIndex);
+    const std::vector<int64_t> positions = first_subword_positions(e);
+    for (size_t i = 0; i < positions.size() && i < p.tags.size(); ++i)
+      tags.at(static_cast<size_t>(e.word_ids[positions[i]])) = p.tags[i];
+    return tags;
   }
 };
 
@@ -329,6 +346,17 @@ std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& 
     out += line.dump() + "\n";
   }
   return out;
+}
+
+EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
+                           const data::Dataset& dataset, const data::LabelMap& labels,
+                           NerMode ner_mode) {
+  const auto kind = problem_kind(dataset, labels, KindSettings{.ner_mode = ner_mode});
+  EvalResult result;
+  kind->collect(logits, batch, result.predictions);
+  result.examples = static_cast<int64_t>(result.predictions.size());
+  kind->score(result.predictions, result.metrics);
+  return result;
 }
 
 std::vector<int> gold_word_tags(const data::Example& example) {

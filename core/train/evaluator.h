@@ -31,8 +31,9 @@ struct Prediction {
 
 struct EvalResult {
   // loss and the problem's metrics: accuracy, macro_f1 (single-label) | entity_{precision,recall,
-  // f1}, tag_accuracy (token) | micro_f1, macro_f1, subset_accuracy, f1/<label> (multi-label) |
-  // mse, mae, pearson, spearman (regression)
+  // f1}, tag_accuracy (token; over every labelled word, those cut by max_length predicted O) and
+  // truncated_words (how many were cut) | micro_f1, macro_f1, subset_accuracy, f1/<label>
+  // (multi-label) | mse, mae, pearson, spearman (regression)
   std::map<std::string, double> metrics;
   std::vector<Prediction> predictions;  // dataset order (complete on dp rank 0)
   int64_t examples = 0;
@@ -50,6 +51,13 @@ struct EvalOptions {
 EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::LabelMap& labels,
                     const EvalOptions& options, const std::shared_ptr<parallel::Communicator>& dp,
                     c10::Device device);
+
+// What evaluate() makes of one batch's logits ([B, C], or [B, T, C] for token tasks; float, on
+// the CPU), without a model or a loss: the predictions and the problem's metrics (threshold 0.5,
+// regression targets as they are). Lets tests drive every problem kind with synthetic logits.
+EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
+                           const data::Dataset& dataset, const data::LabelMap& labels,
+                           NerMode ner_mode = NerMode::kDefault);
 
 // Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
 // "gold"} for single-label sequence tasks, {"line", "labels", "probabilities", "gold"} (label

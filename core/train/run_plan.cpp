@@ -2,6 +2,7 @@
 #include "core/train/run_plan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/base/error.h"
@@ -32,9 +33,11 @@ RunPlan plan_run(const TrainSection& train, int64_t train_examples, int dp) {
   plan.steps_per_epoch = (plan.batches_per_epoch + accumulation - 1) / accumulation;
   plan.total_steps = plan.steps_per_epoch * train.epochs;
   if (train.max_steps > 0) plan.total_steps = std::min<int64_t>(plan.total_steps, train.max_steps);
+  // HF Trainer's get_warmup_steps: math.ceil(num_training_steps * warmup_ratio).
   plan.warmup_steps = train.warmup_steps > 0
                           ? train.warmup_steps
-                          : static_cast<int64_t>(train.warmup_ratio * plan.total_steps);
+                          : static_cast<int64_t>(std::ceil(static_cast<double>(plan.total_steps) *
+                                                           train.warmup_ratio));
   plan.eval_every_steps = train.eval_every == "epoch" ? 0 : std::stol(train.eval_every);
   return plan;
 }

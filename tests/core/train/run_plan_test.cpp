@@ -68,13 +68,21 @@ TEST(RunPlan, MaxStepsCapsTheTotal) {
   EXPECT_EQ(plan_run(train, 100, 1).total_steps, 500);
 }
 
-TEST(RunPlan, WarmupStepsOverrideTheRatioWhichIsFloored) {
+// HF Trainer's get_warmup_steps: math.ceil(num_training_steps * warmup_ratio).
+TEST(RunPlan, WarmupStepsOverrideTheRatioWhoseProductIsRoundedUpAsInHf) {
   TrainSection train = train_section(8, 0, 1);  // 100 examples: 13 steps
   train.warmup_ratio = 0.1;
   EXPECT_EQ(plan_run(train, 100, 1).total_steps, 13);
-  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 1);  // floor(1.3)
+  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 2);  // ceil(1.3); floor would give 1
   train.warmup_ratio = 0.15;
-  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 1);  // floor(1.95)
+  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 2);  // ceil(1.95)
+  train.warmup_ratio = 0.01;
+  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 1);  // ceil(0.13): a little warmup, not none
+  train.max_steps = 10;
+  train.warmup_ratio = 0.2;
+  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 2);  // exactly 2.0 stays 2
+  train.warmup_ratio = 0;
+  EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 0);
   train.warmup_steps = 5;
   EXPECT_EQ(plan_run(train, 100, 1).warmup_steps, 5);
 }

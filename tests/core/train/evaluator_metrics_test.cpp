@@ -1,0 +1,164 @@
+// The evaluator's metrics on synthetic logits, without a model: every selection metric the config
+// accepts is one the evaluator reports, and NER scores count the words truncation cut.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "core/base/error.h"
+#include "core/train/config.h"
+#include "core/train/evaluator.h"
+
+// A named namespace, not an anonymous one: the unity build compiles the suite as one file.
+namespace evaluator_metrics_test {
+
+using ls::data::kIgnoreIndex;
+
+const char* kMinimal = "model: {path: /models/llama}\ndata: {train: train.jsonl}\n";
+
+// train.metric's choices, as the schema documents them: "... (auto \| accuracy \| ... \| loss) |".
+std::vector<std::string> metric_choices() {
+  std::istringstream docs(ls::config_docs_markdown());
+  for (std::string row; std::getline(docs, row);) {
+    if (!row.starts_with("| `train.metric` |")) continue;
+    const size_t open = row.rfind('('), close = row.rfind(')');
+    std::istringstream list(row.substr(open + 1, close - open - 1));
+    std::vector<std::string> choices;
+    for (std::string word; list >> word;)
+      if (word != "\\|") choices.push_back(word);
+    return choices;
+  }
+  return {};
+}
+
+// Two labelled examples of the config's kind, with logits that predict something for each.
+struct Synthetic {
+  ls::data::Dataset dataset;
+  ls::data::LabelMap labels;
+  at::Tensor logits;
+};
+
+Synthetic synthetic(ls::data::TaskType task, ls::data::ProblemType problem) {
+  using ls::data::ProblemType;
+  Synthetic s;
+  s.dataset.task = task;
+  s.dataset.problem = problem;
+  s.dataset.examples.resize(2);
+  for (auto& e : s.dataset.examples) e.labeled = true;
+  auto [a, b] = std::tie(s.dataset.examples[0], s.dataset.examples[1]);
+  if (task == ls::data::TaskType::kToken) {
+    s.labels = ls::data::LabelMap({"O", "B-PER", "I-PER"});
+    for (auto* e : {&a, &b}) {
+      e->input_ids = {1, 5, 6, 2};
+      e->word_ids = {-1, 0, 1, -1};
+      e->labels = {kIgnoreIndex, 1, 2, kIgnoreIndex};
+      e->word_labels = {1, 2};
+      e->num_words = 2;
+    }
+    s.logits = at::randn({2, 4, 3});
+  } else if (problem == ProblemType::kMultiLabel) {
+    s.labels = ls::data::LabelMap({"a", "b", "c"});
+    a.label_ids = {0}, b.label_ids = {1, 2};
+    s.logits = at::randn({2, 3});
+  } else if (problem == ProblemType::kRegression) {
+    s.labels = ls::data::LabelMap({"target"});
+    a.target = 1, b.target = 2;
+    s.logits = at::randn({2, 1});
+  } else {
+    s.labels = ls::data::LabelMap({"neg", "pos"});
+    a.label = 0, b.label = 1;
+    s.logits = at::randn({2, 2});
+  }
+  s.dataset.num_labels = s.labels.size();
+  return s;
+}
+
+ls::data::Batch all_rows(const ls::data::Dataset& dataset) {
+  ls::data::Batch batch;
+  for (int64_t i = 0; i < dataset.size(); ++i) batch.example_indices.push_back(i);
+  return batch;
+}
+
+// A run selects the best evaluation by train.metric; one the evaluator does not report would end
+// the run at its first evaluation. Each accepted (task.type, task.problem_type, train.metric) is
+// scored here on synthetic logits.
+TEST(EvaluatorMetrics, EverySelectionMetricTheConfigAcceptsIsOneTheEvaluatorReports) {
+  const std::vector<std::string> metrics = metric_choices();
+  ASSERT_GE(metrics.size(), 10u);
+  int accepted = 0;
+  for (const std::string type : {"sequence", "token"})
+    for (const std::string problem : {"single_label", "multi_label", "regression"})
+      for (const std::string& metric : metrics) {
+        ls::Config config;
+        try {
+          config = ls::Config::parse(
+              kMinimal, "cfg.yaml",
+              {"task.type=" + type, "task.problem_type=" + problem, "train.metric=" + metric});
+        } catch (const ls::UserError&) {
+          continue;  // refused before anything runs: fine
+        }
+        ++accepted;
+        const Synthetic s = synthetic(config.task.type, config.task.problem_type);
+        ls::EvalResult result =
+            ls::evaluate_logits(s.logits, all_rows(s.dataset), s.dataset, s.labels);
+        result.metrics["loss"] = 0;  // evaluate() adds the loss to every labelled split's metrics
+        EXPECT_TRUE(result.metrics.count(ls::selection_metric(config)))
+            << type << " " << problem << " train.metric: " << metric << " selects "
+            << ls::selection_metric(config) << ", which the evaluator does not report";
+      }
+  // sequence: single_label 4 (auto, loss, accuracy, macro_f1), multi_label 5, regression 6;
+  // token: 3 (auto, loss, entity_f1).
+  EXPECT_EQ(accepted, 18);
+}
+
+TEST(EvaluatorMetrics, ATokenTaskRefusesSequenceMetricsNamingTrainMetricAndTheValidOnes) {
+  for (const std::string metric : {"accuracy", "macro_f1"}) {
+    std::string error;
+    try {
+      ls::Config::parse(kMinimal, "cfg.yaml", {"task.type=token", "train.metric=" + metric});
+    } catch (const ls::UserError& e) {
+      error = e.what();
+    }
+    EXPECT_NE(error.find("train.metric: '" + metric + "' is not a token metric"), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("auto, entity_f1, loss"), std::string::npos) << error;
+  }
+}
+
+// seqeval on the full sentences: gold [B-PER O O B-LOC], [B-PER I-PER O]; the first was cut after
+// two words (in, Paris), which count as predicted O. precision 1, recall 2/3, f1 0.8, accuracy
+// 6/7 (seqeval.metrics on these lists gives the same). Scoring only the kept words would claim
+// recall 1.
+TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
+  ls::data::Dataset dataset;
+  dataset.task = ls::data::TaskType::kToken;
+  const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
+  dataset.num_labels = labels.size();
+  dataset.examples.resize(2);
+  auto [cut, whole] = std::tie(dataset.examples[0], dataset.examples[1]);
+  cut.input_ids = {1, 10, 11, 2};  // BOS John lives EOS: max_length 4 dropped "in Paris"
+  cut.word_ids = {-1, 0, 1, -1};
+  cut.labels = {kIgnoreIndex, 1, 0, kIgnoreIndex};
+  cut.word_labels = {1, 0, 0, 3};
+  cut.num_words = 4, cut.truncated = true, cut.labeled = true;
+  whole.input_ids = {1, 12, 13, 14, 2};
+  whole.word_ids = {-1, 0, 1, 2, -1};
+  whole.labels = {kIgnoreIndex, 1, 2, 0, kIgnoreIndex};
+  whole.word_labels = {1, 2, 0};
+  whole.num_words = 3, whole.labeled = true;
+  // Logits that predict every kept word's gold tag.
+  at::Tensor logits = at::zeros({2, 5, 4});
+  logits[0][1][1] = 5, logits[0][2][0] = 5;
+  logits[1][1][1] = 5, logits[1][2][2] = 5, logits[1][3][0] = 5;
+
+  const ls::EvalResult result = ls::evaluate_logits(logits, all_rows(dataset), dataset, labels);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_precision"), 1.0);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_recall"), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(result.metrics.at("entity_f1"), 0.8);
+  EXPECT_DOUBLE_EQ(result.metrics.at("tag_accuracy"), 6.0 / 7);
+  EXPECT_EQ(result.metrics.at("truncated_words"), 2.0);
+  EXPECT_EQ(result.predictions[0].tags, (std::vector<int>{1, 0}));  // kept words only
+}
+
+}  // namespace evaluator_metrics_test
