@@ -184,21 +184,30 @@ TrainingProgress RunState::restore(LsLlama& model, AdamW& optimizer) const {
   // Each rank continues its own random stream: rank 0 reads every rank's and broadcasts them.
   parallel::Communicator& world = *topology_.world();
   const bool rank0 = topology_.is_rank0();
-  std::shared_ptr<const SafetensorsFile> rng;
-  if (rank0) rng = SafetensorsFile::open(state / kRngFile);
-  for (const auto& [name, local] : generator_states(device_)) {
-    // A CUDA state is missing when the run was saved on the CPU: every rank keeps its seed then.
-    const double saved = rank0 && rng->contains(name) ? 1.0 : 0.0;
-    if (parallel::all_reduce_value(world, saved, parallel::ReduceOp::kMax) == 0) continue;
-    at::Tensor all =
-        rank0 ? rng->view(name).to(world.device()).contiguous()
-              : at::empty({world.size(), local.numel()}, local.options().device(world.device()));
-    if (all.size(0) != world.size() || all.size(1) != local.numel())
-      fail("{}: '{}' holds {} generator states of {} bytes; expected {} of {}",
-           (state / kRngFile).string(), name, all.size(0), all.size(1), world.size(),
-           local.numel());
-    world.broadcast(all, 0);
-    set_generator_state(name, device_, all[world.rank()].cpu().clone());
+  const fs::path legacy =
+      state / fmt::format("rng.rank{}-of-{}.safetensors", topology_.rank(), topology_.world_size());
+  if (!fs::exists(state / kRngFile) && fs::exists(legacy)) {
+    // Saved before rank 0 gathered them: each rank's own file.
+    auto own = SafetensorsFile::open(legacy);
+    for (const auto& [name, local] : generator_states(device_))
+      if (own->contains(name)) set_generator_state(name, device_, own->view(name).clone());
+  } else {
+    std::shared_ptr<const SafetensorsFile> rng;
+    if (rank0) rng = SafetensorsFile::open(state / kRngFile);
+    for (const auto& [name, local] : generator_states(device_)) {
+      // A CUDA state is missing when the run was saved on the CPU: every rank keeps its seed then.
+      const double saved = rank0 && rng->contains(name) ? 1.0 : 0.0;
+      if (parallel::all_reduce_value(world, saved, parallel::ReduceOp::kMax) == 0) continue;
+      at::Tensor all =
+          rank0 ? rng->view(name).to(world.device()).contiguous()
+                : at::empty({world.size(), local.numel()}, local.options().device(world.device()));
+      if (all.size(0) != world.size() || all.size(1) != local.numel())
+        fail("{}: '{}' holds {} generator states of {} bytes; expected {} of {}",
+             (state / kRngFile).string(), name, all.size(0), all.size(1), world.size(),
+             local.numel());
+      world.broadcast(all, 0);
+      set_generator_state(name, device_, all[world.rank()].cpu().clone());
+    }
   }
   TrainingProgress progress;
   progress.step = trainer.at("step").get<int64_t>();

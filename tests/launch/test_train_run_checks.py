@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 import test_train_e2e as e2e
 from test_train_e2e import ASSETS, BIN, ls_train, train_losses, write_config
@@ -67,6 +67,16 @@ class RunChecks(unittest.TestCase):
         self.assertEqual([s for s, _ in train_losses(self.run_dir)], [1, 2, 3, 4, 6])
         with open(os.path.join(self.run_dir, "state", "trainer.json")) as f:
             self.assertEqual(json.load(f)["step"], 6)
+
+    def test_resume_reads_the_per_rank_rng_files_of_an_older_state(self):
+        ls_train(write_config(self.dir, train={"max_steps": 4}))
+        state = os.path.join(self.run_dir, "state")
+        rng = load_file(os.path.join(state, "rng.safetensors"))
+        save_file({name: rows[0].copy() for name, rows in rng.items()}, os.path.join(state, "rng.rank0-of-1.safetensors"))
+        os.remove(os.path.join(state, "rng.safetensors"))
+        ls_train("--resume", self.run_dir, "--set", "train.max_steps=6")
+        self.assertEqual(train_losses(self.run_dir)[-1][0], 6)
+        self.assertEqual(sorted(n for n in os.listdir(state) if n.startswith("rng")), ["rng.safetensors"])
 
     def test_data_parallel_run_saving_best_without_validation_finishes_and_rank0_writes_the_rng(self):
         mpirun = shutil.which("mpirun")
