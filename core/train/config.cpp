@@ -155,7 +155,9 @@ const std::vector<KeySpec>& schema() {
           "tokenizer.model (sentencepiece) or tokenizer.json (HF BPE); empty = "
           "<model.path>/tokenizer.json if there, else <model.path>/tokenizer.model"),
       key("model.dtype", &C::model, &ModelSection::dtype,
-          "frozen base weights; auto = bf16 on GPU, f32 on CPU. LoRA, head and optimizer state are "
+          "frozen base weights; auto = bf16 on GPU, f32 on CPU; f16 only for inference "
+          "(ls_predict, "
+          "ls_forward: training would need loss scaling). LoRA, head and optimizer state are "
           "always f32",
           {"auto", "f32", "bf16", "f16"}),
       key("model.device", &C::model, &ModelSection::device,
@@ -205,7 +207,9 @@ const std::vector<KeySpec>& schema() {
           fmt::format("modules that get adapters: {}", fmt::join(llama_projection_names(), " "))),
       key("lora.rslora", &C::lora, &LoraSection::rslora, "rank-stabilised scaling alpha/sqrt(r)"),
       key("lora.init_from", &C::lora, &LoraSection::init_from,
-          "PEFT adapter directory to start from (adapter and head)"),
+          "PEFT adapter directory to start from (adapter and head); its r, alpha, dropout, "
+          "targets, "
+          "rslora and threshold are used, and setting one of them to another value is an error"),
       key("data.train", &C::data, &DataSection::train, "training file (required)"),
       key("data.validation", &C::data, &DataSection::validation,
           "validation file: evaluated every eval_every, selects the best checkpoint"),
@@ -575,6 +579,7 @@ Config Config::parse(const std::string& yaml, const std::string& origin,
       make_absolute(*field, std::filesystem::current_path());
   }
   validate(config, where);
+  config.set_at = std::move(where);
   return config;
 }
 

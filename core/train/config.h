@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -162,6 +163,9 @@ struct Config {
   TrainSection train;
   ParallelSection parallel;
   OutputSection output;
+  // Where each key given explicitly was set ("file.yaml:12", "--set key"); the others have their
+  // defaults. Not a key itself: to_yaml does not save it.
+  std::map<std::string, std::string> set_at;
 
   // Loads a YAML file, applies "a.b=value" overrides, validates. Throws UserError. Relative
   // paths in the file are relative to the file's directory; in overrides, to the working

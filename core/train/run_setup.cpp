@@ -5,6 +5,8 @@
 #include <torch/cuda.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/adapter/peft_adapter.h"
 #include "core/base/error.h"
@@ -160,6 +162,51 @@ LossOptions loss_options(const Config& config, const data::Dataset& train,
     loss.target_std = stats.std > 0 ? stats.std : 1.0;
   }
   return loss;
+}
+
+void adopt_init_adapter(Config& config) {
+  namespace fs = std::filesystem;
+  if (config.lora.init_from.empty()) return;
+  const fs::path dir = config.lora.init_from;
+  const LoraOptions adapter = read_peft_adapter_config(dir / kAdapterConfigFile).lora;
+  // A key set to another value than the adapter's is a conflict; an unset one takes its value.
+  auto adopt = [&](const std::string& key, auto& field, const auto& value, std::string shown,
+                   std::string ours) {
+    const auto it = config.set_at.find(key);
+    if (it != config.set_at.end() && !(field == value)) {
+      const std::string at = it->second.ends_with(key) ? it->second : it->second + ": " + key;
+      fail(
+          "{}: {}, but lora.init_from's adapter ({}) has {}; drop the key or set it to the "
+          "adapter's value",
+          at, ours, dir.string(), shown);
+    }
+    field = value;
+  };
+  auto& l = config.lora;
+  adopt("lora.r", l.r, static_cast<int>(adapter.r), fmt::format("r {}", adapter.r),
+        fmt::format("{}", l.r));
+  adopt("lora.alpha", l.alpha, adapter.alpha, fmt::format("lora_alpha {}", adapter.alpha),
+        fmt::format("{}", l.alpha));
+  adopt("lora.dropout", l.dropout, adapter.dropout, fmt::format("lora_dropout {}", adapter.dropout),
+        fmt::format("{}", l.dropout));
+  adopt("lora.rslora", l.rslora, adapter.use_rslora,
+        fmt::format("use_rslora {}", adapter.use_rslora), fmt::format("{}", l.rslora));
+  if (!adapter.target_regex)
+    adopt("lora.targets", l.targets, adapter.targets,
+          fmt::format("target_modules [{}]", fmt::join(adapter.targets, ", ")),
+          fmt::format("[{}]", fmt::join(l.targets, ", ")));
+  // The multi-label threshold lives in head_config.json's ls_train object.
+  const fs::path head_file = dir / kHeadConfigFile;
+  if (!fs::exists(head_file)) return;
+  const auto head = nlohmann::json::parse(std::ifstream(head_file), nullptr, false);
+  if (head.is_discarded() || !head.is_object()) fail("{}: not a JSON object", head_file.string());
+  const auto extra = head.find("ls_train");
+  if (extra == head.end() || !extra->is_object()) return;
+  if (const auto it = extra->find("threshold"); it != extra->end() && it->is_number()) {
+    const double threshold = it->get<double>();
+    adopt("task.threshold", config.task.threshold, threshold,
+          fmt::format("threshold {}", threshold), fmt::format("{}", config.task.threshold));
+  }
 }
 
 std::shared_ptr<LsLlama> load_model(const Config& config, const Placement& placement,

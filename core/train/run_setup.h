@@ -59,6 +59,12 @@ HeadOptions head_options(const Config& config, int num_labels, const LossOptions
 LossOptions loss_options(const Config& config, const data::Dataset& train,
                          const data::LabelMap& labels);
 
+// lora.init_from: the adapter's LoRA settings (r, alpha, dropout, targets, rslora) and its
+// multi-label threshold become the config's, so the log and the saved config.yaml show what is
+// used. A key set explicitly (YAML or --set) to another value is a UserError naming the key and
+// the adapter's value. Nothing happens without lora.init_from.
+void adopt_init_adapter(Config& config);
+
 // The base model with a head for `num_labels`, and either a fresh LoRA (lora.*) or the adapter in
 // `adapter_dir` when given. Seeds torch with train.seed first, so every rank starts identical.
 // `tp` as for model_options: each rank then reads only its slices of the checkpoint.

@@ -5,6 +5,7 @@
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,33 @@ using nlohmann::json;
 
 namespace ls {
 
+std::string dataset_fingerprint(const data::Dataset& dataset) {
+  uint64_t hash = 14695981039346656037ull;
+  auto mix = [&hash](int64_t value) {
+    for (int byte = 0; byte < 8; ++byte) {
+      hash ^= static_cast<uint64_t>(value >> (8 * byte)) & 0xff;
+      hash *= 1099511628211ull;
+    }
+  };
+  auto mix_all = [&mix](const std::vector<int32_t>& values) {
+    mix(static_cast<int64_t>(values.size()));
+    for (int32_t v : values) mix(v);
+  };
+  mix(dataset.size());
+  for (const auto& e : dataset.examples) {
+    mix_all(e.input_ids);
+    mix_all(e.labels);
+    mix_all(e.label_ids);
+    mix(e.label);
+    int32_t target_bits = 0;
+    static_assert(sizeof(target_bits) == sizeof(e.target));
+    std::memcpy(&target_bits, &e.target, sizeof(target_bits));
+    mix(target_bits);
+    mix(e.labeled);
+  }
+  return fmt::format("{:016x}", hash);
+}
+
 RunState::RunState(fs::path run_dir, const parallel::Topology& topology, c10::Device device)
     : dir_(std::move(run_dir)), topology_(topology), device_(device) {}
 
@@ -26,9 +54,27 @@ std::string RunState::shard_file(const std::string& what) const {
   return fmt::format("{}.tp{}-of-{}.safetensors", what, topology_.tp_rank(), topology_.tp());
 }
 
-std::string RunState::rng_file() const {
-  return fmt::format("rng.rank{}-of-{}.safetensors", topology_.rank(), topology_.world_size());
+namespace {
+
+// Every rank's generators, rank-major rows in one file that rank 0 alone writes.
+constexpr const char* kRngFile = "rng.safetensors";
+
+// This rank's generator states by name: "cpu", and "cuda" on a GPU.
+std::vector<std::pair<std::string, at::Tensor>> generator_states(c10::Device device) {
+  std::vector<std::pair<std::string, at::Tensor>> states = {
+      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (device.is_cuda())
+    states.emplace_back("cuda", at::globalContext().defaultGenerator(device).get_state());
+  return states;
 }
+
+void set_generator_state(const std::string& name, c10::Device device, const at::Tensor& state) {
+  at::Generator generator = name == "cpu" ? at::detail::getDefaultCPUGenerator()
+                                          : at::globalContext().defaultGenerator(device);
+  generator.set_state(state);
+}
+
+}  // namespace
 
 json RunState::read_trainer_json() const {
   const fs::path path = dir_ / "state" / "trainer.json";
@@ -59,7 +105,24 @@ void RunState::check_resumable() const {
         (dir_ / "state").string(), saved_world, topology_.world_size(), saved_world);
 }
 
-void RunState::save(const TrainingProgress& progress, LsLlama& model,
+void RunState::check_identity(const RunIdentity& identity) const {
+  const json saved = read_trainer_json().value("identity", json::object());
+  for (const auto& [key, value] : identity) {
+    if (!saved.contains(key)) continue;
+    const std::string original = saved.at(key).get<std::string>();
+    if (original == value) continue;
+    if (key == "data.train")
+      fail(
+          "--resume {}: data.train is not the training split the run was started with (its "
+          "tokenized examples hash to {}, the run's to {}); resume with the original file, "
+          "tokenizer and data.* settings",
+          dir_.string(), value, original);
+    fail("--resume {}: {} is {} but the run was started with {}; resume with the original value",
+         dir_.string(), key, value, original);
+  }
+}
+
+void RunState::save(const TrainingProgress& progress, const RunIdentity& identity, LsLlama& model,
                     const AdamW& optimizer) const {
   parallel::Communicator& world = *topology_.world();
   const bool rank0 = topology_.is_rank0();
@@ -69,12 +132,14 @@ void RunState::save(const TrainingProgress& progress, LsLlama& model,
     fs::create_directories(staged);
   }
   world.barrier();
-  // Every rank keeps its own generator state: data-parallel ranks draw different dropout masks.
-  std::vector<std::pair<std::string, at::Tensor>> rng = {
-      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
-  if (device_.is_cuda())
-    rng.emplace_back("cuda", at::globalContext().defaultGenerator(device_).get_state());
-  write_safetensors(staged / rng_file(), rng);
+  // Every rank keeps its own generator state (data-parallel ranks draw different dropout masks);
+  // rank 0 gathers them and writes them, row r being rank r's.
+  std::vector<std::pair<std::string, at::Tensor>> rng;
+  for (const auto& [name, state] : generator_states(device_)) {
+    at::Tensor row = state.to(world.device()).contiguous().unsqueeze(0);
+    rng.emplace_back(name, parallel::all_gather_along(world, row, 0).cpu());
+  }
+  if (rank0) write_safetensors(staged / kRngFile, rng);
   // The tp group of dp rank 0 writes weights and moments (every data-parallel replica holds them).
   if (topology_.dp_rank() == 0) {
     std::vector<std::pair<std::string, at::Tensor>> weights;
@@ -97,6 +162,7 @@ void RunState::save(const TrainingProgress& progress, LsLlama& model,
         {"best_step", progress.best_step},
         {"best_metrics", progress.best_metrics},
         {"evals_without_improvement", progress.evals_without_improvement}};
+    for (const auto& [key, value] : identity) trainer["identity"][key] = value;
     write_file_atomic(staged / "trainer.json", trainer.dump(2));
     replace_directory(staged, dir_ / "state");
   }
@@ -115,13 +181,33 @@ TrainingProgress RunState::restore(LsLlama& model, AdamW& optimizer) const {
   std::map<std::string, at::Tensor> moments;
   for (const auto& name : moments_file->names()) moments[name] = moments_file->view(name);
   optimizer.load_state(moments, trainer.at("optimizer_steps").get<long>());
-  // Each rank continues its own random stream.
-  auto rng = SafetensorsFile::open(state / rng_file());
-  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
-  cpu_generator.set_state(rng->view("cpu").clone());
-  if (device_.is_cuda() && rng->contains("cuda")) {
-    at::Generator cuda_generator = at::globalContext().defaultGenerator(device_);
-    cuda_generator.set_state(rng->view("cuda").clone());
+  // Each rank continues its own random stream: rank 0 reads every rank's and broadcasts them.
+  parallel::Communicator& world = *topology_.world();
+  const bool rank0 = topology_.is_rank0();
+  const fs::path legacy =
+      state / fmt::format("rng.rank{}-of-{}.safetensors", topology_.rank(), topology_.world_size());
+  if (!fs::exists(state / kRngFile) && fs::exists(legacy)) {
+    // Saved before rank 0 gathered them: each rank's own file.
+    auto own = SafetensorsFile::open(legacy);
+    for (const auto& [name, local] : generator_states(device_))
+      if (own->contains(name)) set_generator_state(name, device_, own->view(name).clone());
+  } else {
+    std::shared_ptr<const SafetensorsFile> rng;
+    if (rank0) rng = SafetensorsFile::open(state / kRngFile);
+    for (const auto& [name, local] : generator_states(device_)) {
+      // A CUDA state is missing when the run was saved on the CPU: every rank keeps its seed then.
+      const double saved = rank0 && rng->contains(name) ? 1.0 : 0.0;
+      if (parallel::all_reduce_value(world, saved, parallel::ReduceOp::kMax) == 0) continue;
+      at::Tensor all =
+          rank0 ? rng->view(name).to(world.device()).contiguous()
+                : at::empty({world.size(), local.numel()}, local.options().device(world.device()));
+      if (all.size(0) != world.size() || all.size(1) != local.numel())
+        fail("{}: '{}' holds {} generator states of {} bytes; expected {} of {}",
+             (state / kRngFile).string(), name, all.size(0), all.size(1), world.size(),
+             local.numel());
+      world.broadcast(all, 0);
+      set_generator_state(name, device_, all[world.rank()].cpu().clone());
+    }
   }
   TrainingProgress progress;
   progress.step = trainer.at("step").get<int64_t>();

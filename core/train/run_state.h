@@ -1,8 +1,10 @@
 // RunState: a run's resumable state, state/ in the run directory, for exact resume:
-//   trainer.json                  step, sampler position, best so far, tp and world size
+//   trainer.json                  step, sampler position, best so far, tp and world size, and
+//                                 the run's identity (what its batches depend on)
 //   weights.safetensors           the trained tensors (LoRA, head)
 //   optimizer.safetensors         AdamW moments
-//   rng.rank<R>-of-<W>.safetensors each rank's generator state (CPU, and CUDA on a GPU)
+//   rng.safetensors               every rank's generator state (CPU, and CUDA on a GPU), row r
+//                                 rank r's: gathered to rank 0, which alone writes it
 // With tensor parallelism each tp rank keeps its own shards and moments
 // (weights.tp<R>-of-<N>.safetensors and the like), so resuming takes the same parallel.tp; the
 // adapters are unsharded and load at any tp. Written to state.tmp, then swapped in.
@@ -15,9 +17,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/model/ls_llama.h"
 #include "core/train/adamw.h"
+#include "data/dataset.h"
 #include "data/sampler.h"
 #include "parallel/topology.h"
 
@@ -33,6 +38,15 @@ struct TrainingProgress {
   int64_t evals_without_improvement = 0;
 };
 
+// What a run's batches depend on, as (config key, value) pairs: the training split's fingerprint
+// (data.train), the batch sizes, seed, order and truncation, the layout. A resume with other values
+// would replay other batches, so it is refused.
+using RunIdentity = std::vector<std::pair<std::string, std::string>>;
+
+// A hash over every example's ids and labels (FNV-1a, hex): another file, tokenizer or
+// truncation of the training split gives another fingerprint.
+std::string dataset_fingerprint(const data::Dataset& dataset);
+
 class RunState {
  public:
   RunState(std::filesystem::path run_dir, const parallel::Topology& topology, c10::Device device);
@@ -40,16 +54,20 @@ class RunState {
   // Rank 0, before a resumed run rewrites config.yaml: state/trainer.json is there and was saved
   // at this tp and world size. UserError saying how to resume otherwise.
   void check_resumable() const;
-  // Every rank calls it: each writes its RNG state, dp rank 0's tp group the weights and moments,
-  // rank 0 trainer.json, then swaps state.tmp in.
-  void save(const TrainingProgress& progress, LsLlama& model, const AdamW& optimizer) const;
-  // Loads weights, moments and this rank's RNG state; returns the progress. Rank 0 drops the
+  // Every rank, before anything is written on resume: the saved identity equals `identity`.
+  // UserError naming the first key that differs (states saved without one are not checked).
+  void check_identity(const RunIdentity& identity) const;
+  // Every rank calls it: rank 0 gathers the RNG states and writes them, dp rank 0's tp group the
+  // weights and moments, rank 0 trainer.json, then swaps state.tmp in.
+  void save(const TrainingProgress& progress, const RunIdentity& identity, LsLlama& model,
+            const AdamW& optimizer) const;
+  // Every rank calls it: loads weights and moments, and this rank's RNG state, which rank 0 reads
+  // and broadcasts; returns the progress. Rank 0 drops the
   // metrics.jsonl records after the saved step (the resumed run writes them again).
   TrainingProgress restore(LsLlama& model, AdamW& optimizer) const;
 
  private:
   std::string shard_file(const std::string& what) const;
-  std::string rng_file() const;
   nlohmann::json read_trainer_json() const;
   void drop_replayed_records(int64_t step) const;
 

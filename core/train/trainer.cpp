@@ -73,6 +73,7 @@ class TrainRecipe {
     setup_parallel();
     setup_directory();
     setup_data();
+    check_resumed_run();
     setup_model();
     setup_optimizer();
     if (resume_) progress_ = state_->restore(*model_, *optimizer_);
@@ -91,6 +92,7 @@ class TrainRecipe {
   void setup_parallel();
   void setup_directory();
   void setup_data();
+  void check_resumed_run();
   void setup_model();
   void setup_optimizer();
   void setup_schedule();
@@ -141,6 +143,7 @@ class TrainRecipe {
   std::unique_ptr<StepRunner> runner_;
   std::unique_ptr<Progress> bar_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
+  RunIdentity identity_;       // what the batches depend on; a resume must match it
   TrainingProgress progress_;  // what state/ saves and restores
   std::map<std::string, double> test_metrics_;
   // Throughput since the last log line.
@@ -151,6 +154,11 @@ class TrainRecipe {
 // Devices and ranks; the batch split is checked before anything touches the run directory.
 void TrainRecipe::setup_parallel() {
   placement_ = resolve_placement(config_, mpi_.local_rank(), mpi_.local_size());
+  // Without loss scaling, f16 gradients underflow to zero silently; inference may still use f16.
+  if (placement_.dtype == c10::kHalf)
+    fail(
+        "model.dtype: f16 cannot train: use bf16 or f32; f16 needs loss scaling, which ls_train "
+        "does not do (ls_predict and ls_forward may use f16)");
   topology_ = std::make_unique<parallel::Topology>(
       parallel::make_world_communicator(placement_.device), config_.parallel.tp);
   state_ = std::make_unique<RunState>(dir_, *topology_, placement_.device);
@@ -160,9 +168,10 @@ void TrainRecipe::setup_parallel() {
 void TrainRecipe::setup_directory() {
   tokenizer_path(
       config_);  // a missing model directory or tokenizer stops before anything is written
+  adopt_init_adapter(config_);  // config.yaml and the log show the adapter's settings
   if (rank0()) {
     if (resume_) {
-      state_->check_resumable();  // before config.yaml is rewritten with this run's settings
+      state_->check_resumable();  // config.yaml is rewritten once the identity is checked
     } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
       fail(
           "{}: run directory exists and is not empty (resume it with --resume {}, or set "
@@ -175,7 +184,7 @@ void TrainRecipe::setup_directory() {
         fs::remove_all(dir_ / name);
     }
     fs::create_directories(dir_);
-    write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
+    if (!resume_) write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
   }
   topology_->world()->barrier();
 }
@@ -202,9 +211,20 @@ void TrainRecipe::setup_data() {
                     options.reader.problem == data::ProblemType::kMultiLabel ? "BCE pos_weight"
                                                                              : "cross-entropy",
                     fmt::join(loss_.class_weights, ", ")));
-  if (config_.task.normalize_targets)
+  if (config_.task.normalize_targets && !config_.lora.init_from.empty()) {
+    // The adapter's head was trained on its own normalisation, which it keeps.
+    HeadOptions head = head_options(config_, labels_.size(), loss_);
+    const fs::path head_file = fs::path(config_.lora.init_from) / kHeadConfigFile;
+    if (fs::exists(head_file)) read_head_config(head_file, head);
+    log(fmt::format(
+        "regression targets normalised as lora.init_from's adapter was: mean {:.6g}, std {:.6g} "
+        "(the training split's: mean {:.6g}, std {:.6g})",
+        head.loss.target_mean, head.loss.target_std, loss_.target_mean, loss_.target_std));
+    loss_.target_mean = head.loss.target_mean, loss_.target_std = head.loss.target_std;
+  } else if (config_.task.normalize_targets) {
     log(fmt::format("regression targets normalised: mean {:.6g}, std {:.6g}", loss_.target_mean,
                     loss_.target_std));
+  }
   for (auto [path, split] : {std::pair{&d.validation, &validation_}, std::pair{&d.test, &test_}}) {
     if (path->empty()) continue;
     split->raw = data::read_raw_dataset(*path, options.task, options.reader);
@@ -214,6 +234,24 @@ void TrainRecipe::setup_data() {
   if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})",
                     train_.stats.bio_warnings, train_.stats.first_bio_warning));
+}
+
+// The run's identity; a resume must match the saved one before config.yaml takes its settings.
+void TrainRecipe::check_resumed_run() {
+  const auto& t = config_.train;
+  identity_ = {{"data.max_length", std::to_string(config_.data.max_length)},
+               {"data.group_by_length", config_.data.group_by_length ? "true" : "false"},
+               {"train.batch_size", std::to_string(t.batch_size)},
+               {"train.micro_batch_size", std::to_string(batching_.micro_batch_size)},
+               {"train.seed", std::to_string(t.seed)},
+               {"train.shuffle", t.shuffle ? "true" : "false"},
+               {"parallel.tp", std::to_string(topology_->tp())},
+               {"dp", std::to_string(topology_->dp())},
+               {"data.train", dataset_fingerprint(train_)}};  // last: a named key says more
+  if (!resume_) return;
+  state_->check_identity(identity_);  // every rank: each fails alike, nothing written yet
+  if (rank0()) write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
+  topology_->world()->barrier();
 }
 
 void TrainRecipe::setup_model() {
@@ -328,7 +366,7 @@ bool TrainRecipe::train() {
     const bool stop = stop_requested();
     if (eval_due || last || stop || early_stop ||
         (config_.output.state_every > 0 && step % config_.output.state_every == 0))
-      state_->save(progress_, *model_, *optimizer_);
+      state_->save(progress_, identity_, *model_, *optimizer_);
     if (stop) return false;
     if (early_stop) {
       log(fmt::format("early stopping: no better {} in {} evaluations", metric_,
@@ -438,8 +476,11 @@ void TrainRecipe::save_final_adapters() {
 // The selected checkpoint (best on validation; the last one without validation) on test.
 void TrainRecipe::test() {
   if (test_.dataset.size() == 0) return;
-  const fs::path selected = resolve_adapter_dir(dir_, "best");
-  topology_->world()->barrier();
+  // Decided from the config, alike on every rank (rank 0 alone writes the adapters): adapter/ is
+  // there unless output.save is last (save_final_adapters writes it when nothing was validated).
+  const fs::path selected =
+      dir_ / (config_.output.save == SaveMode::kLast ? "adapter_last" : "adapter");
+  topology_->world()->barrier();  // rank 0 has written it
   ls::load_adapter(*model_, selected);
   const EvalResult result = evaluate(*model_, test_.dataset, labels_, eval_options_,
                                      topology_->dp_group(), placement_.device);

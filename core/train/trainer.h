@@ -3,8 +3,10 @@
 //   adapter/ (best on validation) and adapter_last/ (PEFT-loadable, head included),
 //   state/ (weights, optimizer moments, RNG, sampler position: exact resume),
 //   predictions_validation.jsonl, predictions_test.jsonl.
-// Every rank runs it; rank 0 prints and writes the run's files, except that each rank writes its
-// own RNG state into state/ (state/rng.rankR-of-N.safetensors), so output.dir must be shared.
+// Every rank runs it; rank 0 alone prints and writes the run's files (the other ranks' RNG states
+// are gathered to it for state/rng.safetensors), and every rank reads config, data, state/ and
+// the selected adapter from output.dir, so it must be shared. What a rank does after a write
+// (which adapter to test) is decided from the config, alike on every rank, never by looking.
 #pragma once
 
 #include <filesystem>

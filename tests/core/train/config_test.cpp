@@ -211,3 +211,12 @@ TEST(Config, ChoiceKeysTakeTheirAllowedValuesFromTheEnumNameTables) {
     EXPECT_STREQ(e.what(), "--pooling: unknown pooling 'first' (expected last, mean or max)");
   }
 }
+
+TEST(Config, SetAtNamesWhereEachExplicitKeyWasSetAndOnlyThose) {
+  auto c =
+      ls::Config::parse(std::string(kMinimal) + "lora:\n  r: 4\n", "cfg.yaml", {"lora.alpha=16"});
+  EXPECT_EQ(c.set_at.at("lora.r"), "cfg.yaml:4");
+  EXPECT_EQ(c.set_at.at("lora.alpha"), "--set lora.alpha");
+  EXPECT_EQ(c.set_at.count("lora.dropout"), 0u);
+  EXPECT_EQ(c.to_yaml().find("set_at"), std::string::npos);
+}

@@ -1,0 +1,124 @@
+"""ls_train's guards around a run: a resume that would replay other batches is refused, rank 0
+alone writes state/ and the adapters (a multi-rank run with output.save: best and no validation
+finishes), f16 is refused for training."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from safetensors.numpy import load_file, save_file
+
+import test_train_e2e as e2e
+from test_train_e2e import ASSETS, BIN, ls_train, train_losses, write_config
+
+
+def setUpModule():
+    e2e.setUpModule()
+
+
+class RunChecks(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ls_checks_")
+        self.run_dir = os.path.join(self.dir, "run")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def snapshot(self):
+        """Every file of the run directory with its bytes."""
+        files = {}
+        for root, _, names in os.walk(self.run_dir):
+            for name in names:
+                with open(os.path.join(root, name), "rb") as f:
+                    files[os.path.relpath(os.path.join(root, name), self.run_dir)] = f.read()
+        return files
+
+    def assert_one_line_error(self, result, *needles):
+        self.assertEqual(result.returncode, 2, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)
+        for needle in needles:
+            self.assertIn(needle, lines[0])
+
+    def test_resume_refuses_a_changed_batch_seed_length_or_training_split_and_writes_nothing(self):
+        ls_train(write_config(self.dir, train={"max_steps": 4}))
+        before = self.snapshot()
+        result = ls_train("--resume", self.run_dir, "--set", "train.batch_size=16", check=False)
+        self.assert_one_line_error(result, "train.batch_size is 16 but the run was started with 8",
+                                   "resume with the original value")
+        result = ls_train("--resume", self.run_dir, "--set", "train.seed=8", check=False)
+        self.assert_one_line_error(result, "train.seed is 8 but the run was started with 7")
+        result = ls_train("--resume", self.run_dir, "--set", "data.max_length=16", check=False)
+        self.assert_one_line_error(result, "data.max_length is 16 but the run was started with 32")
+        result = ls_train("--resume", self.run_dir, "--set", "train.shuffle=false", check=False)
+        self.assert_one_line_error(result, "train.shuffle is false but the run was started with true")
+        other = os.path.join(self.dir, "other.conll")
+        shutil.copy(f"{ASSETS}/data/ner_validation.conll", other)
+        result = ls_train("--resume", self.run_dir, "--set", f"data.train={other}", check=False)
+        self.assert_one_line_error(result, "data.train is not the training split the run was started with")
+        self.assertEqual(self.snapshot(), before)
+
+    def test_resume_may_extend_the_run_and_change_logging(self):
+        ls_train(write_config(self.dir, train={"max_steps": 4}))
+        ls_train("--resume", self.run_dir, "--set", "train.max_steps=6", "--set", "train.log_every=2",
+                 "--set", "output.state_every=1")
+        self.assertEqual([s for s, _ in train_losses(self.run_dir)], [1, 2, 3, 4, 6])
+        with open(os.path.join(self.run_dir, "state", "trainer.json")) as f:
+            self.assertEqual(json.load(f)["step"], 6)
+
+    def test_resume_reads_the_per_rank_rng_files_of_an_older_state(self):
+        ls_train(write_config(self.dir, train={"max_steps": 4}))
+        state = os.path.join(self.run_dir, "state")
+        rng = load_file(os.path.join(state, "rng.safetensors"))
+        save_file({name: rows[0].copy() for name, rows in rng.items()}, os.path.join(state, "rng.rank0-of-1.safetensors"))
+        os.remove(os.path.join(state, "rng.safetensors"))
+        ls_train("--resume", self.run_dir, "--set", "train.max_steps=6")
+        self.assertEqual(train_losses(self.run_dir)[-1][0], 6)
+        self.assertEqual(sorted(n for n in os.listdir(state) if n.startswith("rng")), ["rng.safetensors"])
+
+    def test_data_parallel_run_saving_best_without_validation_finishes_and_rank0_writes_the_rng(self):
+        mpirun = shutil.which("mpirun")
+        cfg = write_config(self.dir, train={"max_steps": 4}, output={"save": "best"},
+                           data={"validation": "", "test": f"{ASSETS}/data/ner_validation.conll"})
+        result = subprocess.run([mpirun, "-np", "2", os.path.join(BIN, "ls_train"), cfg], capture_output=True,
+                                text=True)
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertTrue(os.path.exists(os.path.join(self.run_dir, "predictions_test.jsonl")))
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "adapter_last")))
+        state = os.path.join(self.run_dir, "state")
+        self.assertEqual(sorted(n for n in os.listdir(state) if n.startswith("rng")), ["rng.safetensors"])
+        rng = load_file(os.path.join(state, "rng.safetensors"))
+        self.assertEqual(rng["cpu"].shape[0], 2)
+        self.assertFalse((rng["cpu"][0] == rng["cpu"][1]).all(), "the ranks' generators should differ")
+
+    def test_init_from_takes_the_adapters_lora_settings_and_refuses_a_conflicting_key(self):
+        first = os.path.join(self.dir, "first")
+        os.makedirs(first)
+        ls_train(write_config(first, train={"max_steps": 2}))  # LoRA r 4, alpha 8, dropout 0.1
+        adapter = os.path.join(first, "run", "adapter_last")
+        cfg = write_config(self.dir, train={"max_steps": 2})
+        with open(cfg) as f:
+            config = json.load(f)
+        config["lora"] = {"init_from": adapter}  # r, alpha, dropout and targets left at their defaults
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        result = ls_train(cfg, "--set", "lora.r=8", check=False)
+        self.assert_one_line_error(result, "lora.r", "r 4", adapter)
+        self.assertFalse(os.path.exists(self.run_dir))
+        result = ls_train(cfg)
+        self.assertIn("LoRA r=4 alpha=8 on q_proj,v_proj", result.stdout)
+        with open(os.path.join(self.run_dir, "config.yaml")) as f:
+            saved = f.read()
+        for line in ["  r: 4\n", "  alpha: 8\n", "  dropout: 0.1\n"]:
+            self.assertIn(line, saved)
+
+    def test_f16_is_refused_for_training_before_anything_is_written(self):
+        result = ls_train(write_config(self.dir, model={"dtype": "f16"}), check=False)
+        self.assert_one_line_error(result, "model.dtype", "use bf16 or f32", "loss scaling")
+        self.assertFalse(os.path.exists(self.run_dir))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
