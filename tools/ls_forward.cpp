@@ -61,7 +61,8 @@ int forward_main(int argc, char** argv) {
   bool rslora = false;
   uint64_t seed = 0;
   bool attend_to_padding = false, with_labels = false, with_grads = false, verbose = false;
-  app.add_option("--model", model_dir, "HF LLaMA directory (config.json + safetensors)")
+  app.add_option("--model", model_dir,
+                 "HF model directory: llama, mistral, qwen2 or qwen3 (config.json + safetensors)")
       ->required();
   app.add_option("--adapter", adapter_dir, "PEFT adapter directory (LoRA + head)");
   app.add_option("--task", task, "sequence | token")->required();

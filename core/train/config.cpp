@@ -150,7 +150,8 @@ const std::vector<KeySpec>& schema() {
   using C = Config;
   static const std::vector<KeySpec> keys = {
       key("model.path", &C::model, &ModelSection::path,
-          "HF LLaMA directory: config.json, *.safetensors (required)"),
+          "HF model directory (llama, mistral, qwen2, qwen3): config.json, *.safetensors "
+          "(required)"),
       key("model.tokenizer", &C::model, &ModelSection::tokenizer,
           "tokenizer.model (sentencepiece) or tokenizer.json (HF BPE); empty = "
           "<model.path>/tokenizer.json if there, else <model.path>/tokenizer.model"),
@@ -390,7 +391,7 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
     if (location.ends_with(path)) fail("{}: {}", location, what);
     fail("{}: {}: {}", location, path, what);
   };
-  require(!c.model.path.empty(), "model.path", "required: the HF LLaMA directory to fine-tune");
+  require(!c.model.path.empty(), "model.path", "required: the HF model directory to fine-tune");
   require(!c.data.train.empty(), "data.train", "required: the training file");
   require(c.model.bidirectional_from_layer >= 0, "model.bidirectional_from_layer", "must be >= 0");
   require(c.task.head_dropout >= 0 && c.task.head_dropout < 1, "task.head_dropout",
