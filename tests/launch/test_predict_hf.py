@@ -18,15 +18,8 @@ from peft import PeftModel  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 
-BUILD = os.environ.get("LS_BUILD_DIR", "build")
-SOURCE = os.environ.get("LS_SOURCE_DIR", ".")
-BIN = os.path.join(BUILD, "bin")
-ASSETS = os.path.abspath(os.path.join(BUILD, "quickstart"))
-
-
-def setUpModule():
-    subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "make_quickstart_assets.py"), ASSETS],
-                   check=True, capture_output=True)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_train_e2e import ASSETS, BIN, setUpModule  # noqa: E402,F401  (makes the quickstart assets)
 
 
 class PredictAgainstHf(unittest.TestCase):

@@ -4,6 +4,7 @@ attention), and a runner for ls_forward."""
 import json
 import os
 import subprocess
+import unittest
 from pathlib import Path
 
 import torch
@@ -153,3 +154,30 @@ def relative_error(actual, expected, mask=None):
     scale = expected.abs().max().item()
     return (actual - expected).abs().max().item() / (scale if scale > 0 else 1.0)
 
+
+
+def bidirectional_layer_range(attention, layers):
+    """(first, end) of the bidirectional layers of an ls_forward --attention spec; (None, None) for
+    causal."""
+    if attention == "causal":
+        return None, None
+    if attention == "bidirectional":
+        return 0, layers
+    first, last = attention.split(":")[1].split("-")
+    return int(first), (int(last) + 1 if last else layers)
+
+
+class ParityTestCase(unittest.TestCase):
+    """Relative-error checks against the reference that also record the worst error of each kind,
+    printed once per class. A subclass sets `worst` to its own {kind: 0.0} dict."""
+    worst = {}
+    against = "HF+PEFT"
+
+    @classmethod
+    def tearDownClass(cls):
+        print(f"worst relative errors vs {cls.against}:", {k: f"{v:.3g}" for k, v in cls.worst.items()})
+
+    def check(self, kind, what, actual, expected, tolerance, mask=None):
+        error = relative_error(actual, expected, mask)
+        self.worst[kind] = max(self.worst[kind], error)
+        self.assertLessEqual(error, tolerance, what)

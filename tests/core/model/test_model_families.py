@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from model_reference import (bidirectional_hooks, head_class, load_file, make_batch,  # noqa: E402
+from model_reference import (ParityTestCase, bidirectional_hooks, bidirectional_layer_range,  # noqa: E402
+                             head_class, load_file, make_batch,
                              peft_saved_name, relative_error, run_ls_forward, save_file,
                              write_checkpoint)
 
@@ -45,15 +46,6 @@ CASES = [
 ]
 
 
-def first_bidirectional_layer(attention, layers):
-    if attention == "causal":
-        return None, None
-    if attention == "bidirectional":
-        return 0, layers
-    first, last = attention.split(":")[1].split("-")
-    return int(first), (int(last) + 1 if last else layers)
-
-
 def reference(case, model_dir, adapter_dir, inputs, num_labels):
     """HF + PEFT outputs for one case: hidden, logits, loss and every trainable gradient."""
     import peft
@@ -63,7 +55,7 @@ def reference(case, model_dir, adapter_dir, inputs, num_labels):
     model = peft.PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     model.eval()
     decoder = model.base_model.model.model
-    begin, end = first_bidirectional_layer(case["attention"], case["layers"])
+    begin, end = bidirectional_layer_range(case["attention"], case["layers"])
     handles = []
     if begin is not None:
         handles = bidirectional_hooks(decoder, inputs, begin)
@@ -80,17 +72,8 @@ def reference(case, model_dir, adapter_dir, inputs, num_labels):
     return hidden.detach(), out.logits.detach(), out.loss.detach(), grads, model
 
 
-class FamilyParity(unittest.TestCase):
+class FamilyParity(ParityTestCase):
     worst = {"hidden": 0.0, "logits": 0.0, "loss": 0.0, "gradient": 0.0, "resaved": 0.0}
-
-    @classmethod
-    def tearDownClass(cls):
-        print("worst relative errors vs HF+PEFT:", {k: f"{v:.3g}" for k, v in cls.worst.items()})
-
-    def check(self, kind, what, actual, expected, tolerance, mask=None):
-        error = relative_error(actual, expected, mask)
-        self.worst[kind] = max(self.worst[kind], error)
-        self.assertLessEqual(error, tolerance, what)
 
     def run_case(self, case, seed):
         import peft

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from model_reference import (bidirectional_hooks, load_file, make_batch, peft_saved_name,  # noqa: E402
+from model_reference import (ParityTestCase, bidirectional_hooks, bidirectional_layer_range,  # noqa: E402
+                             load_file, make_batch, peft_saved_name,
                              relative_error, run_ls_forward, save_file, write_checkpoint)
 
 ACTIVATIONS, GRADIENTS = 1e-4, 1e-3
@@ -49,15 +50,6 @@ CASES = [
 ]
 
 
-def first_bidirectional_layer(attention, layers):
-    if attention == "causal":
-        return None, None
-    if attention == "bidirectional":
-        return 0, layers
-    first, last = attention.split(":")[1].split("-")
-    return int(first), (int(last) + 1 if last else layers)
-
-
 def reference(case, model_dir, adapter_dir, inputs, num_labels):
     """HF + PEFT outputs for one case: hidden, logits, loss and every trainable gradient."""
     import peft
@@ -69,7 +61,7 @@ def reference(case, model_dir, adapter_dir, inputs, num_labels):
     model = peft.PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     model.eval()  # no dropout anywhere, as in ls_forward
     llama = model.base_model.model.model
-    begin, end = first_bidirectional_layer(case["attention"], case["layers"])
+    begin, end = bidirectional_layer_range(case["attention"], case["layers"])
     handles = []
     if begin is not None:
         handles = bidirectional_hooks(llama, inputs, begin, case.get("attend_to_padding", False))
@@ -98,17 +90,8 @@ def reference(case, model_dir, adapter_dir, inputs, num_labels):
     return hidden.detach(), logits.detach(), loss.detach(), grads
 
 
-class HfParity(unittest.TestCase):
+class HfParity(ParityTestCase):
     worst = {"hidden": 0.0, "logits": 0.0, "loss": 0.0, "gradient": 0.0}
-
-    @classmethod
-    def tearDownClass(cls):
-        print("worst relative errors vs HF+PEFT:", {k: f"{v:.3g}" for k, v in cls.worst.items()})
-
-    def check(self, kind, what, actual, expected, tolerance, mask=None):
-        error = relative_error(actual, expected, mask)
-        self.worst[kind] = max(self.worst[kind], error)
-        self.assertLessEqual(error, tolerance, what)
 
     def run_case(self, case, seed):
         import peft

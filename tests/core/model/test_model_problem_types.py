@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from model_reference import (load_file, make_batch, peft_saved_name, relative_error,  # noqa: E402
+from model_reference import (ParityTestCase, load_file, make_batch, peft_saved_name, relative_error,  # noqa: E402
                              run_ls_forward, save_file, write_checkpoint)
 
 ACTIVATIONS, GRADIENTS = 1e-4, 1e-3
@@ -61,17 +61,9 @@ def reference_loss(case, out, labels):
                            ignore_index=-100, label_smoothing=smoothing)
 
 
-class ProblemTypeParity(unittest.TestCase):
+class ProblemTypeParity(ParityTestCase):
     worst = {"logits": 0.0, "loss": 0.0, "gradient": 0.0}
-
-    @classmethod
-    def tearDownClass(cls):
-        print("worst relative errors vs HF+PEFT / torch:", {k: f"{v:.3g}" for k, v in cls.worst.items()})
-
-    def check(self, kind, what, actual, expected, tolerance, mask=None):
-        error = relative_error(actual, expected, mask)
-        self.worst[kind] = max(self.worst[kind], error)
-        self.assertLessEqual(error, tolerance, what)
+    against = "HF+PEFT / torch"
 
     def run_case(self, case, seed):
         import peft
