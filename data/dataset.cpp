@@ -60,13 +60,15 @@ namespace {
 
 class ExampleBuilder {
  public:
-  ExampleBuilder(const RawDataset& raw, const Tokenizer& tokenizer, const LabelMap& labels,
+  // `tokenizer` is null only for pre-tokenized data.
+  ExampleBuilder(const RawDataset& raw, const Tokenizer* tokenizer, const LabelMap& labels,
                  const DatasetOptions& options)
       : raw_(raw),
         tokenizer_(tokenizer),
         labels_(labels),
         options_(options),
-        vocab_size_(tokenizer.vocab_size()) {}
+        vocab_size_(options.vocab_size > 0 ? options.vocab_size : tokenizer->vocab_size()),
+        vocab_owner_(options.vocab_size > 0 ? "model's" : "tokenizer's") {}
 
   Example build(const RawRecord& record) const {
     Example example;
@@ -75,7 +77,7 @@ class ExampleBuilder {
       if (raw_.format == DataFormat::kPretokenized) {
         example.input_ids = checked_ids(record);
       } else {
-        const std::vector<int> ids = tokenizer_.encode(record.text);
+        const std::vector<int> ids = tokenizer_->encode(record.text);
         example.input_ids.assign(ids.begin(), ids.end());
       }
       example.labeled = record.has_label;
@@ -118,7 +120,7 @@ class ExampleBuilder {
   // The first sub-word of each word carries the word's label; the others carry it too with
   // label_all_subwords, else kIgnoreIndex, as do BOS and EOS.
   void align(const RawRecord& record, Example& example) const {
-    const WordEncoding encoding = tokenizer_.encode_words(record.words);
+    const WordEncoding encoding = tokenizer_->encode_words(record.words);
     example.num_words = static_cast<int32_t>(record.words.size());
     example.input_ids.assign(encoding.ids.begin(), encoding.ids.end());
     example.word_ids.assign(encoding.word_ids.begin(), encoding.word_ids.end());
@@ -143,7 +145,7 @@ class ExampleBuilder {
     example.full_length = static_cast<int32_t>(example.input_ids.size());
     if (options_.max_length <= 0 || example.input_ids.size() <= limit) return;
     example.truncated = true;
-    const bool keep_eos = tokenizer_.options().add_eos && raw_.format != DataFormat::kPretokenized;
+    const bool keep_eos = raw_.format != DataFormat::kPretokenized && tokenizer_->options().add_eos;
     auto cut = [&](std::vector<int32_t>& v) {
       if (v.empty()) return;
       const int32_t last = v.back();
@@ -174,16 +176,17 @@ class ExampleBuilder {
   std::vector<int32_t> checked_ids(const RawRecord& record) const {
     for (int32_t id : record.input_ids)
       if (id >= vocab_size_)
-        fail("{}:{}: token id {} is outside the tokenizer's vocabulary of {}", raw_.path,
-             record.line, id, vocab_size_);
+        fail("{}:{}: token id {} is outside the {} vocabulary of {}", raw_.path, record.line, id,
+             vocab_owner_, vocab_size_);
     return record.input_ids;
   }
 
   const RawDataset& raw_;
-  const Tokenizer& tokenizer_;
+  const Tokenizer* tokenizer_;
   const LabelMap& labels_;
   const DatasetOptions& options_;
-  int vocab_size_;
+  int64_t vocab_size_;
+  const char* vocab_owner_;
 };
 
 // Counts I- tags that do not continue an entity of their type (after O, at the start of a
@@ -217,7 +220,14 @@ void check_bio(const RawDataset& raw, const LabelMap& labels, DatasetStats& stat
 
 Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const LabelMap& labels,
                       const DatasetOptions& options) {
+  return build_dataset(raw, &tokenizer, labels, options);
+}
+
+Dataset build_dataset(const RawDataset& raw, const Tokenizer* tokenizer, const LabelMap& labels,
+                      const DatasetOptions& options) {
   LS_ASSERT(raw.task == options.task, "dataset read for another task");
+  LS_ASSERT(tokenizer || (raw.format == DataFormat::kPretokenized && options.vocab_size > 0),
+            "text data needs a tokenizer; pre-tokenized data without one needs the vocab_size");
   if (options.max_length < 0 || options.max_length == 1)
     fail("data.max_length must be 0 (no limit) or at least 2, got {}", options.max_length);
   Dataset dataset;

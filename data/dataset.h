@@ -42,6 +42,9 @@ struct DatasetOptions {
   int max_length = 64;
   bool label_all_subwords = false;  // NER: every sub-word carries its word's label
   int num_threads = 0;              // tokenizing threads; 0: one per hardware thread
+  // Embedding rows of the model (its config.json vocab_size): pre-tokenized ids must be below it.
+  // 0: the tokenizer's vocabulary.
+  int64_t vocab_size = 0;
 };
 
 struct DatasetStats {
@@ -95,6 +98,10 @@ TargetStats target_stats(const Dataset& dataset);
 // Tokenizes, maps and aligns one split. Throws UserError naming file:line for a label the map
 // lacks and for pre-tokenized ids outside the vocabulary.
 Dataset build_dataset(const RawDataset& raw, const Tokenizer& tokenizer, const LabelMap& labels,
+                      const DatasetOptions& options);
+// The same with no tokenizer at hand (null): only for pre-tokenized data, whose ids are checked
+// against options.vocab_size, which must then be set.
+Dataset build_dataset(const RawDataset& raw, const Tokenizer* tokenizer, const LabelMap& labels,
                       const DatasetOptions& options);
 
 // read_raw_dataset + build_dataset.

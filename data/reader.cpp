@@ -390,6 +390,14 @@ bool first_record_has(const TextFile& file, const std::string& key) {
   return false;
 }
 
+DataFormat detect_format(const TextFile& file, const ReaderOptions& options) {
+  const DataFormat format = resolve_format(file.path(), options.format);
+  if (options.format == DataFormat::kAuto && format == DataFormat::kJsonl &&
+      first_record_has(file, options.input_ids_field))
+    return DataFormat::kPretokenized;
+  return format;
+}
+
 RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   if (task == TaskType::kSequence && options.text_fields.empty())
     fail("{}: no text field configured", file.path());
@@ -399,10 +407,7 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   RawDataset dataset;
   dataset.path = file.path();
   dataset.task = task;
-  dataset.format = resolve_format(file.path(), options.format);
-  if (options.format == DataFormat::kAuto && dataset.format == DataFormat::kJsonl &&
-      first_record_has(file, options.input_ids_field))
-    dataset.format = DataFormat::kPretokenized;
+  dataset.format = detect_format(file, options);
   Parser parser(file, task, options);
   switch (dataset.format) {
     case DataFormat::kJsonl:
@@ -428,6 +433,10 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
 }
 
 }  // namespace
+
+DataFormat detect_format(const std::string& path, const ReaderOptions& options) {
+  return detect_format(TextFile::read(path), options);
+}
 
 RawDataset read_raw_dataset(const std::string& path, TaskType task, const ReaderOptions& options) {
   return parse(TextFile::read(path), task, options);

@@ -64,6 +64,10 @@ struct RawDataset {
 // .tsv, .conll/.txt/.bio/.iob -> CoNLL). UserError for an extension it cannot place.
 DataFormat resolve_format(const std::string& path, DataFormat requested);
 
+// The format read_raw_dataset will read `path` as: resolve_format, and auto-detected JSONL whose
+// first record has `options.input_ids_field` is pre-tokenized (which needs no tokenizer).
+DataFormat detect_format(const std::string& path, const ReaderOptions& options);
+
 // Reads and checks one split. Auto-detected JSONL whose first record has `input_ids_field` is read
 // as pre-tokenized. Throws UserError naming file:line for malformed JSON, a missing or mistyped
 // field, an unbalanced CSV quote, a CoNLL line with the wrong column count, invalid UTF-8, an

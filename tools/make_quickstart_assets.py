@@ -17,8 +17,13 @@ and, from the same vocabulary (so the tokenizer above serves them), two more pro
 - rating (regression, JSONL): a review's target is the mean of its opinion words' fixed scores on
   a 0-5 scale (awful 0 ... superb 5).
 
+and a second tiny model in the style of LLaMA-3 (OUT_DIR/model_llama3: llama3 RoPE scaling, a
+byte-level BPE tokenizer.json trained here by pip `tokenizers` with LLaMA-3's pre-tokenizer regex
+and <|begin_of_text|> added first), which reads the same data.
+
 Usage: make_quickstart_assets.py OUT_DIR   (idempotent: the model, tokenizer and first two sets
-are made once, marked by OUT_DIR/.complete; the other sets whenever their files are missing)
+are made once, marked by OUT_DIR/.complete; the other sets and the LLaMA-3-style model whenever
+their files are missing)
 """
 import json
 import os
@@ -126,10 +131,85 @@ def write_conll(path, sentences):
             f.write("\n")
 
 
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>"]
+
+
+def byte_level_tokenizer(corpus, vocab_size, bos=True):
+    """A byte-level BPE tokenizer as LLaMA-3 ships it (its Split regex, then ByteLevel; merges by
+    rank; <|begin_of_text|> first when `bos`), trained on `corpus` by pip `tokenizers`."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLAMA3_SPECIALS,
+                                  show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    steps = [processors.ByteLevel(trim_offsets=False)]
+    if bos:
+        steps.append(processors.TemplateProcessing(
+            single="<|begin_of_text|> $A",
+            special_tokens=[("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))]))
+    tok.post_processor = processors.Sequence(steps)
+    return tok
+
+
+def quickstart_corpus(data):
+    """The text of the sentiment and NER training splits, as the tokenizers are trained on it."""
+    corpus = []
+    with open(os.path.join(data, "sentiment_train.jsonl")) as f:
+        corpus += [json.loads(line)["text"] for line in f if line.strip()]
+    with open(os.path.join(data, "ner_train.conll")) as f:
+        words = []
+        for line in f:
+            if line.strip() and not line.startswith("-DOCSTART-"):
+                words.append(line.split()[0])
+            elif words:
+                corpus.append(" ".join(words))
+                words = []
+    return corpus
+
+
+def make_llama3_model(out):
+    """OUT/model_llama3: a LLaMA-3-style model (llama3 RoPE scaling, theta 500000, GQA) with a
+    byte-level BPE tokenizer.json; written into a temporary directory, then renamed."""
+    import shutil
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    final = os.path.join(out, "model_llama3")
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    tok = byte_level_tokenizer(quickstart_corpus(os.path.join(out, "data")), vocab_size=600)
+    tok.save(os.path.join(tmp, "tokenizer.json"))
+    bos, eos = tok.token_to_id("<|begin_of_text|>"), tok.token_to_id("<|end_of_text|>")
+    with open(os.path.join(tmp, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
+                   "tokenizer_class": "PreTrainedTokenizerFast"}, f, indent=2)
+    torch.manual_seed(SEED + 3)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=172, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        rms_norm_eps=1e-5, bos_token_id=bos, eos_token_id=eos, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64})
+    LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+
 def main(out):
     if not os.path.exists(os.path.join(out, ".complete")):
         make_model_and_first_sets(out)
     write_problem_type_sets(os.path.join(out, "data"))
+    if not os.path.exists(os.path.join(out, "model_llama3", "config.json")):
+        make_llama3_model(out)
 
 
 def make_model_and_first_sets(out):

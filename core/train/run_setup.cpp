@@ -73,7 +73,39 @@ data::DatasetOptions dataset_options(const Config& config, bool labeled) {
   options.reader = reader_options(config, labeled);
   options.max_length = config.data.max_length;
   options.label_all_subwords = config.data.label_all_subwords;
+  const std::filesystem::path config_json =
+      std::filesystem::path(config.model.path) / "config.json";
+  if (std::filesystem::exists(config_json))
+    options.vocab_size = load_llama_config(config_json).vocab_size;
   return options;
+}
+
+LlamaConfig check_model_dir(const Config& config) {
+  namespace fs = std::filesystem;
+  const fs::path dir = config.model.path;
+  if (!fs::exists(dir)) fail("model.path: '{}' does not exist", dir.string());
+  if (!fs::is_directory(dir))
+    fail("model.path: '{}' is not a directory (an HF model directory is expected)", dir.string());
+  if (!fs::exists(dir / "config.json"))
+    fail("model.path: '{}' has no config.json (an HF model directory is expected)", dir.string());
+  LlamaConfig model = load_llama_config(dir / "config.json");
+  const int max_length = config.data.max_length;
+  if (model.sliding_window && (max_length == 0 || max_length > *model.sliding_window))
+    fail(
+        "data.max_length: {} exceeds the sliding attention window of {} tokens in {} "
+        "(ls-train attends over the whole sequence): set data.max_length to at most {}",
+        max_length == 0 ? std::string("0 (no limit)") : std::to_string(max_length),
+        *model.sliding_window, (dir / "config.json").string(), *model.sliding_window);
+  return model;
+}
+
+bool needs_tokenizer(const Config& config, bool labeled) {
+  const data::ReaderOptions options = reader_options(config, labeled);
+  for (const std::string* split : {&config.data.train, &config.data.validation, &config.data.test})
+    if (!split->empty() && std::filesystem::exists(*split) &&
+        data::detect_format(*split, options) != data::DataFormat::kPretokenized)
+      return true;
+  return false;
 }
 
 data::CollateOptions collate_options(const Config& config) {

@@ -32,7 +32,16 @@ Placement resolve_placement(const Config& config, int local_rank, int local_size
 // naming model.path when the directory is missing or holds neither file.
 std::filesystem::path tokenizer_path(const Config& config);
 std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
+// Whether any of the configured splits (data.train/validation/test) holds text, which needs a
+// tokenizer; pre-tokenized splits need none (their ids are checked against config.json's
+// vocab_size instead).
+bool needs_tokenizer(const Config& config, bool labeled);
+// model.path checked before anything is written: a directory with a config.json of a supported
+// family whose sliding attention window (Mistral) covers data.max_length. UserError naming the
+// key otherwise.
+LlamaConfig check_model_dir(const Config& config);
 data::ReaderOptions reader_options(const Config& config, bool labeled);
+// vocab_size: config.json's, when model.path has one (pre-tokenized ids are checked against it).
 data::DatasetOptions dataset_options(const Config& config, bool labeled);
 data::CollateOptions collate_options(const Config& config);
 // How a split is evaluated (training's validation and test passes, ls_predict): `batch_size`

@@ -166,8 +166,10 @@ void TrainRecipe::setup_parallel() {
 }
 
 void TrainRecipe::setup_directory() {
-  tokenizer_path(
-      config_);  // a missing model directory or tokenizer stops before anything is written
+  // A missing model directory or tokenizer, or a model that cannot take the data, stops before
+  // anything is written.
+  check_model_dir(config_);
+  if (needs_tokenizer(config_, /*labeled=*/true)) tokenizer_path(config_);
   adopt_init_adapter(config_);  // config.yaml and the log show the adapter's settings
   if (rank0()) {
     if (resume_) {
@@ -191,8 +193,17 @@ void TrainRecipe::setup_directory() {
 
 void TrainRecipe::setup_data() {
   const auto& d = config_.data;
-  tokenizer_ = make_tokenizer(config_);
   const data::DatasetOptions options = dataset_options(config_, /*labeled=*/true);
+  if (needs_tokenizer(config_, /*labeled=*/true)) {
+    tokenizer_ = make_tokenizer(config_);
+    log(fmt::format("tokenizer: {} ({} tokens)", tokenizer_path(config_).string(),
+                    tokenizer_->vocab_size()));
+  } else {
+    log(
+        fmt::format("no tokenizer: pre-tokenized data, ids checked against config.json's "
+                    "vocab_size of {}",
+                    options.vocab_size));
+  }
   data::RawDataset raw_train = data::read_raw_dataset(d.train, options.task, options.reader);
   if (resume_) {
     labels_ = data::LabelMap::load((dir_ / "labels.json").string());
@@ -203,7 +214,7 @@ void TrainRecipe::setup_data() {
   }
   if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
 
-  train_ = data::build_dataset(raw_train, *tokenizer_, labels_, options);
+  train_ = data::build_dataset(raw_train, tokenizer_.get(), labels_, options);
   log(train_.summary());
   loss_ = loss_options(config_, train_, labels_);
   if (!loss_.class_weights.empty())
@@ -228,7 +239,7 @@ void TrainRecipe::setup_data() {
   for (auto [path, split] : {std::pair{&d.validation, &validation_}, std::pair{&d.test, &test_}}) {
     if (path->empty()) continue;
     split->raw = data::read_raw_dataset(*path, options.task, options.reader);
-    split->dataset = data::build_dataset(split->raw, *tokenizer_, labels_, options);
+    split->dataset = data::build_dataset(split->raw, tokenizer_.get(), labels_, options);
     log(split->dataset.summary());
   }
   if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)

@@ -287,6 +287,27 @@ TEST(Pretokenized, TakesIdsAsGivenAndChecksTheVocabulary) {
   EXPECT_EQ(tagged.examples[0].word_ids, (std::vector<int32_t>{0, 1, 2}));
 }
 
+TEST(Pretokenized, NeedsNoTokenizerAndChecksIdsAgainstTheModelsVocabulary) {
+  const RawDataset raw = parse_raw_dataset(
+      "ids.jsonl", "{\"input_ids\": [1, 50, 60], \"label\": 1}\n", TaskType::kSequence, {});
+  DatasetOptions options;
+  options.vocab_size = 61;  // config.json's vocab_size, larger than no tokenizer at all
+  const Dataset dataset = build_dataset(raw, nullptr, LabelMap({"a", "b"}), options);
+  EXPECT_EQ(dataset.examples[0].input_ids, (std::vector<int32_t>{1, 50, 60}));
+
+  options.vocab_size = 60;
+  EXPECT_HAS(user_error([&] {
+               build_dataset(raw, nullptr, LabelMap({"a", "b"}), options);
+             }),
+             "ids.jsonl:1: token id 60 is outside the model's vocabulary of 60");
+  // With a tokenizer too, the model's vocabulary is the one that counts.
+  const Tokenizer tokenizer(llama_style_model());
+  EXPECT_HAS(user_error([&] {
+               build_dataset(raw, tokenizer, LabelMap({"a", "b"}), options);
+             }),
+             "outside the model's vocabulary of 60");
+}
+
 TEST(Threads, ResultDoesNotDependOnTheThreadCount) {
   const Tokenizer tokenizer(llama_style_model());
   std::string text;
