@@ -3,6 +3,9 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <cctype>
+#include <fstream>
+
 #include "core/base/error.h"  // header-only: UserError, fail()
 #include "data/tokenizer.h"
 #include "data/tokenizer_backend.h"
@@ -10,10 +13,31 @@
 namespace ls::data {
 namespace {
 
+// tiktoken's format: one "<base64 token> <rank>" per line.
+bool looks_like_tiktoken(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const size_t space = line.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 >= line.size()) return false;
+  for (size_t i = 0; i < space; ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (!std::isalnum(c) && c != '+' && c != '/' && c != '=') return false;
+  }
+  for (size_t i = space + 1; i < line.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(line[i]))) return false;
+  return true;
+}
+
 class SentencePieceBackend final : public TokenizerBackend {
  public:
   explicit SentencePieceBackend(const std::string& path) : path_(path) {
     auto status = processor_.Load(path);
+    if (!status.ok() && looks_like_tiktoken(path))
+      fail(
+          "{}: a tiktoken BPE file (as LLaMA-3's original/tokenizer.model), not a sentencepiece "
+          "model: use the model's tokenizer.json",
+          path);
     if (!status.ok()) fail("{}: not a sentencepiece model ({})", path, status.ToString());
   }
 

@@ -45,6 +45,16 @@ TEST(Tokenizer, HasLlamaSemantics) {
   EXPECT_EQ(tokenizer.decode(tokenizer.encode("1996  -08\t22")), "1996  -08\t22");
 }
 
+TEST(Tokenizer, ATiktokenFileIsNamedAsSuchAndOtherGarbageAsNotSentencepiece) {
+  const ScratchDir dir;
+  const std::string tiktoken = dir.write("tokenizer.model", "IQ== 0\nIg== 1\nIw== 2\n");
+  EXPECT_HAS(user_error([&] { Tokenizer{tiktoken}; }),
+             "tokenizer.model: a tiktoken BPE file (as LLaMA-3's original/tokenizer.model), not a "
+             "sentencepiece model: use the model's tokenizer.json");
+  const std::string garbage = dir.write("other.model", "not a model at all\n");
+  EXPECT_HAS(user_error([&] { Tokenizer{garbage}; }), "other.model: not a sentencepiece model");
+}
+
 TEST(WordAlignment, IdsEqualTokenizingTheJoinedSentence) {
   const Tokenizer tokenizer(llama_style_model());
   const std::vector<std::vector<std::string>> sentences = {
