@@ -39,9 +39,9 @@ def run_program(name, *args, check=True):
     return result
 
 
-def train(directory, task="sequence", **sections):
+def train(directory, kind="sequence", **sections):
     """A short run on the quickstart data; returns its run directory."""
-    if task == "sequence":
+    if kind == "sequence":
         config = {
             "model": {"path": f"{ASSETS}/model", "attention": "causal"},
             "task": {"type": "sequence", "labels": SENTIMENT},
@@ -63,6 +63,16 @@ def train(directory, task="sequence", **sections):
         json.dump(config, f)
     run_program("ls_train", cfg)
     return os.path.join(directory, "run")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f)
 
 
 def read_jsonl(path):
@@ -106,9 +116,9 @@ class Export(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="ls_export_")
         os.makedirs(os.path.join(cls.dir, "causal"))
-        cls.run = train(os.path.join(cls.dir, "causal"))
+        cls.run_dir = train(os.path.join(cls.dir, "causal"))
         cls.predictions = os.path.join(cls.dir, "causal", "predictions.jsonl")
-        run_program("ls_predict", cls.run, f"{ASSETS}/data/sentiment_validation.jsonl", "--out", cls.predictions)
+        run_program("ls_predict", cls.run_dir, f"{ASSETS}/data/sentiment_validation.jsonl", "--out", cls.predictions)
         cls.ours = read_jsonl(cls.predictions)
 
     @classmethod
@@ -117,7 +127,7 @@ class Export(unittest.TestCase):
 
     def export(self, name, *args, run=None):
         out = os.path.join(self.dir, name)
-        result = run_program("ls_export", run or self.run, out, *args)
+        result = run_program("ls_export", run or self.run_dir, out, *args)
         return out, result
 
     def assert_probabilities_match(self, out, tolerance, model_class=transformers.AutoModelForSequenceClassification):
@@ -139,7 +149,7 @@ class Export(unittest.TestCase):
         out, result = self.export("hf_f32", "--dtype", "f32")
         self.assertIn("LlamaForSequenceClassification", result.stdout)
         self.assertEqual(result.stderr, "", "a causal, last-pooled run needs no warning")
-        config = json.load(open(os.path.join(out, "config.json")))
+        config = read_json(os.path.join(out, "config.json"))
         self.assertEqual(config["architectures"], ["LlamaForSequenceClassification"])
         self.assertEqual(config["id2label"], {"0": "negative", "1": "positive"})
         self.assertEqual(config["label2id"], {"negative": 0, "positive": 1})
@@ -171,7 +181,7 @@ class Export(unittest.TestCase):
 
     def test_bf16_export_holds_bf16_weights_and_predicts_within_bf16_rounding(self):
         out, _ = self.export("hf_bf16", "--dtype", "bf16")
-        config = json.load(open(os.path.join(out, "config.json")))
+        config = read_json(os.path.join(out, "config.json"))
         self.assertEqual(config.get("dtype", config.get("torch_dtype")), "bfloat16")
         weights = load_file(os.path.join(out, "model.safetensors"))
         self.assertTrue(all(t.dtype == torch.bfloat16 for t in weights.values()))
@@ -181,7 +191,7 @@ class Export(unittest.TestCase):
     def test_sharded_export_loads_as_the_same_model(self):
         out, result = self.export("hf_sharded", "--max-shard-bytes", 60000)
         self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
-        index = json.load(open(os.path.join(out, "model.safetensors.index.json")))
+        index = read_json(os.path.join(out, "model.safetensors.index.json"))
         files = sorted(set(index["weight_map"].values()))
         self.assertGreater(len(files), 2)
         self.assertEqual(files[0], f"model-00001-of-{len(files):05d}.safetensors")
@@ -198,8 +208,8 @@ class Export(unittest.TestCase):
         out = os.path.join(self.dir, "refused")
         cases = [
             ([os.path.join(self.dir, "no_such_run"), out], "no_such_run: does not exist"),
-            ([self.run, out, "--dtype", "f64"], "--dtype: 'f64'"),
-            ([self.run, out, "--adapter", os.path.join(self.dir, "no_adapter")], "adapter_config.json missing"),
+            ([self.run_dir, out, "--dtype", "f64"], "--dtype: 'f64'"),
+            ([self.run_dir, out, "--adapter", os.path.join(self.dir, "no_adapter")], "adapter_config.json missing"),
         ]
         for args, message in cases:
             result = run_program("ls_export", *args, check=False)
@@ -211,7 +221,7 @@ class Export(unittest.TestCase):
         os.makedirs(out)
         with open(os.path.join(out, "keep.txt"), "w") as f:
             f.write("mine\n")
-        result = run_program("ls_export", self.run, out, check=False)
+        result = run_program("ls_export", self.run_dir, out, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
         self.assertIn("exists and is not empty", result.stderr)
@@ -221,17 +231,17 @@ class Export(unittest.TestCase):
     def test_adapter_directory_alone_predicts_as_the_run_directory(self):
         # A copy elsewhere, so nothing of the run directory can be read through it.
         adapter = os.path.join(self.dir, "moved_adapter")
-        shutil.copytree(os.path.join(self.run, "adapter_last"), adapter)
-        described = json.load(open(os.path.join(adapter, "adapter_config.json")))
+        shutil.copytree(os.path.join(self.run_dir, "adapter_last"), adapter)
+        described = read_json(os.path.join(adapter, "adapter_config.json"))
         self.assertEqual(described["base_model_name_or_path"], f"{ASSETS}/model")
-        head = json.load(open(os.path.join(adapter, "head_config.json")))
+        head = read_json(os.path.join(adapter, "head_config.json"))
         self.assertEqual(head["id2label"], {"0": "negative", "1": "positive"})
         self.assertEqual(head["pad_token_id"], 0)
         self.assertEqual(head["ls_train"]["run"]["model"]["attention"], "causal")
         self.assertEqual(head["ls_train"]["run"]["data"]["max_length"], MAX_LENGTH)
         data = f"{ASSETS}/data/sentiment_validation.jsonl"
         from_run = os.path.join(self.dir, "from_run.jsonl")
-        run_program("ls_predict", self.run, data, "--adapter", "last", "--out", from_run)
+        run_program("ls_predict", self.run_dir, data, "--adapter", "last", "--out", from_run)
         expected = read_jsonl(from_run)
         for extra in ([], ["--model", f"{ASSETS}/model"]):
             mine = os.path.join(self.dir, "from_adapter.jsonl")
@@ -239,7 +249,7 @@ class Export(unittest.TestCase):
             self.assertEqual(read_jsonl(mine), expected, extra)
         # A base model that is not there: one line naming the key and the flag.
         described["base_model_name_or_path"] = "/nonexistent/base"
-        json.dump(described, open(os.path.join(adapter, "adapter_config.json"), "w"))
+        write_json(os.path.join(adapter, "adapter_config.json"), described)
         result = run_program("ls_predict", adapter, data, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
@@ -250,23 +260,23 @@ class Export(unittest.TestCase):
 
     def test_adapters_saved_before_they_described_their_run_still_load_from_the_run(self):
         old_run = os.path.join(self.dir, "old_run")
-        shutil.copytree(self.run, old_run)
+        shutil.copytree(self.run_dir, old_run)
         adapter = os.path.join(old_run, "adapter_last")
         head_file = os.path.join(adapter, "head_config.json")
-        head = json.load(open(head_file))
+        head = read_json(head_file)
         for key in ("id2label", "label2id", "pad_token_id"):
             del head[key]
         del head["ls_train"]["run"]
-        json.dump(head, open(head_file, "w"))
+        write_json(head_file, head)
         config_file = os.path.join(adapter, "adapter_config.json")
-        config = json.load(open(config_file))
+        config = read_json(config_file)
         config["base_model_name_or_path"] = None
-        json.dump(config, open(config_file, "w"))
+        write_json(config_file, config)
         data = f"{ASSETS}/data/sentiment_validation.jsonl"
         mine = os.path.join(self.dir, "old.jsonl")
         run_program("ls_predict", old_run, data, "--adapter", "last", "--out", mine)
         theirs = os.path.join(self.dir, "new.jsonl")
-        run_program("ls_predict", self.run, data, "--adapter", "last", "--out", theirs)
+        run_program("ls_predict", self.run_dir, data, "--adapter", "last", "--out", theirs)
         self.assertEqual(read_jsonl(mine), read_jsonl(theirs))
         result = run_program("ls_predict", adapter, data, "--model", f"{ASSETS}/model", check=False)
         self.assertEqual(result.returncode, 2)
@@ -282,7 +292,7 @@ class Export(unittest.TestCase):
         ours = read_jsonl(predictions)
         out, result = self.export("hf_mean", run=run)
         self.assertIn("pools with mean", result.stderr)
-        self.assertEqual(json.load(open(os.path.join(out, "config.json")))["ls_train"]["pooling"], "mean")
+        self.assertEqual(read_json(os.path.join(out, "config.json"))["ls_train"]["pooling"], "mean")
         model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
 
         def mean_pool(model, ids, mask):  # docs/EXPORT.md
@@ -314,13 +324,13 @@ def unmask_layers(model, first_layer=0, attend_to_padding=False):
 class TokenExport(unittest.TestCase):
     def test_bidirectional_token_export_matches_ls_forward_with_the_documented_unmasking(self):
         with tempfile.TemporaryDirectory() as directory:
-            run = train(directory, task="token")
+            run = train(directory, kind="token")
             out = os.path.join(directory, "hf")
             result = run_program("ls_export", run, out)
             self.assertIn("LlamaForTokenClassification", result.stdout)
             self.assertIn("attention is bidirectional", result.stderr)
             self.assertIn("stock HF runs this model causally", result.stderr)
-            config = json.load(open(os.path.join(out, "config.json")))
+            config = read_json(os.path.join(out, "config.json"))
             self.assertEqual(config["architectures"], ["LlamaForTokenClassification"])
             self.assertEqual(config["id2label"], {str(i): n for i, n in enumerate(NER)})
             self.assertEqual(config["ls_train"]["attention"], "bidirectional")
