@@ -305,6 +305,33 @@ class Export(unittest.TestCase):
                     for r, p in zip(ours, probs))
         self.assertLess(worst, 1e-4)
 
+    def test_normalised_regression_export_warns_and_the_documented_rescaling_matches_ls_predict(self):
+        directory = os.path.join(self.dir, "regression")
+        os.makedirs(directory)
+        run = train(directory, task={"problem_type": "regression", "normalize_targets": True, "labels": []},
+                    data={"train": f"{ASSETS}/data/rating_train.jsonl", "label_field": "score"})
+        data = f"{ASSETS}/data/rating_test.jsonl"
+        predictions = os.path.join(directory, "predictions.jsonl")
+        run_program("ls_predict", run, data, "--out", predictions)
+        ours = [r["prediction"] for r in read_jsonl(predictions)]
+        out, result = self.export("hf_regression", run=run)
+        self.assertIn("normalised its targets", result.stderr)
+        config = read_json(os.path.join(out, "config.json"))
+        self.assertEqual(config["problem_type"], "regression")
+        self.assertNotEqual(config["ls_train"]["target_std"], 1.0)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+        self.assertEqual(model.config.num_labels, 1)
+        rows = [sp_encode(r["text"]) for r in read_jsonl(data)]
+        worst, scale = 0.0, config["ls_train"]["target_std"]
+        for start, ids, mask in padded_batches(rows):
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+            rescaled = logits * config["ls_train"]["target_std"] + config["ls_train"]["target_mean"]  # docs
+            for mine, theirs in zip(ours[start:start + 5], rescaled):
+                worst = max(worst, abs(mine - float(theirs)) / scale)
+        self.assertEqual(len(ours), len(rows))
+        self.assertLess(worst, 1e-4)
+
 
 def unmask_layers(model, first_layer=0, attend_to_padding=False):
     """docs/EXPORT.md, verbatim: layers >= first_layer of an exported model attend bidirectionally."""
