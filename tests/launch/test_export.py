@@ -352,6 +352,13 @@ class TokenExport(unittest.TestCase):
     def test_bidirectional_token_export_matches_ls_forward_with_the_documented_unmasking(self):
         with tempfile.TemporaryDirectory() as directory:
             run = train(directory, kind="token")
+            # The adapter alone reads CoNLL and tags words as the run does (its data options travel).
+            data = f"{ASSETS}/data/ner_validation.conll"
+            expected, mine = os.path.join(directory, "run.jsonl"), os.path.join(directory, "adapter.jsonl")
+            run_program("ls_predict", run, data, "--out", expected)
+            run_program("ls_predict", os.path.join(run, "adapter"), data, "--out", mine)
+            self.assertEqual(read_jsonl(mine), read_jsonl(expected))
+            self.assertIn("tags", read_jsonl(mine)[0])
             out = os.path.join(directory, "hf")
             result = run_program("ls_export", run, out)
             self.assertIn("LlamaForTokenClassification", result.stdout)
