@@ -4,7 +4,8 @@ PEFT, no ls-train code) and compared with ls-train's own predictions on padded b
 different lengths): a causal sentiment run (float32: probabilities within 1e-4 of ls_predict; bf16:
 within bf16 rounding; sharded: the same model), a bidirectional NER run (logits within 1e-4 of
 ls_forward once the lines of docs/EXPORT.md unmask the attention; stock HF differs, as ls_export
-warns), a mean-pooled run (docs/EXPORT.md's pooling lines). Also: ls_predict from an adapter
+warns; also from layer 1 and attending to padding), a mean-pooled run and a normalised regression run
+(docs/EXPORT.md's pooling and rescaling lines), a multi-label run on a Qwen2 base. Also: ls_predict from an adapter
 directory alone equals ls_predict from the run; adapters saved before they described their run
 still load from the run directory; bad input is one line, exit 2, nothing written."""
 import json
@@ -25,6 +26,8 @@ import transformers  # noqa: E402
 transformers.logging.set_verbosity_error()
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from model_reference import write_checkpoint  # noqa: E402
 from test_train_e2e import ASSETS, BIN, setUpModule  # noqa: E402,F401  (makes the quickstart assets)
 
 MAX_LENGTH = 32
@@ -332,6 +335,41 @@ class Export(unittest.TestCase):
         self.assertEqual(len(ours), len(rows))
         self.assertLess(worst, 1e-4)
 
+    def test_qwen2_multilabel_export_is_a_qwen2_classifier_with_ls_predicts_probabilities(self):
+        directory = os.path.join(self.dir, "qwen2")
+        base = os.path.join(directory, "base")
+        write_checkpoint(base, {"family": "qwen2", "vocab": 400, "hidden": 64, "inner": 128, "layers": 2,
+                                "heads": 4, "kv_heads": 2, "rope": {"type": "default"}, "layout": "v5"}, seed=11)
+        shutil.copy(f"{ASSETS}/model/tokenizer.model", base)
+        labels = ["acting", "music", "story"]
+        run = train(directory, model={"path": base},
+                    task={"problem_type": "multi_label", "labels": labels, "threshold": 0.4},
+                    data={"train": f"{ASSETS}/data/aspects_train.jsonl", "label_field": "labels"})
+        data = f"{ASSETS}/data/aspects_validation.jsonl"
+        predictions = os.path.join(directory, "predictions.jsonl")
+        run_program("ls_predict", run, data, "--out", predictions)
+        ours = read_jsonl(predictions)
+        out, result = self.export("hf_qwen2", run=run)
+        self.assertIn("Qwen2ForSequenceClassification", result.stdout)
+        config = read_json(os.path.join(out, "config.json"))
+        self.assertEqual(config["model_type"], "qwen2")
+        self.assertEqual(config["problem_type"], "multi_label_classification")
+        self.assertEqual(config["ls_train"]["threshold"], 0.4)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+        self.assertEqual(type(model).__name__, "Qwen2ForSequenceClassification")
+        rows = [sp_encode(r["text"]) for r in read_jsonl(data)]
+        worst, padded = 0.0, 0
+        for start, ids, mask in padded_batches(rows):
+            padded += int((mask == 0).any())
+            with torch.no_grad():
+                probs = model(input_ids=ids, attention_mask=mask).logits.sigmoid()
+            for record, p in zip(ours[start:start + 5], probs):
+                mine = torch.tensor([record["probabilities"][name] for name in labels])
+                worst = max(worst, float((mine - p).abs().max()))
+                self.assertEqual(record["labels"], [n for n, q in zip(labels, p) if q >= 0.4])
+        self.assertGreater(padded, 0)
+        self.assertLess(worst, 1e-4)
+
 
 def unmask_layers(model, first_layer=0, attend_to_padding=False):
     """docs/EXPORT.md, verbatim: layers >= first_layer of an exported model attend bidirectionally."""
@@ -401,19 +439,19 @@ class TokenExport(unittest.TestCase):
                 layer.self_attn.is_causal = False
             unmasked = logits(model)
             hooked = {}
-            for first_layer in (0, 1):
+            for first_layer, attend_to_padding in ((0, False), (1, False), (0, True)):
                 model = load()
-                unmask_layers(model, first_layer)
-                hooked[first_layer] = logits(model)
+                unmask_layers(model, first_layer, attend_to_padding)
+                hooked[first_layer, attend_to_padding] = logits(model)
 
-            def ls_forward_logits(attention):
+            def ls_forward_logits(attention, *extra):
                 result = []
                 for i, (ids, mask) in enumerate(batches):
                     inputs = os.path.join(directory, f"in{i}.safetensors")
                     save_file({"input_ids": ids.contiguous(), "attention_mask": mask.contiguous()}, inputs)
                     forward = os.path.join(directory, f"out{i}.safetensors")
                     run_program("ls_forward", "--model", f"{ASSETS}/model", "--adapter", os.path.join(run, "adapter"),
-                                "--task", "token", "--attention", attention, "--inputs", inputs, "--out", forward)
+                                "--task", "token", "--attention", attention, "--inputs", inputs, "--out", forward, *extra)
                     result.append(load_file(forward)["logits"])
                 return result
 
@@ -426,8 +464,9 @@ class TokenExport(unittest.TestCase):
 
             bidirectional = ls_forward_logits("bidirectional")
             self.assertLess(worst(unmasked, bidirectional), 1e-4)
-            self.assertLess(worst(hooked[0], bidirectional), 1e-4)
-            self.assertLess(worst(hooked[1], ls_forward_logits("bidirectional:1-")), 1e-4)
+            self.assertLess(worst(hooked[0, False], bidirectional), 1e-4)
+            self.assertLess(worst(hooked[1, False], ls_forward_logits("bidirectional:1-")), 1e-4)
+            self.assertLess(worst(hooked[0, True], ls_forward_logits("bidirectional", "--attend-to-padding")), 1e-4)
             self.assertGreater(worst(stock, bidirectional), 1e-3, "stock HF should differ: it runs causally")
 
 
