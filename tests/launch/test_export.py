@@ -31,6 +31,11 @@ from model_reference import write_checkpoint  # noqa: E402
 from test_train_e2e import ASSETS, BIN, setUpModule  # noqa: E402,F401  (makes the quickstart assets)
 
 MAX_LENGTH = 32
+WORST = {}  # the largest difference of each comparison, printed at the end
+
+
+def tearDownModule():
+    print("worst differences vs ls-train:", {k: f"{v:.3g}" for k, v in sorted(WORST.items())})
 SENTIMENT = ["negative", "positive"]
 NER = ["O", "B-PER", "B-LOC"]
 
@@ -145,6 +150,7 @@ class Export(unittest.TestCase):
             worst = max(worst, float((mine - p).abs().max()))
             if tolerance < 1e-3:
                 self.assertEqual(record["label"], SENTIMENT[int(p.argmax())])
+        WORST[f"{os.path.basename(out)} probabilities"] = worst
         self.assertLess(worst, tolerance, f"largest probability difference {worst}")
         return model
 
@@ -306,6 +312,7 @@ class Export(unittest.TestCase):
         probs, _ = hf_probabilities(model, [sp_encode(t) for t in sentiment_texts()], pool=mean_pool)
         worst = max(float((torch.tensor([r["probabilities"][n] for n in SENTIMENT]) - p).abs().max())
                     for r, p in zip(ours, probs))
+        WORST["mean pooling probabilities"] = worst
         self.assertLess(worst, 1e-4)
 
     def test_normalised_regression_export_warns_and_the_documented_rescaling_matches_ls_predict(self):
@@ -333,6 +340,7 @@ class Export(unittest.TestCase):
             for mine, theirs in zip(ours[start:start + 5], rescaled):
                 worst = max(worst, abs(mine - float(theirs)) / scale)
         self.assertEqual(len(ours), len(rows))
+        WORST["regression relative"] = worst
         self.assertLess(worst, 1e-4)
 
     def test_qwen2_multilabel_export_is_a_qwen2_classifier_with_ls_predicts_probabilities(self):
@@ -368,6 +376,7 @@ class Export(unittest.TestCase):
                 worst = max(worst, float((mine - p).abs().max()))
                 self.assertEqual(record["labels"], [n for n, q in zip(labels, p) if q >= 0.4])
         self.assertGreater(padded, 0)
+        WORST["qwen2 multi-label probabilities"] = worst
         self.assertLess(worst, 1e-4)
 
 
@@ -455,19 +464,22 @@ class TokenExport(unittest.TestCase):
                     result.append(load_file(forward)["logits"])
                 return result
 
-            def worst(hf, ours):
+            def worst(hf, ours, name):
                 error = 0.0
                 for (_, mask), a, b in zip(batches, hf, ours):
                     keep = mask.bool()
                     error = max(error, float((a[keep] - b[keep]).abs().max() / b[keep].abs().max()))
+                WORST[f"token logits relative, {name}"] = error
                 return error
 
             bidirectional = ls_forward_logits("bidirectional")
-            self.assertLess(worst(unmasked, bidirectional), 1e-4)
-            self.assertLess(worst(hooked[0, False], bidirectional), 1e-4)
-            self.assertLess(worst(hooked[1, False], ls_forward_logits("bidirectional:1-")), 1e-4)
-            self.assertLess(worst(hooked[0, True], ls_forward_logits("bidirectional", "--attend-to-padding")), 1e-4)
-            self.assertGreater(worst(stock, bidirectional), 1e-3, "stock HF should differ: it runs causally")
+            self.assertLess(worst(unmasked, bidirectional, "is_causal lines"), 1e-4)
+            self.assertLess(worst(hooked[0, False], bidirectional, "hook"), 1e-4)
+            self.assertLess(worst(hooked[1, False], ls_forward_logits("bidirectional:1-"), "hook from layer 1"), 1e-4)
+            self.assertLess(worst(hooked[0, True], ls_forward_logits("bidirectional", "--attend-to-padding"),
+                                  "hook attending to padding"), 1e-4)
+            self.assertGreater(worst(stock, bidirectional, "stock HF (causal)"), 1e-3,
+                               "stock HF should differ: it runs causally")
 
 
 if __name__ == "__main__":
