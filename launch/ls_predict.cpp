@@ -1,6 +1,8 @@
 // ls_predict: a trained run's adapter (+ head) on new data.
 //   ls_predict RUN_DIR DATA_FILE [--out PREDICTIONS.jsonl] [--adapter best|last|DIR]
-// Reads RUN_DIR/config.yaml (model, task, data options), labels.json and the adapter's
+//   ls_predict ADAPTER_DIR DATA_FILE [--model BASE_DIR] [--out PREDICTIONS.jsonl]
+// Reads RUN_DIR/config.yaml (model, task, data options) and labels.json, or what an adapter
+// directory's head_config.json records of its run (open_trained_run), and the adapter's
 // head_config.json (threshold, target normalisation, loss settings); writes one JSON line per
 // example (label and probabilities; a label set with a probability per label for multi-label; a
 // number for regression; per-word tags for NER) and, when the file has labels, prints the metrics
@@ -15,6 +17,7 @@
 #include "core/train/config.h"
 #include "core/train/evaluator.h"
 #include "core/train/run_setup.h"
+#include "core/train/trained_run.h"
 #include "data/reader.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
@@ -27,9 +30,11 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   CLI::App app{
       "Predict with a trained ls-train run: labels and probabilities (sequence tasks; label sets "
       "for multi-label, numbers for regression) or per-word tags (NER)."};
-  std::string run_dir, data_file, out, adapter = "best", device = "";
+  std::string run_dir, data_file, out, adapter = "best", device = "", base_model;
   int batch_size = 0;
-  app.add_option("run", run_dir, "run directory written by ls_train")
+  app.add_option("run", run_dir,
+                 "run directory written by ls_train, or an adapter directory (with --model or "
+                 "its recorded base model)")
       ->required()
       ->check(CLI::ExistingDirectory);
   app.add_option("data", data_file,
@@ -41,6 +46,9 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
                  "best (adapter/), last (adapter_last/), or an adapter directory");
   app.add_option("--batch-size", batch_size,
                  "examples per forward pass (default: train.micro_batch_size or batch_size)");
+  app.add_option("--model", base_model,
+                 "base model directory (default: the run's model.path, or the adapter's "
+                 "base_model_name_or_path)");
   app.add_option("--device", device, "cpu or cuda (default: the run's model.device)");
   try {
     app.parse(argc, argv);
@@ -49,16 +57,12 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
   const fs::path run(run_dir);
-  if (!fs::exists(run / "config.yaml"))
-    ls::fail("{}: not an ls-train run directory (no config.yaml)", run_dir);
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
-  ls::Config config = ls::Config::load((run / "config.yaml").string(), overrides);
-  const fs::path adapter_dir = ls::resolve_adapter_dir(run, adapter);
-  if (!fs::exists(adapter_dir / "adapter_config.json"))
-    ls::fail("{}: no PEFT adapter here (adapter_config.json missing)", adapter_dir.string());
-
-  const auto labels = ls::data::LabelMap::load((run / "labels.json").string());
+  const ls::TrainedRun trained = ls::open_trained_run(run, adapter, base_model, overrides);
+  const ls::Config& config = trained.config;
+  const fs::path& adapter_dir = trained.adapter_dir;
+  const auto& labels = trained.labels;
   auto tokenizer = ls::make_tokenizer(config);
   const auto options = ls::dataset_options(config, /*labeled=*/false);
   auto raw = ls::data::read_raw_dataset(data_file, options.task, options.reader);

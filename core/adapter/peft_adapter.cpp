@@ -104,7 +104,8 @@ PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_j
   return config;
 }
 
-std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task) {
+std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task,
+                                     const std::string& base_model) {
   json targets;
   if (lora.target_regex) {
     targets = *lora.target_regex;
@@ -119,7 +120,7 @@ std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task) {
   const json config = {
       {"peft_type", "LORA"},
       {"task_type", task == TaskType::kSequence ? "SEQ_CLS" : "TOKEN_CLS"},
-      {"base_model_name_or_path", nullptr},
+      {"base_model_name_or_path", base_model.empty() ? json(nullptr) : json(base_model)},
       {"r", lora.r},
       {"lora_alpha", lora.alpha},
       {"lora_dropout", lora.dropout},
@@ -138,7 +139,7 @@ std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task) {
   return config.dump(2) + "\n";
 }
 
-std::string head_config_json(const HeadOptions& head) {
+std::string head_config_json(const HeadOptions& head, const AdapterDescription* description) {
   json config = {
       {"num_labels", head.num_labels},
       {"problem_type", data::hf_problem_type(head.problem)},
@@ -152,6 +153,20 @@ std::string head_config_json(const HeadOptions& head) {
         {"class_weights", head.loss.class_weights},
         {"label_smoothing", head.loss.label_smoothing}}},
   };
+  if (description) {
+    if (!description->labels.empty()) {
+      json id2label = json::object(), label2id = json::object();
+      for (size_t i = 0; i < description->labels.size(); ++i) {
+        id2label[std::to_string(i)] = description->labels[i];
+        label2id[description->labels[i]] = i;
+      }
+      config["id2label"] = id2label;
+      config["label2id"] = label2id;
+    }
+    if (description->pad_token_id) config["pad_token_id"] = *description->pad_token_id;
+    if (!description->run_json.empty())
+      config["ls_train"]["run"] = json::parse(description->run_json);
+  }
   return config.dump(2) + "\n";
 }
 
@@ -224,7 +239,8 @@ void load_adapter(LsLlama& model, const fs::path& adapter_dir) {
     checkpoint.read_into(std::string(kPeftPrefix) + "score." + item.key(), item.value());
 }
 
-void save_adapter(const LsLlama& model, const fs::path& adapter_dir, bool write) {
+void save_adapter(const LsLlama& model, const fs::path& adapter_dir, bool write,
+                  const AdapterDescription* description) {
   if (!model.lora()) fail("{}: this model has no LoRA adapter to save", adapter_dir.string());
   const auto unsharded = model.unsharded_trainable_parameters();
   if (!write) return;
@@ -236,8 +252,10 @@ void save_adapter(const LsLlama& model, const fs::path& adapter_dir, bool write)
     tensors.emplace_back(LsLlama::peft_name(name), tensor.to(at::kFloat));
   write_safetensors(adapter_dir / kAdapterWeightsFile, tensors, {{"format", "pt"}});
   write_file_atomic(adapter_dir / kAdapterConfigFile,
-                    peft_adapter_config_json(*model.lora(), model.head_options().task));
-  write_file_atomic(adapter_dir / kHeadConfigFile, head_config_json(model.head_options()));
+                    peft_adapter_config_json(*model.lora(), model.head_options().task,
+                                             description ? description->base_model : ""));
+  write_file_atomic(adapter_dir / kHeadConfigFile,
+                    head_config_json(model.head_options(), description));
 }
 
 }  // namespace ls

@@ -28,6 +28,7 @@
 #include "core/train/run_setup.h"
 #include "core/train/run_state.h"
 #include "core/train/train_step.h"
+#include "core/train/trained_run.h"
 #include "data/loader.h"
 #include "data/reader.h"
 #include "parallel/communicator.h"
@@ -543,7 +544,8 @@ void TrainRecipe::save_adapter(const std::string& name) {
   if (topology_->dp_rank() != 0) return;
   fs::path staged = dir_ / (name + ".tmp");
   if (rank0()) fs::remove_all(staged);
-  ls::save_adapter(*model_, staged, /*write=*/rank0());
+  const AdapterDescription description = describe_run(config_, labels_);
+  ls::save_adapter(*model_, staged, /*write=*/rank0(), &description);
   if (rank0()) replace_directory(staged, dir_ / name);
 }
 

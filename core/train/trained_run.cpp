@@ -1,0 +1,184 @@
+// Run directory or self-describing adapter -> what prediction needs (see trained_run.h).
+#include "core/train/trained_run.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/train/run_setup.h"
+
+namespace ls {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+AdapterDescription describe_run(const Config& config, const data::LabelMap& labels) {
+  const auto& m = config.model;
+  const auto& t = config.task;
+  const auto& d = config.data;
+  // Config keys under their schema names, so reading them back is Config::parse (JSON is YAML).
+  const json run = {
+      {"model",
+       {{"tokenizer", tokenizer_path(config).string()},
+        {"attention", std::string(enum_name(m.attention))},
+        {"bidirectional_from_layer", m.bidirectional_from_layer},
+        {"attend_to_padding", m.attend_to_padding}}},
+      {"task",
+       {{"type", std::string(enum_name(t.type))},
+        {"problem_type", std::string(enum_name(t.problem_type))},
+        {"pooling", std::string(enum_name(t.pooling))},
+        {"head_dropout", t.head_dropout},
+        {"threshold", t.threshold},
+        {"normalize_targets", t.normalize_targets}}},
+      {"data",
+       {{"train", d.train},
+        {"format", std::string(enum_name(d.format))},
+        {"text_field", d.text_field},
+        {"text_pair_field", d.text_pair_field},
+        {"pair_separator", d.pair_separator},
+        {"csv_quoting", d.csv_quoting},
+        {"label_field", d.label_field},
+        {"label_separator", d.label_separator},
+        {"tokens_field", d.tokens_field},
+        {"tags_field", d.tags_field},
+        {"conll_tag_column", d.conll_tag_column},
+        {"max_length", d.max_length},
+        {"padding_side", std::string(enum_name(d.padding_side))},
+        {"pad_id", d.pad_id},
+        {"add_eos", d.add_eos},
+        {"label_all_subwords", d.label_all_subwords}}},
+      {"train",
+       {{"batch_size", config.train.batch_size},
+        {"micro_batch_size", config.train.micro_batch_size},
+        {"metric", config.train.metric},
+        {"ner_mode", std::string(enum_name(config.train.ner_mode))}}},
+  };
+  AdapterDescription description;
+  description.base_model = m.path;
+  description.labels = labels.names();
+  description.pad_token_id = d.pad_id;
+  description.run_json = run.dump();
+  return description;
+}
+
+namespace {
+
+json read_json_object(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) fail("{}: cannot open", file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto root = json::parse(text.str(), nullptr, false);
+  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
+  return root;
+}
+
+// The base model of an adapter directory: the override, else base_model_name_or_path when it is
+// an existing directory.
+std::string adapter_base_model(const fs::path& adapter_dir, const std::string& base_model) {
+  if (!base_model.empty()) {
+    if (!fs::is_directory(base_model))
+      fail("{}: the base model directory does not exist", base_model);
+    return fs::absolute(base_model).lexically_normal().string();
+  }
+  const auto config_file = adapter_dir / kAdapterConfigFile;
+  const auto config = read_json_object(config_file);
+  const auto it = config.find("base_model_name_or_path");
+  if (it == config.end() || !it->is_string())
+    fail(
+        "{}: base_model_name_or_path is not set; give the base model directory (ls_predict "
+        "--model)",
+        config_file.string());
+  const std::string named = it->get<std::string>();
+  if (!fs::is_directory(named))
+    fail(
+        "{}: base_model_name_or_path '{}' is not an existing directory; give the base model "
+        "directory (ls_predict --model)",
+        config_file.string(), named);
+  return named;
+}
+
+TrainedRun open_adapter_directory(const fs::path& adapter_dir, const std::string& base_model,
+                                  const std::vector<std::string>& overrides) {
+  const auto head_file = adapter_dir / kHeadConfigFile;
+  if (!fs::exists(head_file))
+    fail("{}: missing; this adapter does not describe its run, use its run directory",
+         head_file.string());
+  const auto head = read_json_object(head_file);
+  const auto extra = head.find("ls_train");
+  const auto id2label = head.find("id2label");
+  if (extra == head.end() || !extra->is_object() || !extra->contains("run") ||
+      !(*extra)["run"].is_object() || id2label == head.end() || !id2label->is_object())
+    fail(
+        "{}: no id2label or ls_train.run (an adapter saved before adapters described their run); "
+        "use its run directory",
+        head_file.string());
+
+  std::vector<std::string> names(id2label->size());
+  for (const auto& [id, name] : id2label->items()) {
+    size_t index = 0;
+    try {
+      index = std::stoul(id);
+    } catch (const std::exception&) {
+      index = names.size();
+    }
+    if (index >= names.size() || !name.is_string() || !names[index].empty())
+      fail("{}: id2label must map the ids 0..{} to label names", head_file.string(),
+           names.size() - 1);
+    names[index] = name.get<std::string>();
+  }
+
+  json run = (*extra)["run"];
+  const std::string base = adapter_base_model(adapter_dir, base_model);
+  run["model"]["path"] = base;
+  run["task"]["labels"] = names;
+  // The tokenizer: the recorded file's name in the base directory (the adapter may have moved to
+  // another machine), else the recorded path itself.
+  if (auto& tokenizer = run["model"]["tokenizer"]; tokenizer.is_string()) {
+    const fs::path recorded = tokenizer.get<std::string>();
+    if (fs::exists(fs::path(base) / recorded.filename()))
+      tokenizer = (fs::path(base) / recorded.filename()).string();
+    else if (!fs::exists(recorded))
+      fail("{}: ls_train.run.model.tokenizer: neither {} nor {} exists", head_file.string(),
+           (fs::path(base) / recorded.filename()).string(), recorded.string());
+  }
+  TrainedRun trained{Config::parse(run.dump(), head_file.string(), overrides),
+                     data::LabelMap(names),
+                     adapter_dir,
+                     {}};
+  return trained;
+}
+
+}  // namespace
+
+TrainedRun open_trained_run(const fs::path& path, const std::string& adapter,
+                            const std::string& base_model,
+                            const std::vector<std::string>& overrides) {
+  if (!fs::exists(path)) fail("{}: does not exist", path.string());
+  if (fs::exists(path / "config.yaml")) {
+    auto all = overrides;
+    if (!base_model.empty()) {
+      if (!fs::is_directory(base_model))
+        fail("{}: the base model directory does not exist", base_model);
+      all.push_back("model.path=" + base_model);
+    }
+    TrainedRun trained{Config::load((path / "config.yaml").string(), all),
+                       data::LabelMap::load((path / "labels.json").string()),
+                       resolve_adapter_dir(path, adapter), path};
+    if (!fs::exists(trained.adapter_dir / kAdapterConfigFile))
+      fail("{}: no PEFT adapter here (adapter_config.json missing)", trained.adapter_dir.string());
+    return trained;
+  }
+  if (fs::exists(path / kAdapterConfigFile)) {
+    if (adapter != "best")
+      fail("{}: an adapter directory; the adapter choice '{}' applies to run directories",
+           path.string(), adapter);
+    return open_adapter_directory(path, base_model, overrides);
+  }
+  fail(
+      "{}: neither an ls-train run directory (no config.yaml) nor an adapter directory (no "
+      "adapter_config.json)",
+      path.string());
+}
+
+}  // namespace ls
