@@ -193,8 +193,13 @@ class EndToEnd(unittest.TestCase):
         os.makedirs(empty)
         result = ls_train(write_config(self.dir, model={"path": empty}), check=False)
         self.assertEqual(result.returncode, 2)
+        self.assertIn("model.path: '" + empty + "' has no config.json", result.stderr)
+        shutil.copy(os.path.join(ASSETS, "model", "config.json"), empty)
+        result = ls_train(write_config(self.dir, model={"path": empty}), check=False)
+        self.assertEqual(result.returncode, 2)
         self.assertIn("has neither tokenizer.json nor tokenizer.model", result.stderr)
         self.assertIn("model.path", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "run")))
 
     def test_predict_reproduces_the_trainers_validation_metrics(self):
         cfg = write_config(self.dir)
