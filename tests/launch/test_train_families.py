@@ -1,7 +1,8 @@
 """ls_train end to end on each supported model family with a HF tokenizer.json: a LLaMA-3-style
 model (the quickstart's, byte-level BPE with <|begin_of_text|>), Mistral (sentencepiece-style BPE
 with byte fallback, as HF converts it), Qwen2 and Qwen3 (byte-level BPE, no BOS). Each trains on
-the quickstart's sentiment set and learns; ls_predict reads the run back; Qwen3 also tags the NER
+the quickstart's sentiment set and learns; ls_predict reads the run back, and ls_export's HF
+directory, loaded by plain transformers with its tokenizer.json, predicts the same; Qwen3 also tags the NER
 set bidirectionally through tokenizer.json word alignment. Then what needs no tokenizer and what
 is refused: pre-tokenized data trains with no tokenizer file, its ids checked against config.json's
 vocab_size; a Mistral window shorter than data.max_length stops before anything is written."""
@@ -164,6 +165,35 @@ class Families(unittest.TestCase):
                 self.assertEqual(len(predictions), len(gold))
                 agree = sum(p["label"] == y for p, y in zip(predictions, gold)) / len(gold)
                 self.assertGreaterEqual(agree, 0.8, family)
+                self.assert_export_predicts_as_ls_predict(family, data, predictions)
+
+    def assert_export_predicts_as_ls_predict(self, family, data, predictions):
+        """ls_export's HF directory, loaded by plain transformers (its tokenizer from the exported
+        tokenizer.json, padded batches), gives ls_predict's probabilities."""
+        import torch
+        import transformers
+        out = os.path.join(self.dir, "hf_" + family)
+        shutil.rmtree(out, ignore_errors=True)
+        result = e2e.subprocess.run([os.path.join(BIN, "ls_export"), self.run_dir, out, "--dtype", "f32"],
+                                    capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        config = json.loads(Path(out, "config.json").read_text())
+        self.assertEqual(config["model_type"], "llama" if family == "llama3" else family)
+        self.assertTrue(Path(out, "tokenizer.json").exists())
+        tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+        with open(data) as f:
+            texts = [json.loads(line)["text"] for line in f if line.strip()][:40]
+        worst = 0.0
+        for start in range(0, len(texts), 8):
+            batch = tokenizer(texts[start:start + 8], padding=True, return_tensors="pt")
+            with torch.no_grad():
+                probs = model(**batch).logits.softmax(-1)
+            for row, record in zip(probs, predictions[start:start + 8]):
+                ours = torch.tensor([record["probabilities"][config["id2label"][str(i)]]
+                                     for i in range(row.numel())])
+                worst = max(worst, float((ours - row).abs().max()))
+        self.assertLess(worst, 1e-4, family)
 
     def test_qwen3_tags_words_bidirectionally_through_tokenizer_json_alignment(self):
         result = ls_train(write_run_config(self.dir, MODELS["qwen3"], task="token",
