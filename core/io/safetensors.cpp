@@ -26,6 +26,9 @@ namespace {
 
 // Headers beyond this are refused before they are read (the reference implementation's limit).
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14's value; older headers lack the name
+#endif
 // Staging chunk for device loads: large enough that each copy runs at the bus's rate, small
 // enough that two pinned buffers cost little.
 constexpr int64_t kStagingChunkBytes = 32 << 20;
@@ -289,12 +292,15 @@ bool SafetensorsFile::share_into(const std::string& name, const at::Tensor& sour
     read_into(name, source, dst);
     return false;
   }
-  // Start reading the pages in (asynchronously) if they are not cached yet; mapping them into
-  // this process is left to the first use.
+  // Map the pages into this process now (from the page cache, read from disk first where they
+  // are not cached), so that loading costs what it costs and the first forward pays no page
+  // faults. Kernels before 5.14 lack MADV_POPULATE_READ: there, only start reading ahead.
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto first = reinterpret_cast<uintptr_t>(source.data_ptr()) / page * page;
   const auto last = reinterpret_cast<uintptr_t>(source.data_ptr()) + source.nbytes();
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_WILLNEED);
+  if (last > first &&
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_READ) != 0)
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_WILLNEED);
   dst.set_data(source);
   return true;
 }

@@ -68,11 +68,11 @@ class SafetensorsFile {
 
   // For frozen weights (never written, requires_grad false): when `source` (a view or slice of
   // this file) is contiguous, aligned and of dst's dtype and dst is on the CPU, dst becomes a view
-  // of the mapping: no copy, no page touched until the weight is used, the memory shared with
-  // the page cache (what HF's from_pretrained does). dst.set_data keeps dst's identity, so a
-  // registered parameter stays registered; the view keeps the mapping alive. Anything else
-  // (dtype conversion, a non-contiguous slice, a device) is read_into. Returns whether dst now
-  // shares the mapping. Shapes must match exactly.
+  // of the mapping: no copy, its pages mapped now (MADV_POPULATE_READ) and shared with the page
+  // cache (what HF's from_pretrained does, which maps them at first use). dst.set_data keeps dst's
+  // identity, so a registered parameter stays registered; the view keeps the mapping alive.
+  // Anything else (dtype conversion, a non-contiguous slice, a device) is read_into. Returns
+  // whether dst now shares the mapping. Shapes must match exactly.
   bool share_into(const std::string& name, const at::Tensor& source, const at::Tensor& dst) const;
   // Whether `t`'s bytes lie inside this file's mapping.
   bool maps(const at::Tensor& t) const;
