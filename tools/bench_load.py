@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Time and peak memory of loading a large bf16 LLaMA checkpoint with ls_forward on CPU.
+"""Time and peak memory of loading a large bf16 LLaMA checkpoint with ls_forward on CPU, and the
+time to a first prediction against HF transformers.
 
 Writes (once) a synthetic TinyLlama-1.1B-shaped checkpoint (22 layers, hidden 2048, GQA 32/4 heads,
 ~2.2 GB bf16 in two shards with an index, as HF saves them) under --dir, then runs
-`ls_forward --dtype bf16 --verbose` on a one-token batch and reports: bytes loaded, load time and
+`ls_forward --dtype bf16 --verbose` on a three-token batch and reports: bytes loaded, load time and
 rate (from ls_forward), the plain read rate of the same files (cat to /dev/null, same cache state),
 and ls_forward's peak RSS (GNU time). Loading should run near the read rate and peak RSS should be
 about one copy of the weights plus the runtime, not two.
+
+Then the time to a first prediction, whole processes started one after the other on the same
+machine, one run each: `ls_forward` (load + forward + writing the logits) against a Python process
+that imports transformers, runs `LlamaForSequenceClassification.from_pretrained(dir,
+dtype=torch.bfloat16)` and one forward on the same batch (with --f32, both in float32:
+conversion on load).
 
   tools/bench_load.py --build build --dir /tmp/ls_bench_ckpt [--drop-caches]
 """
@@ -63,11 +70,21 @@ def write_checkpoint(directory):
     (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
+def gnu_time(stderr):
+    """(peak RSS KiB, CPU seconds) from the line /usr/bin/time -f "peak_rss_kib=%M cpu_s=%U+%S" adds."""
+    line = next(l for l in stderr.splitlines() if l.startswith("peak_rss_kib="))
+    fields = dict(field.split("=") for field in line.split())
+    user, system = fields["cpu_s"].split("+")
+    return int(fields["peak_rss_kib"]), float(user) + float(system)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build", help="build directory with bin/ls_forward")
     parser.add_argument("--dir", default="/tmp/ls_bench_ckpt", help="where the synthetic checkpoint lives")
     parser.add_argument("--drop-caches", action="store_true", help="drop the page cache before each run (root)")
+    parser.add_argument("--f32", action="store_true", help="load as float32 (a dtype conversion on load)")
+    parser.add_argument("--no-hf", action="store_true", help="skip the HF time to first prediction")
     args = parser.parse_args()
 
     import torch
@@ -95,12 +112,15 @@ def main():
     drop()
     # GNU time measures the ls_forward process alone (getrusage would also count this Python's
     # forked image before exec).
-    result = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kib=%M", str(Path(args.build) / "bin" / "ls_forward"), "--model", str(directory), "--task", "sequence",
-                             "--dtype", "bf16", "--inputs", str(inputs), "--out", str(directory / "out.safetensors"),
+    dtype = "f32" if args.f32 else "bf16"
+    start = time.perf_counter()
+    result = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kib=%M cpu_s=%U+%S", str(Path(args.build) / "bin" / "ls_forward"), "--model", str(directory), "--task", "sequence",
+                             "--dtype", dtype, "--inputs", str(inputs), "--out", str(directory / "out.safetensors"),
                              "--verbose"], capture_output=True, text=True)
+    ls_process_seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(result.stderr)
-    peak_kib = int(next(l for l in result.stderr.splitlines() if l.startswith("peak_rss_kib=")).split("=")[1])
+    peak_kib, ls_cpu = gnu_time(result.stderr)
     line = next(l for l in result.stderr.splitlines() if "loaded" in l)
     load_seconds = float(line.rsplit(" in ", 1)[1].split()[0])
     loaded_gb = float(line.split("(")[1].split()[0])
@@ -108,6 +128,33 @@ def main():
     print(f"plain read (cat): {read_seconds:.2f} s = {file_bytes / 1e9 / read_seconds:.2f} GB/s")
     print(f"ls_forward load : {loaded_gb:.2f} GB of weights in {load_seconds:.2f} s = {loaded_gb / load_seconds:.2f} GB/s")
     print(f"peak RSS        : {peak_kib * 1024 / 1e9:.2f} GB (ls_forward, whole run incl. libtorch and the forward)")
+    print(f"time to first prediction, ls_forward ({dtype}, whole process): {ls_process_seconds:.2f} s "
+          f"(CPU {ls_cpu:.2f} s, user + system)")
+    if args.no_hf:
+        return
+    drop()
+    torch_dtype = "float32" if args.f32 else "bfloat16"
+    hf = ("import sys, time, torch\n"
+          "from transformers import LlamaForSequenceClassification, logging\n"
+          "logging.set_verbosity_error()\n"
+          "start = time.perf_counter()\n"
+          f"model = LlamaForSequenceClassification.from_pretrained({str(directory)!r}, dtype=torch.{torch_dtype}, num_labels=2)\n"
+          "model.eval()\n"
+          "loaded = time.perf_counter() - start\n"
+          "with torch.no_grad():\n"
+          "    logits = model(input_ids=torch.tensor([[1, 5, 9]]), attention_mask=torch.ones(1, 3, dtype=torch.long)).logits\n"
+          "print(f'hf_load_s={loaded:.3f} logits={logits.float().tolist()}', file=sys.stderr)\n")
+    start = time.perf_counter()
+    result = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kib=%M cpu_s=%U+%S", sys.executable, "-c", hf], capture_output=True, text=True)
+    hf_process_seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(result.stderr)
+    hf_peak_kib, hf_cpu = gnu_time(result.stderr)
+    hf_load = float(next(l for l in result.stderr.splitlines() if l.startswith("hf_load_s=")).split()[0].split("=")[1])
+    print(f"time to first prediction, HF ({torch_dtype}, whole process): {hf_process_seconds:.2f} s "
+          f"(CPU {hf_cpu:.2f} s; from_pretrained {hf_load:.2f} s; peak RSS {hf_peak_kib * 1024 / 1e9:.2f} GB)")
+    print(f"ratio ls / HF   : {ls_process_seconds / hf_process_seconds:.2f} wall, {ls_cpu / hf_cpu:.2f} CPU "
+          f"(on a busy machine CPU time is the steadier measure)")
 
 
 if __name__ == "__main__":

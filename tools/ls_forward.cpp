@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -163,11 +164,16 @@ int forward_main(int argc, char** argv) {
   model->eval();  // no dropout: the pass is deterministic
 
   std::vector<std::pair<std::string, at::Tensor>> results;
+  const auto forward_start = std::chrono::steady_clock::now();
   try {
     results = run(*model, input_ids, attention_mask, labels, with_grads);
   } catch (const ls::UserError& e) {
     ls::fail("{}: {}", inputs, e.what());  // bad ids or labels: name the batch file
   }
+  if (verbose)  // the first pass also maps in the weights that loading left to their first use
+    std::fprintf(
+        stderr, "ls_forward: forward%s in %.2f s\n", with_grads ? " and backward" : "",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count());
   if (!save_adapter_dir.empty()) ls::save_adapter(*model, save_adapter_dir);
   ls::write_safetensors(out, results);
   return 0;

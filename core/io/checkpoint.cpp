@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -79,6 +80,16 @@ const SafetensorsFile& Checkpoint::file_of(const std::string& name) const {
 
 void Checkpoint::read_into(const std::string& name, const at::Tensor& dst) const {
   file_of(name).read_into(name, dst);
+}
+
+bool Checkpoint::share_into(const std::string& name, const at::Tensor& dst) const {
+  const auto& file = file_of(name);
+  return file.share_into(name, file.view(name), dst);
+}
+
+bool Checkpoint::maps(const at::Tensor& t) const {
+  return std::any_of(files_.begin(), files_.end(),
+                     [&](const auto& entry) { return entry.second->maps(t); });
 }
 
 void Checkpoint::read_slice_into(const std::string& name, int64_t dim, int64_t start,

@@ -29,6 +29,12 @@ class Checkpoint {
   at::Tensor view(const std::string& name) const { return file_of(name).view(name); }
   // Fills `dst` (any dtype/device) with the tensor; its shape must match exactly.
   void read_into(const std::string& name, const at::Tensor& dst) const;
+  // For a frozen weight: `dst` becomes a view of the mapped file when no conversion is needed
+  // (SafetensorsFile::share_into), else read_into. Returns whether it shares the mapping. The
+  // view must never be written in place: replace its data instead (merge_lora_delta does).
+  bool share_into(const std::string& name, const at::Tensor& dst) const;
+  // Whether `t`'s bytes lie inside one of this checkpoint's mapped files.
+  bool maps(const at::Tensor& t) const;
   // Fills `dst` with `dst.size(dim)` entries of `name` starting at `start` along `dim`: the read a
   // tensor-parallel shard does.
   void read_slice_into(const std::string& name, int64_t dim, int64_t start,

@@ -2,7 +2,9 @@
 #include "core/io/safetensors.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
@@ -23,6 +26,12 @@ namespace {
 
 // Headers beyond this are refused before they are read (the reference implementation's limit).
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14's value; older headers lack the name
+#endif
+// Staging chunk for device loads: large enough that each copy runs at the bus's rate, small
+// enough that two pinned buffers cost little.
+constexpr int64_t kStagingChunkBytes = 32 << 20;
 
 struct DtypeCode {
   const char* code;
@@ -218,20 +227,31 @@ void SafetensorsFile::read_into(const std::string& name, const at::Tensor& dst) 
   read_into(name, view(name), dst);
 }
 
-void SafetensorsFile::read_into(const std::string& name, const at::Tensor& source,
-                                const at::Tensor& dst) const {
+void SafetensorsFile::check_shape(const std::string& name, const at::Tensor& source,
+                                  const at::Tensor& dst) const {
   if (source.sizes() != dst.sizes())
     fail("{}: tensor '{}' has shape {} but the model expects {}", path_.string(), name,
          shape_string(source.sizes()), shape_string(dst.sizes()));
+}
+
+bool SafetensorsFile::maps(const at::Tensor& t) const {
+  if (!t.defined() || !t.is_cpu()) return false;
   const auto base = reinterpret_cast<uintptr_t>(mapping_->base);
-  const auto first = reinterpret_cast<uintptr_t>(source.data_ptr());
-  const bool in_mapping = first >= base && first + source.nbytes() <= base + mapping_->size;
-  if (in_mapping && source.is_contiguous() && dst.is_contiguous() && dst.is_cpu() &&
-      dst.scalar_type() == source.scalar_type()) {
-    // The common case (checkpoint dtype = model dtype, on CPU): read straight from the file into
-    // the parameter. No page of the mapping is touched, so no second copy ever exists.
+  const auto first = reinterpret_cast<uintptr_t>(t.data_ptr());
+  return first >= base && first + t.nbytes() <= base + mapping_->size;
+}
+
+void SafetensorsFile::read_into(const std::string& name, const at::Tensor& source,
+                                const at::Tensor& dst) const {
+  check_shape(name, source, dst);
+  const bool same_dtype = dst.scalar_type() == source.scalar_type();
+  if (maps(source) && source.is_contiguous() && dst.is_contiguous() && dst.is_cpu() && same_dtype) {
+    // Checkpoint dtype = model dtype, on CPU, into memory of its own (a trainable tensor): read
+    // straight from the file into it. No page of the mapping is touched, so no second copy
+    // ever exists.
     auto* out = static_cast<char*>(dst.data_ptr());
-    const auto offset = static_cast<off_t>(first - base);
+    const auto offset = static_cast<off_t>(reinterpret_cast<uintptr_t>(source.data_ptr()) -
+                                           reinterpret_cast<uintptr_t>(mapping_->base));
     size_t done = 0;
     while (done < source.nbytes()) {
       const auto n = ::pread(mapping_->fd, out + done, source.nbytes() - done, offset + done);
@@ -242,11 +262,47 @@ void SafetensorsFile::read_into(const std::string& name, const at::Tensor& sourc
     }
     return;
   }
+  if (dst.is_cuda()) {
+    // The file's bytes go up as they are, through pinned staging; a dtype conversion runs on the
+    // device afterwards.
+    const at::Tensor host = source.contiguous();
+    const bool direct = same_dtype && dst.is_contiguous();
+    const at::Tensor target =
+        direct ? dst : at::empty(source.sizes(), dst.options().dtype(source.scalar_type()));
+    copy_through_staging(host, target, kStagingChunkBytes);
+    if (!direct) {
+      c10::NoGradGuard no_grad;
+      dst.copy_(target);
+    }
+    release_pages(source);
+    return;
+  }
   {
     c10::NoGradGuard no_grad;
     dst.copy_(source);
   }
   release_pages(source);
+}
+
+bool SafetensorsFile::share_into(const std::string& name, const at::Tensor& source,
+                                 const at::Tensor& dst) const {
+  check_shape(name, source, dst);
+  if (!dst.is_cpu() || dst.requires_grad() || dst.scalar_type() != source.scalar_type() ||
+      !source.is_contiguous() || !maps(source)) {
+    read_into(name, source, dst);
+    return false;
+  }
+  // Map the pages into this process now (from the page cache, read from disk first where they
+  // are not cached), so that loading costs what it costs and the first forward pays no page
+  // faults. Kernels before 5.14 lack MADV_POPULATE_READ: there, only start reading ahead.
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto first = reinterpret_cast<uintptr_t>(source.data_ptr()) / page * page;
+  const auto last = reinterpret_cast<uintptr_t>(source.data_ptr()) + source.nbytes();
+  if (last > first &&
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_READ) != 0)
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_WILLNEED);
+  dst.set_data(source);
+  return true;
 }
 
 void SafetensorsFile::release_pages(const at::Tensor& source) const {
@@ -259,6 +315,42 @@ void SafetensorsFile::release_pages(const at::Tensor& source) const {
   const uintptr_t begin = (first + page - 1) / page * page;
   const uintptr_t end = last / page * page;
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void copy_through_staging(const at::Tensor& source, const at::Tensor& dst, int64_t chunk_bytes) {
+  LS_ASSERT(source.is_cpu() && source.is_contiguous() && dst.is_contiguous() &&
+                source.scalar_type() == dst.scalar_type() && source.numel() == dst.numel(),
+            "staged copy of a {} {} {} tensor into a {} {} {} one", source.device().str(),
+            c10::toString(source.scalar_type()), shape_string(source.sizes()), dst.device().str(),
+            c10::toString(dst.scalar_type()), shape_string(dst.sizes()));
+  LS_ASSERT(chunk_bytes > 0, "staging chunk of {} bytes", chunk_bytes);
+  const auto total = static_cast<int64_t>(source.nbytes());
+  if (total == 0) return;
+  const bool cuda = dst.is_cuda();
+  const int64_t chunk = std::min(chunk_bytes, total);
+  const auto byte_options = at::TensorOptions().dtype(at::kByte).pinned_memory(cuda);
+  const at::Tensor buffers[2] = {at::empty({chunk}, byte_options),
+                                 at::empty({chunk}, byte_options)};
+  std::optional<c10::Event> copied[2];  // when buffer i's last copy to the device has finished
+  std::optional<c10::impl::VirtualGuardImpl> cuda_guard;
+  if (cuda) cuda_guard.emplace(c10::DeviceType::CUDA);
+
+  c10::NoGradGuard no_grad;  // dst may be a parameter
+  const auto* from = static_cast<const char*>(source.data_ptr());
+  const at::Tensor to = dst.reshape({-1}).view(at::kByte);
+  int i = 0;
+  for (int64_t offset = 0; offset < total; offset += chunk, i ^= 1) {
+    const int64_t n = std::min(chunk, total - offset);
+    if (copied[i]) copied[i]->synchronize();
+    std::memcpy(buffers[i].data_ptr(), from + offset, static_cast<size_t>(n));
+    to.narrow(0, offset, n).copy_(buffers[i].narrow(0, 0, n), /*non_blocking=*/cuda);
+    if (cuda) {
+      copied[i].emplace(c10::DeviceType::CUDA);
+      copied[i]->record(cuda_guard->getStream(dst.device()));
+    }
+  }
+  // In-flight copies stay ordered before later work on the stream; the pinned buffers return to
+  // the caching host allocator, which reuses them only after those copies (copy_ recorded them).
 }
 
 void write_safetensors(const std::filesystem::path& path,

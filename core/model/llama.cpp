@@ -205,15 +205,13 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
         "sliding_window >= data.max_length or null: set data.max_length to at most {}",
         length, *config_.sliding_window, *config_.sliding_window);
   auto x = embed_tokens_->forward(input_ids);
-  // Positions count from 0 in every row, padding or not, as HF does without explicit position_ids,
-  // so the tables depend on the length only and are reused while it stays the same.
-  if (!rope_cache_.cos.defined() || rope_cache_.cos.size(2) != length ||
-      rope_cache_.cos.scalar_type() != x.scalar_type() || rope_cache_.cos.device() != x.device()) {
+  // Each row's positions count from its first real token (rope_positions), so a left-padded row
+  // gets the positions it has alone; with right padding they are 0..T-1, HF's default.
+  RopeTables rope;
+  {
     at::NoGradGuard no_grad;
-    const auto positions = at::arange(length, input_ids.options().dtype(at::kLong)).unsqueeze(0);
-    rope_cache_ = rope_tables(inv_freq_, positions, x.scalar_type());
+    rope = rope_tables(inv_freq_, rope_positions(attention_mask), x.scalar_type());
   }
-  const RopeTables rope = rope_cache_;
   const auto masks = build_attention_masks(attention_mask, policy_.attend_to_padding);
   const bool recompute_layers = checkpointing_ == ActivationCheckpointing::kFull && is_training() &&
                                 at::GradMode::is_enabled();
@@ -297,7 +295,7 @@ void LlamaModel::load(const Checkpoint& checkpoint, const std::string& prefix) {
     const bool in_projection = std::any_of(
         owned.begin(), owned.end(),
         [&](const std::string& path) { return name.compare(0, path.size(), path) == 0; });
-    if (!in_projection) checkpoint.read_into(prefix + name, item.value());
+    if (!in_projection) checkpoint.share_into(prefix + name, item.value());  // all frozen
   }
 }
 

@@ -135,8 +135,6 @@ class LlamaModel : public torch::nn::Module {
   AttentionPolicy policy_;
   ActivationCheckpointing checkpointing_ = ActivationCheckpointing::kNone;
   at::Tensor inv_freq_;  // a buffer of the model, not a checkpoint tensor
-  // cos/sin for positions 0..T-1 depend only on T, dtype and device: kept from the last forward.
-  RopeTables rope_cache_;
   std::shared_ptr<TokenEmbedding> embed_tokens_;
   torch::nn::ModuleList layers_;
   std::shared_ptr<RMSNorm> norm_;

@@ -160,7 +160,10 @@ void merge_lora_delta(const at::Tensor& weight, const at::Tensor& a, const at::T
                       double scaling, int sign) {
   at::NoGradGuard no_grad;
   const auto delta = at::matmul(b.detach(), a.detach()) * scaling;
-  weight.copy_(sign > 0 ? weight.to(at::kFloat) + delta : weight.to(at::kFloat) - delta);
+  const auto merged = sign > 0 ? weight.to(at::kFloat) + delta : weight.to(at::kFloat) - delta;
+  // New memory, never a write into the old: a frozen weight may be a view of the mapped
+  // checkpoint (Checkpoint::share_into), which is read, never written.
+  weight.set_data(merged.to(weight.scalar_type()));
 }
 
 LoraLinear::LoraLinear(const ProjectionSpec& spec) {
@@ -179,8 +182,8 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
 }
 
 void LoraLinear::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
-  checkpoint.read_into(prefix + ".weight", weight_);
-  if (bias_.defined()) checkpoint.read_into(prefix + ".bias", bias_);
+  checkpoint.share_into(prefix + ".weight", weight_);
+  if (bias_.defined()) checkpoint.share_into(prefix + ".bias", bias_);
 }
 
 void LoraLinear::add_lora(const LoraOptions& options) {

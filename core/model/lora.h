@@ -67,9 +67,10 @@ at::Tensor add_lora_delta(const at::Tensor& y, const at::Tensor& x, const at::Te
                           bool recompute = false,
                           const std::function<at::Tensor(const at::Tensor&)>& on_rank_output = {});
 
-// W += sign * s B A in place, in float32 and rounded back to W's dtype, without autograd: merges
-// (sign +1) or unmerges (-1) an adapter. With a shard of A or B, `weight` is the matching shard
-// of W (column-parallel: B_i A; row-parallel: B A_i).
+// W += sign * s B A, in float32 and rounded back to W's dtype, without autograd: merges (sign +1)
+// or unmerges (-1) an adapter. The result is new memory that W's tensor takes over (set_data:
+// every holder of W sees it), so a W mapped from the checkpoint is never written. With a shard of A
+// or B, `weight` is the matching shard of W (column-parallel: B_i A; row-parallel: B A_i).
 void merge_lora_delta(const at::Tensor& weight, const at::Tensor& a, const at::Tensor& b,
                       double scaling, int sign);
 
@@ -80,7 +81,8 @@ void merge_lora_delta(const at::Tensor& weight, const at::Tensor& a, const at::T
 class Projection : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& x) = 0;
-  // Reads the frozen `<prefix>.weight` (and `.bias`) from a base checkpoint.
+  // Reads the frozen `<prefix>.weight` (and `.bias`) from a base checkpoint: on the CPU, without a
+  // dtype conversion, a view of the mapped file (Checkpoint::share_into), never written.
   virtual void load_base(const Checkpoint& checkpoint, const std::string& prefix) = 0;
   // Adds a fresh adapter (A kaiming-uniform, B zero); replaces any existing one.
   virtual void add_lora(const LoraOptions& options) = 0;

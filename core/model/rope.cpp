@@ -49,6 +49,13 @@ RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions,
   return tables;
 }
 
+at::Tensor rope_positions(const at::Tensor& attention_mask) {
+  const auto length = attention_mask.size(1);
+  // argmax returns the first maximum: the first real token (0 for a row without any).
+  const auto first = attention_mask.ne(0).to(at::kInt).argmax(1, /*keepdim=*/true);
+  return at::arange(length, attention_mask.options().dtype(at::kLong)).unsqueeze(0) - first;
+}
+
 std::pair<at::Tensor, at::Tensor> rotated_sin_tables(const at::Tensor& sin) {
   const auto half = sin.size(-1) / 2;
   const auto first = sin.narrow(-1, 0, half), second = sin.narrow(-1, half, half);

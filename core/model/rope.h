@@ -26,6 +26,16 @@ struct RopeTables {
 RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions,
                        c10::ScalarType dtype);
 
+// The position of every token of a batch, [B, T] int64 from its attention mask [B, T]: the
+// distance from the row's first real token, t - first(row). With right padding that is 0..T-1 in
+// every row, what HF uses without explicit position_ids. With left padding a row gets the
+// positions it would have alone (HF's generate passes these as position_ids; a plain HF forward
+// would count from the first pad). RoPE sees only differences of positions, so the shift changes
+// rounding, not the math: in bf16 the tables at shifted positions round differently. The padding
+// before a row's first token gets negative positions; it is masked, and with attend_to_padding
+// the relative positions are those of 0..T-1.
+at::Tensor rope_positions(const at::Tensor& attention_mask);
+
 // {sin_rotated, sin_rotated_t} of RopeTables from sin.
 std::pair<at::Tensor, at::Tensor> rotated_sin_tables(const at::Tensor& sin);
 

@@ -5,9 +5,12 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/base/error.h"
+#include "core/base/shape_string.h"
 #include "parallel/communicator.h"
 
 namespace ls {
@@ -89,7 +92,6 @@ std::vector<Prediction> gather(const std::vector<Prediction>& mine, parallel::Co
 struct KindSettings {
   double threshold = 0.5;
   double target_mean = 0.0, target_std = 1.0;
-  data::PaddingSide padding_side = data::PaddingSide::kRight;
   NerMode ner_mode = NerMode::kDefault;
   const data::RawDataset* raw = nullptr;  // token tasks' words, for the JSON lines
 };
@@ -248,13 +250,19 @@ class Token : public ProblemKind {
                std::vector<Prediction>& out) const override {
     auto argmax = logits.argmax(-1).contiguous();
     const int64_t width = argmax.size(1);
-    const bool left_padded = settings_.padding_side == data::PaddingSide::kLeft;
+    const at::Tensor mask = batch.attention_mask.to(at::kCPU, at::kLong).contiguous();
+    LS_ASSERT(mask.dim() == 2 && mask.size(0) == batch.size() && mask.size(1) == width,
+              "token logits {} for a batch whose attention mask is {}",
+              shape_string(logits.sizes()), shape_string(mask.sizes()));
     for (int64_t row = 0; row < batch.size(); ++row) {
       Prediction p;
       p.example = batch.example_indices[row];
-      const data::Example& words = example(p);
-      const int64_t offset = left_padded ? width - static_cast<int64_t>(words.input_ids.size()) : 0;
+      // The example's first token is the row's first real one: after the padding when it is on
+      // the left. Read off the batch itself, so no setting can disagree with how it was padded.
+      const int64_t* m = mask[row].data_ptr<int64_t>();
+      const int64_t offset = std::find_if(m, m + width, [](int64_t v) { return v != 0; }) - m;
       const int64_t* a = argmax[row].data_ptr<int64_t>();
+      const data::Example& words = example(p);
       for (int64_t t : first_subword_positions(words))
         p.tags.push_back(static_cast<int>(a[offset + t]));
       out.push_back(std::move(p));
@@ -383,7 +391,6 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
                                  KindSettings{.threshold = head.threshold,
                                               .target_mean = head.loss.target_mean,
                                               .target_std = head.loss.target_std,
-                                              .padding_side = options.collate.padding_side,
                                               .ner_mode = options.ner_mode});
   const LossFunction& loss = model.head().loss_function();
   double loss_sum = 0, label_count = 0;

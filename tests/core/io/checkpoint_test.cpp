@@ -12,6 +12,7 @@
 
 #include "core/base/error.h"
 #include "core/io/safetensors.h"
+#include "core/model/lora.h"
 #include "tests/support/test_util.h"
 
 namespace ls {
@@ -104,6 +105,86 @@ TEST(Safetensors, ViewsAreZeroCopyAndSlicesReadOnlyTheirShard) {
     ADD_FAILURE();
   } catch (const UserError& e) {
     expect_mentions(e.what(), {"w.safetensors", "'w'", "[8, 6]", "[8, 5]"});
+  }
+}
+
+// Frozen weights load as views of the mapped file when nothing has to change (dtype, device), as
+// HF's from_pretrained does: no copy, memory shared with the page cache. Anything else is a copy.
+TEST(Safetensors, FrozenWeightSharesTheMappingUnlessItNeedsAConversion) {
+  test::ScratchDir dir("ls_st_share");
+  const auto bf16 = torch::randn({64, 32}).to(at::kBFloat16);
+  const auto f32 = torch::randn({32});
+  write_safetensors(dir / "w.safetensors", {{"bf16", bf16}, {"f32", f32}});
+
+  at::Tensor shared = torch::empty({64, 32}, at::kBFloat16);
+  at::Tensor converted = torch::empty({64, 32}, at::kFloat);
+  at::Tensor trainable = torch::empty({32}, at::kFloat).requires_grad_();
+  at::Tensor norm = torch::empty({32}, at::kFloat);
+  {
+    const auto checkpoint = Checkpoint::open_file(dir / "w.safetensors");
+    const void* before = shared.data_ptr();
+    EXPECT_TRUE(checkpoint.share_into("bf16", shared));
+    EXPECT_TRUE(checkpoint.maps(shared)) << "data_ptr inside the mapping";
+    EXPECT_NE(shared.data_ptr(), before);
+    EXPECT_EQ(shared.data_ptr(), checkpoint.view("bf16").data_ptr());
+    EXPECT_TRUE(checkpoint.share_into("f32", norm));
+    EXPECT_TRUE(checkpoint.maps(norm));
+
+    EXPECT_FALSE(checkpoint.share_into("bf16", converted)) << "bf16 file -> f32 model is a copy";
+    EXPECT_FALSE(checkpoint.maps(converted));
+    EXPECT_FALSE(checkpoint.share_into("f32", trainable))
+        << "a trainable tensor gets its own memory";
+    EXPECT_FALSE(checkpoint.maps(trainable));
+    EXPECT_TRUE(trainable.requires_grad());
+
+    auto wrong = torch::empty({64, 31}, at::kBFloat16);
+    EXPECT_THROW(checkpoint.share_into("bf16", wrong), UserError);
+  }
+  // The views keep the mapping alive after the checkpoint is gone.
+  EXPECT_TRUE(shared.equal(bf16));
+  EXPECT_TRUE(norm.equal(f32));
+  EXPECT_TRUE(converted.equal(bf16.to(at::kFloat)));
+  EXPECT_TRUE(trainable.detach().equal(f32));
+}
+
+// Merging an adapter into a mapped weight puts the merged weight in new memory: the mapping (which
+// every other reader of the file in this process shares) keeps the checkpoint's values.
+TEST(Safetensors, MergingLoraIntoAMappedWeightLeavesTheMappingUnwritten) {
+  test::ScratchDir dir("ls_st_merge");
+  const auto weight = torch::randn({12, 8});
+  write_safetensors(dir / "w.safetensors", {{"p.weight", weight}});
+  const auto checkpoint = Checkpoint::open_file(dir / "w.safetensors");
+  LoraLinear projection(ProjectionSpec{.in_features = 8, .out_features = 12});
+  projection.load_base(checkpoint, "p");
+  ASSERT_TRUE(checkpoint.maps(projection.weight()));
+  LoraOptions lora;
+  lora.r = 2;
+  projection.add_lora(lora);
+  const auto params = projection.named_parameters();
+  {
+    at::NoGradGuard no_grad;
+    params["lora_B.weight"].normal_();
+  }
+  const auto delta =
+      at::matmul(params["lora_B.weight"], params["lora_A.weight"]).detach() * lora.scaling();
+
+  projection.merge_lora();
+  EXPECT_FALSE(checkpoint.maps(projection.weight()));
+  EXPECT_TRUE(at::allclose(projection.weight(), weight + delta, 1e-5, 1e-6));
+  EXPECT_TRUE(params["weight"].is_same(projection.weight())) << "still the registered parameter";
+  EXPECT_TRUE(checkpoint.view("p.weight").equal(weight)) << "the mapped bytes are unchanged";
+  projection.unmerge_lora();
+  EXPECT_TRUE(at::allclose(projection.weight(), weight, 1e-5, 1e-6));
+}
+
+// The chunked copy that takes weights to a GPU, run on the CPU with chunks that do not divide the
+// tensor: every byte lands once, in place.
+TEST(Safetensors, StagedCopyCoversEveryChunkAndTheTail) {
+  const auto source = torch::randn({7, 13}).to(at::kBFloat16);  // 182 bytes
+  for (int64_t chunk : {1, 5, 64, 182, 1000}) {
+    auto dst = torch::zeros({7, 13}, at::kBFloat16);
+    copy_through_staging(source, dst, chunk);
+    EXPECT_TRUE(dst.equal(source)) << "chunk " << chunk;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "core/base/error.h"
 #include "core/io/checkpoint.h"
 #include "core/model/ls_llama.h"
+#include "core/model/rope.h"
 #include "core/model/sequence_head.h"
 #include "tests/support/test_util.h"
 
@@ -142,6 +144,42 @@ TEST(Lora, MergeThenUnmergeRestoresWeightsAndKeepsLogits) {
   EXPECT_LE(test::relative_error(model->forward(batch.ids, batch.mask), before), 1e-6);
 }
 
+// The file that the mapping holding `data` in this process maps ("" for anonymous memory), from
+// /proc/self/maps.
+std::string mapped_file_of(const void* data) {
+  const auto address = reinterpret_cast<uintptr_t>(data);
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2) continue;
+    if (address < begin || address >= end) continue;
+    const auto slash = line.find('/');
+    return slash == std::string::npos ? "" : line.substr(slash);
+  }
+  return "";
+}
+
+// A float32 checkpoint loaded as float32 on the CPU: every frozen weight is a view of the mapped
+// model.safetensors (no copy); loaded as bf16 every one is converted into memory of its own; the
+// adapter and head are trainable and never mapped.
+TEST(Loading, FrozenCpuWeightsAreViewsOfTheCheckpointFileUnlessConverted) {
+  const auto file =
+      std::filesystem::canonical(test::golden_dir() / "model" / "model.safetensors").string();
+  auto model = tiny();
+  model->add_lora(all_targets());
+  int64_t frozen = 0;
+  for (const auto& item : model->named_parameters()) {
+    const bool trainable = item.value().requires_grad();
+    frozen += !trainable;
+    EXPECT_EQ(mapped_file_of(item.value().data_ptr()), trainable ? "" : file) << item.key();
+  }
+  EXPECT_EQ(frozen, 2 + 9 * model->config().num_hidden_layers);  // embed, norm; 9 per layer
+
+  auto converted = tiny(TaskType::kSequence, AttentionPolicy::causal(), at::kBFloat16);
+  for (const auto& item : converted->named_parameters())
+    EXPECT_EQ(mapped_file_of(item.value().data_ptr()), "") << item.key();
+}
+
 TEST(Adapter, SavedAdapterReloadsToTheSameLogitsWithPeftNamesAndConfig) {
   torch::NoGradGuard no_grad;
   const auto batch = golden_batch();
@@ -198,6 +236,14 @@ TEST(Adapter, MismatchedTaskAndMissingTensorsAreUserErrorsNamingTheFile) {
 }
 
 // Padding must not change what real tokens compute: append padding columns and compare.
+// Positions count from each row's first real token: right padding keeps 0..T-1, a left-padded
+// row gets the positions it has alone (test_model_left_padding.py checks the logits).
+TEST(Positions, CountFromEachRowsFirstRealToken) {
+  const auto mask = torch::tensor({1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1}).view({3, 5});
+  const auto expected = torch::tensor({0, 1, 2, 3, 4, -2, -1, 0, 1, 2, 0, 1, 2, 3, 4}).view({3, 5});
+  EXPECT_TRUE(rope_positions(mask).equal(expected)) << rope_positions(mask);
+}
+
 TEST(AttentionPolicy, ExtraPaddingDoesNotChangeRealTokensInAnyPolicy) {
   torch::NoGradGuard no_grad;
   const auto batch = golden_batch();

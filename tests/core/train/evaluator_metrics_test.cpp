@@ -9,6 +9,7 @@
 #include "core/base/error.h"
 #include "core/train/config.h"
 #include "core/train/evaluator.h"
+#include "data/batch.h"
 
 // A named namespace, not an anonymous one: the unity build compiles the suite as one file.
 namespace evaluator_metrics_test {
@@ -74,10 +75,14 @@ Synthetic synthetic(ls::data::TaskType task, ls::data::ProblemType problem) {
   return s;
 }
 
-ls::data::Batch all_rows(const ls::data::Dataset& dataset) {
-  ls::data::Batch batch;
-  for (int64_t i = 0; i < dataset.size(); ++i) batch.example_indices.push_back(i);
-  return batch;
+// Every example in one batch, padded as the loader pads.
+ls::data::Batch all_rows(const ls::data::Dataset& dataset,
+                         ls::data::PaddingSide side = ls::data::PaddingSide::kRight) {
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; i < dataset.size(); ++i) indices.push_back(i);
+  ls::data::CollateOptions options;
+  options.padding_side = side;
+  return ls::data::collate(dataset, indices, options);
 }
 
 // A run selects the best evaluation by train.metric; one the evaluator does not report would end
@@ -159,6 +164,54 @@ TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
   EXPECT_DOUBLE_EQ(result.metrics.at("tag_accuracy"), 6.0 / 7);
   EXPECT_EQ(result.metrics.at("truncated_words"), 2.0);
   EXPECT_EQ(result.predictions[0].tags, (std::vector<int>{1, 0}));  // kept words only
+}
+
+// Token logits map back to words from where each row's tokens start: with left padding the short
+// row's tokens sit at the end. The same logits, shifted as collate shifts the ids, must give the
+// same tags and scores on either side; a wrong offset reads the padding's logits instead.
+TEST(EvaluatorMetrics, LeftPaddedTokenLogitsMapToTheSameWordsAsRightPadded) {
+  ls::data::Dataset dataset;
+  dataset.task = ls::data::TaskType::kToken;
+  const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
+  dataset.num_labels = labels.size();
+  dataset.examples.resize(2);
+  auto [longer, shorter] = std::tie(dataset.examples[0], dataset.examples[1]);
+  longer.input_ids = {1, 10, 11, 12, 13, 2};  // BOS Anna Maria visits Rome EOS
+  longer.word_ids = {-1, 0, 1, 2, 3, -1};
+  longer.labels = {kIgnoreIndex, 1, 2, 0, 3, kIgnoreIndex};
+  longer.word_labels = {1, 2, 0, 3};
+  longer.num_words = 4, longer.labeled = true;
+  shorter.input_ids = {1, 14, 15};  // BOS Paris sleeps
+  shorter.word_ids = {-1, 0, 1};
+  shorter.labels = {kIgnoreIndex, 3, 0};
+  shorter.word_labels = {3, 0};
+  shorter.num_words = 2, shorter.labeled = true;
+
+  // Right-padded logits that predict every gold tag; the padding predicts I-PER everywhere.
+  const at::Tensor right = at::zeros({2, 6, 4});
+  right.select(2, 2).fill_(1);
+  for (int64_t row = 0; row < 2; ++row) {
+    const auto& e = dataset.examples[row];
+    for (size_t t = 0; t < e.labels.size(); ++t)
+      if (e.labels[t] != kIgnoreIndex) right[row][static_cast<int64_t>(t)][e.labels[t]] = 5;
+  }
+  // The same per-token logits, each row shifted as left padding shifts its ids.
+  const at::Tensor left = at::zeros_like(right);
+  left.select(2, 2).fill_(1);
+  left[0].copy_(right[0]);
+  left[1].narrow(0, 3, 3).copy_(right[1].narrow(0, 0, 3));
+
+  const auto right_batch = all_rows(dataset, ls::data::PaddingSide::kRight);
+  const auto left_batch = all_rows(dataset, ls::data::PaddingSide::kLeft);
+  ASSERT_EQ(left_batch.input_ids[1][3].item<int64_t>(), 1);  // BOS after three pads
+  const auto from_right = ls::evaluate_logits(right, right_batch, dataset, labels);
+  const auto from_left = ls::evaluate_logits(left, left_batch, dataset, labels);
+  EXPECT_DOUBLE_EQ(from_right.metrics.at("entity_f1"), 1.0);
+  EXPECT_DOUBLE_EQ(from_right.metrics.at("tag_accuracy"), 1.0);
+  EXPECT_EQ(from_left.metrics, from_right.metrics);
+  ASSERT_EQ(from_left.predictions.size(), 2u);
+  EXPECT_EQ(from_left.predictions[1].tags, (std::vector<int>{3, 0}));
+  EXPECT_EQ(from_left.predictions[0].tags, (std::vector<int>{1, 2, 0, 3}));
 }
 
 }  // namespace evaluator_metrics_test
