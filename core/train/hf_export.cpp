@@ -81,7 +81,14 @@ at::Tensor materialize(const PlannedTensor& t, const Checkpoint& base, const Che
 // The tokenizer files (tokenizer.model and/or tokenizer.json, special_tokens_map.json) and a
 // tokenizer_config.json that pads and truncates as the run did.
 void write_tokenizer_files(const Config& config, const fs::path& out) {
-  const fs::path tokenizer = tokenizer_path(config);
+  const fs::path tokenizer = find_tokenizer(config);
+  if (tokenizer.empty()) {  // a run on pre-tokenized data: the model alone
+    fmt::print(stderr,
+               "ls_export: warning: {} has no tokenizer (the run read pre-tokenized data): the "
+               "export has none either\n",
+               config.model.path);
+    return;
+  }
   const fs::path base = config.model.path;
   const std::string own_name =
       tokenizer.extension() == ".json" ? "tokenizer.json" : "tokenizer.model";

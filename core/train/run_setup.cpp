@@ -28,7 +28,7 @@ Placement resolve_placement(const Config& config, int local_rank, int local_size
   return p;
 }
 
-std::filesystem::path tokenizer_path(const Config& config) {
+std::filesystem::path find_tokenizer(const Config& config) {
   namespace fs = std::filesystem;
   if (!config.model.tokenizer.empty()) return config.model.tokenizer;
   const fs::path dir = config.model.path;
@@ -37,6 +37,12 @@ std::filesystem::path tokenizer_path(const Config& config) {
     fail("model.path: '{}' is not a directory (an HF model directory is expected)", dir.string());
   for (const char* name : {"tokenizer.json", "tokenizer.model"})
     if (fs::exists(dir / name)) return dir / name;
+  return {};
+}
+
+std::filesystem::path tokenizer_path(const Config& config) {
+  if (auto found = find_tokenizer(config); !found.empty()) return found;
+  const std::filesystem::path dir = config.model.path;
   fail(
       "model.path: '{}' has neither tokenizer.json nor tokenizer.model; set model.tokenizer to the "
       "tokenizer file",

@@ -31,6 +31,8 @@ Placement resolve_placement(const Config& config, int local_rank, int local_size
 // model.tokenizer, or else <model.path>/tokenizer.json when there, else tokenizer.model. UserError
 // naming model.path when the directory is missing or holds neither file.
 std::filesystem::path tokenizer_path(const Config& config);
+// The same, but an empty path when model.path holds no tokenizer (a run on pre-tokenized data).
+std::filesystem::path find_tokenizer(const Config& config);
 std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
 // Whether any of the configured splits (data.train/validation/test) holds text, which needs a
 // tokenizer; pre-tokenized splits need none (their ids are checked against config.json's

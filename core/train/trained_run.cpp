@@ -17,10 +17,9 @@ AdapterDescription describe_run(const Config& config, const data::LabelMap& labe
   const auto& t = config.task;
   const auto& d = config.data;
   // Config keys under their schema names, so reading them back is Config::parse (JSON is YAML).
-  const json run = {
+  json run = {
       {"model",
-       {{"tokenizer", tokenizer_path(config).string()},
-        {"attention", std::string(enum_name(m.attention))},
+       {{"attention", std::string(enum_name(m.attention))},
         {"bidirectional_from_layer", m.bidirectional_from_layer},
         {"attend_to_padding", m.attend_to_padding}}},
       {"task",
@@ -53,6 +52,9 @@ AdapterDescription describe_run(const Config& config, const data::LabelMap& labe
         {"metric", config.train.metric},
         {"ner_mode", std::string(enum_name(config.train.ner_mode))}}},
   };
+  // A run on pre-tokenized data may have had no tokenizer at all: then none is recorded.
+  if (const fs::path tokenizer = find_tokenizer(config); !tokenizer.empty())
+    run["model"]["tokenizer"] = tokenizer.string();
   AdapterDescription description;
   description.base_model = m.path;
   description.labels = labels.names();
