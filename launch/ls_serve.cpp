@@ -12,6 +12,7 @@
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -368,17 +369,34 @@ json model_info(const ls::Predictor& predictor) {
   };
 }
 
-// SIGTERM/SIGINT arrive here (blocked in every other thread): stop the server once it runs.
+// SIGTERM/SIGINT arrive at watch_signals only (blocked in every other thread), which stops the
+// server once it listens. The server is published under a mutex so the watcher never touches it
+// after serve_main let it go.
 std::atomic<bool> g_stop_requested{false};
+std::mutex g_server_mutex;
+httplib::Server* g_server = nullptr;  // while listening
+bool g_server_done = false;           // serve_main no longer listens (or never will)
 
-void watch_signals(sigset_t signals, httplib::Server* server) {
+void publish_server(httplib::Server* server, bool done) {
+  std::lock_guard<std::mutex> lock(g_server_mutex);
+  g_server = server;
+  g_server_done = done;
+}
+
+void watch_signals(sigset_t signals) {
   int signal = 0;
   sigwait(&signals, &signal);
   std::fprintf(stderr, "ls_serve: %s: finishing the requests in flight\n",
                signal == SIGINT ? "SIGINT" : "SIGTERM");
   g_stop_requested = true;
-  while (!server->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  server->stop();
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(g_server_mutex);
+      if (g_server_done) return;
+      if (g_server && g_server->is_running()) return g_server->stop();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 int serve_main(int argc, char** argv) {
@@ -425,13 +443,13 @@ int serve_main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  httplib::Server server;
-  std::thread(watch_signals, signals, &server).detach();
+  std::thread(watch_signals, signals).detach();
 
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
   ls::RunSource source = ls::resolve_run(run_dir, adapter, overrides);
   const ls::Placement placement = ls::resolve_placement(source.config, 0, 1);
+  httplib::Server server;
   ls::Predictor predictor(std::move(source), placement);
   const bool token_task = predictor.task() == ls::data::TaskType::kToken;
   const json info = model_info(predictor);
@@ -440,7 +458,15 @@ int serve_main(int argc, char** argv) {
 
   server.new_task_queue = [threads] { return new BoundedThreadPool(threads, threads); };
   server.set_payload_max_length(max_body);
-  server.set_keep_alive_timeout(2);
+  server.set_keep_alive_timeout(2);  // idle keep-alive connections delay a shutdown this long
+  server.set_keep_alive_max_count(100);
+  // cpp-httplib listens with a backlog of 5: a burst of clients connecting at once overflows it
+  // and some see their connection reset. Keep the listening socket to listen again with more.
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
   // Paths and their methods: anything else is 404 (unknown path) or 405 (known path).
   const std::map<std::string, std::string> routes = {
       {"/v1/predict", "POST"}, {"/health", "GET"}, {"/v1/model", "GET"}, {"/metrics", "GET"}};
@@ -501,14 +527,22 @@ int serve_main(int argc, char** argv) {
     reply(res, 200, json{{"predictions", std::move(job->predictions)}});
   });
 
-  if (g_stop_requested) return 0;  // a signal during loading
+  publish_server(&server, false);
+  if (g_stop_requested) {  // a signal while loading
+    publish_server(nullptr, true);
+    return 0;
+  }
   const int bound =
       port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
-  if (bound < 0) ls::fail("--host {} --port {}: cannot listen there", host, port);
+  if (bound < 0 || ::listen(listen_fd, SOMAXCONN) != 0) {
+    publish_server(nullptr, true);
+    ls::fail("--host {} --port {}: cannot listen there", host, port);
+  }
   std::printf("ls_serve: %s on http://%s:%d (max batch %zu, max wait %d ms)\n",
               info["task"].get<std::string>().c_str(), host.c_str(), bound, max_batch, max_wait_ms);
   std::fflush(stdout);
   server.listen_after_bind();  // returns after stop(), once every accepted request is answered
+  publish_server(nullptr, true);
   std::fprintf(stderr, "ls_serve: stopped after answering %llu requests\n",
                static_cast<unsigned long long>(metrics.answered()));
   return 0;

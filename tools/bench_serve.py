@@ -78,9 +78,14 @@ def load(port, inputs, args):
             batch = [inputs[(i * args.inputs_per_request + k) % len(inputs)] for k in range(args.inputs_per_request)]
             body = json.dumps({"inputs": batch})
             t0 = time.perf_counter()
-            conn.request("POST", "/v1/predict", body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
+            try:
+                conn.request("POST", "/v1/predict", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                payload = response.read()
+            except (ConnectionError, http.client.HTTPException) as e:
+                failures.append((repr(e), i, time.perf_counter() - t0, time.time()))
+                conn.close()
+                continue
             mine.append(time.perf_counter() - t0)
             if response.status != 200:
                 failures.append((response.status, payload[:200]))
