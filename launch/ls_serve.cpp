@@ -462,9 +462,12 @@ int serve_main(int argc, char** argv) {
   server.set_keep_alive_max_count(100);
   // cpp-httplib listens with a backlog of 5: a burst of clients connecting at once overflows it
   // and some see their connection reset. Keep the listening socket to listen again with more.
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which lets a second server bind a
+  // port already served and take half its connections.
   int listen_fd = -1;
   server.set_socket_options([&listen_fd](socket_t sock) {
-    httplib::default_socket_options(sock);
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_fd = sock;
   });
   // Paths and their methods: anything else is 404 (unknown path) or 405 (known path).
@@ -536,7 +539,8 @@ int serve_main(int argc, char** argv) {
       port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
   if (bound < 0 || ::listen(listen_fd, SOMAXCONN) != 0) {
     publish_server(nullptr, true);
-    ls::fail("--host {} --port {}: cannot listen there", host, port);
+    ls::fail("--host {} --port {}: cannot listen there (in use, or not an address of this machine)",
+             host, port);
   }
   std::printf("ls_serve: %s on http://%s:%d (max batch %zu, max wait %d ms)\n",
               info["task"].get<std::string>().c_str(), host.c_str(), bound, max_batch, max_wait_ms);

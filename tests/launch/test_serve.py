@@ -309,6 +309,14 @@ class ServeTokenTask(unittest.TestCase):
                 self.assertEqual(e["text"], " ".join(p["words"][e["start"]:e["end"]]))
                 self.assertTrue(p["tags"][e["start"]].endswith(e["type"]))
 
+    def test_a_port_in_use_is_one_error_line_and_exit_2(self):
+        result = subprocess.run([os.path.join(BIN, "ls_serve"), self.run_dir, "--port", str(self.server.port)],
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"--port {self.server.port}: cannot listen there", result.stderr)
+        self.assertEqual(result.stdout, "")
+        self.assertEqual(self.server.request("GET", "/health")[0], 200)
+
     def test_token_task_bad_inputs(self):
         for raw in (b'{"inputs": [["a", 1]]}', b'{"inputs": [[]]}', b'{"inputs": ["   "]}', b'{"inputs": [{"w": 1}]}'):
             with self.subTest(raw):
