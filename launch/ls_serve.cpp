@@ -315,10 +315,6 @@ class BoundedThreadPool : public httplib::TaskQueue {
   std::vector<std::thread> workers_;
 };
 
-struct ServeOptions {
-  size_t max_inputs = 256;
-};
-
 // The body of POST /v1/predict as inputs; UserError (-> 400) naming what is wrong.
 std::vector<ls::PredictInput> parse_inputs(const std::string& body, bool token_task) {
   json request;
