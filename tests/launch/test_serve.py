@@ -207,8 +207,8 @@ class ServeSequenceTask(unittest.TestCase):
         self.assertRegex(text, r'ls_serve_request_duration_seconds_bucket{le="\+Inf"} [1-9]')
 
     def test_overload_gets_503_with_retry_after_and_the_rest_is_served(self):
-        # One waiting input fills the queue; the first request waits 1 s for a fuller batch.
-        server = Server(self.run_dir, "--max-queue", "1", "--max-wait-ms", "1000", log_dir=self.dir)
+        # One waiting input fills the queue; the first request waits 2 s for a fuller batch.
+        server = Server(self.run_dir, "--max-queue", "1", "--max-wait-ms", "2000", log_dir=self.dir)
         try:
             results = in_threads(8, lambda i: server.request("POST", "/v1/predict", {"inputs": [self.texts[i]]}))
             statuses = sorted(status for status, _, _ in results)
