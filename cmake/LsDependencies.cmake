@@ -83,6 +83,23 @@ if(NOT LS_WITH_HF_TOKENIZER STREQUAL "OFF")
   endif()
 endif()
 
+# ls_serve (launch/ls_serve.cpp): cpp-httplib (Debian's libcpp-httplib-dev is a compiled library
+# with a pkg-config file). Optional: without it every other program builds.
+set(LS_SERVE_ENABLED OFF)
+if(NOT LS_WITH_SERVE STREQUAL "OFF")
+  pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
+  if(HTTPLIB_FOUND)
+    set(LS_SERVE_ENABLED ON)
+    message(STATUS "ls-train: ls_serve: on (cpp-httplib ${HTTPLIB_VERSION})")
+  elseif(LS_WITH_SERVE STREQUAL "ON")
+    message(FATAL_ERROR "LS_WITH_SERVE=ON but cpp-httplib was not found by pkg-config: run tools/setup.sh")
+  else()
+    message(STATUS "ls-train: ls_serve: off (cpp-httplib not found)")
+  endif()
+else()
+  message(STATUS "ls-train: ls_serve: off (LS_WITH_SERVE=OFF)")
+endif()
+
 if(LS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   if(NOT LS_PYTHON)

@@ -1,24 +1,18 @@
 // ls_predict: a trained run's adapter (+ head) on new data.
 //   ls_predict RUN_DIR DATA_FILE [--out PREDICTIONS.jsonl] [--adapter best|last|DIR]
 //   ls_predict ADAPTER_DIR DATA_FILE [--model BASE_DIR] [--out PREDICTIONS.jsonl]
-// Reads RUN_DIR/config.yaml (model, task, data options) and labels.json, or what an adapter
-// directory's head_config.json records of its run (open_trained_run), and the adapter's
-// head_config.json (threshold, target normalisation, loss settings); writes one JSON line per
-// example (label and probabilities; a label set with a probability per label for multi-label; a
-// number for regression; per-word tags for NER) and, when the file has labels, prints the metrics
-// the trainer reports.
+// The run is opened by open_trained_run (RUN_DIR/config.yaml and labels.json, or what an adapter
+// directory's head_config.json records of its run) and loaded by ls::Predictor
+// (core/train/predictor.h), as ls_serve loads it, with the adapter's head_config.json (threshold,
+// target normalisation, loss settings); writes one JSON line per example (label and
+// probabilities; a label set with a probability per label for multi-label; a number for regression;
+// per-word tags for NER) and, when the file has labels, prints the metrics the trainer reports.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
-#include "core/adapter/peft_adapter.h"
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
-#include "core/io/safetensors.h"
-#include "core/train/config.h"
-#include "core/train/evaluator.h"
-#include "core/train/run_setup.h"
-#include "core/train/trained_run.h"
-#include "data/reader.h"
+#include "core/train/predictor.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
 
@@ -59,38 +53,25 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   const fs::path run(run_dir);
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
-  const ls::TrainedRun trained = ls::open_trained_run(run, adapter, base_model, overrides);
-  const ls::Config& config = trained.config;
-  const fs::path& adapter_dir = trained.adapter_dir;
-  const auto& labels = trained.labels;
-  auto tokenizer = ls::make_tokenizer(config);
-  const auto options = ls::dataset_options(config, /*labeled=*/false);
-  auto raw = ls::data::read_raw_dataset(data_file, options.task, options.reader);
-  auto dataset = ls::data::build_dataset(raw, *tokenizer, labels, options);
-  bool labeled = false;
-  for (const auto& record : raw.records) labeled |= record.has_label;
-
-  const auto placement = ls::resolve_placement(config, mpi.local_rank(), mpi.local_size());
-  // The loss settings the run trained with (class weights resolved from its training split), so
-  // the loss reported here is the trainer's.
-  ls::HeadOptions head = ls::head_options(config, labels.size());
-  if (fs::exists(adapter_dir / ls::kHeadConfigFile))
-    ls::read_head_config(adapter_dir / ls::kHeadConfigFile, head, true);
-  auto model = ls::load_model(config, placement, labels.size(), adapter_dir.string(), nullptr,
-                              nullptr, head.loss);
-  ls::EvalOptions eval = ls::eval_options(
-      config, batch_size > 0 ? batch_size
-                             : (config.train.micro_batch_size > 0 ? config.train.micro_batch_size
-                                                                  : config.train.batch_size));
-  eval.labeled = labeled;
+  ls::TrainedRun source = ls::open_trained_run(run, adapter, base_model, overrides);
+  const fs::path adapter_dir = source.adapter_dir;
+  const auto placement = ls::resolve_placement(source.config, mpi.local_rank(), mpi.local_size());
+  const auto& train = source.config.train;
+  const int64_t examples_per_pass =
+      batch_size > 0 ? batch_size
+                     : (train.micro_batch_size > 0 ? train.micro_batch_size : train.batch_size);
+  ls::Predictor predictor(std::move(source), placement);
   auto world = ls::parallel::make_world_communicator(placement.device);
-  auto result = ls::evaluate(*model, dataset, labels, eval, world, placement.device);
+  const ls::FilePredictions predictions =
+      predictor.predict_file(data_file, examples_per_pass, world);
+  const ls::EvalResult& result = predictions.result;
+  const bool labeled = predictions.labeled;
 
   if (mpi.rank() == 0) {
     fs::path out_path =
         out.empty() ? run / ("predictions_" + fs::path(data_file).stem().string() + ".jsonl")
                     : fs::path(out);
-    ls::write_file_atomic(out_path, ls::predictions_jsonl(result, raw, dataset, labels));
+    ls::write_file_atomic(out_path, predictor.jsonl(predictions));
     ls::parallel::print0("{}: {} predictions from {} -> {}\n", data_file, result.examples,
                          adapter_dir.string(), out_path.string());
     if (labeled) {

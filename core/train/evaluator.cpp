@@ -107,7 +107,9 @@ class ProblemKind {
                        std::vector<Prediction>& out) const = 0;
   virtual void score(const std::vector<Prediction>& predictions,
                      std::map<std::string, double>& metrics) const = 0;
-  virtual void describe(const Prediction& p, nlohmann::json& line) const = 0;
+  // Writes what the model says about p into `line`; the gold label(s) too when `gold` is set and
+  // the example has them.
+  virtual void describe(const Prediction& p, nlohmann::json& line, bool gold) const = 0;
 
  protected:
   const data::Example& example(const Prediction& p) const { return dataset_.examples[p.example]; }
@@ -145,13 +147,13 @@ class SingleLabel : public ProblemKind {
     metrics["accuracy"] = accuracy(predicted, gold);
     metrics["macro_f1"] = macro_f1(predicted, gold);
   }
-  void describe(const Prediction& p, nlohmann::json& line) const override {
+  void describe(const Prediction& p, nlohmann::json& line, bool gold) const override {
     line["label"] = labels_.name(p.label);
     nlohmann::json probs = nlohmann::json::object();
     for (size_t c = 0; c < p.probabilities.size(); ++c)
       probs[labels_.name(static_cast<int>(c))] = p.probabilities[c];
     line["probabilities"] = probs;
-    if (example(p).label != kIgnoreIndex) line["gold"] = labels_.name(example(p).label);
+    if (gold && example(p).label != kIgnoreIndex) line["gold"] = labels_.name(example(p).label);
   }
 };
 
@@ -196,7 +198,7 @@ class MultiLabel : public ProblemKind {
     for (size_t c = 0; c < scores.per_label_f1.size(); ++c)
       metrics["f1/" + labels_.name(static_cast<int>(c))] = scores.per_label_f1[c];
   }
-  void describe(const Prediction& p, nlohmann::json& line) const override {
+  void describe(const Prediction& p, nlohmann::json& line, bool gold) const override {
     nlohmann::json predicted = nlohmann::json::array(), probs = nlohmann::json::object();
     for (size_t c = 0; c < p.probabilities.size(); ++c) {
       const auto& name = labels_.name(static_cast<int>(c));
@@ -205,10 +207,10 @@ class MultiLabel : public ProblemKind {
     }
     line["labels"] = predicted;
     line["probabilities"] = probs;
-    if (example(p).labeled) {
-      nlohmann::json gold = nlohmann::json::array();
-      for (int32_t id : example(p).label_ids) gold.push_back(labels_.name(id));
-      line["gold"] = gold;
+    if (gold && example(p).labeled) {
+      nlohmann::json names = nlohmann::json::array();
+      for (int32_t id : example(p).label_ids) names.push_back(labels_.name(id));
+      line["gold"] = names;
     }
   }
 };
@@ -236,9 +238,9 @@ class Regression : public ProblemKind {
     metrics["pearson"] = scores.pearson;
     metrics["spearman"] = scores.spearman;
   }
-  void describe(const Prediction& p, nlohmann::json& line) const override {
+  void describe(const Prediction& p, nlohmann::json& line, bool gold) const override {
     line["prediction"] = p.probabilities.empty() ? 0.0f : p.probabilities[0];
-    if (example(p).labeled) line["gold"] = example(p).target;
+    if (gold && example(p).labeled) line["gold"] = example(p).target;
   }
 };
 
@@ -297,18 +299,30 @@ class Token : public ProblemKind {
     metrics["tag_accuracy"] = total ? double(correct) / total : 0.0;
     metrics["truncated_words"] = static_cast<double>(cut);
   }
-  void describe(const Prediction& p, nlohmann::json& line) const override {
+  void describe(const Prediction& p, nlohmann::json& line, bool gold) const override {
     const auto& words = settings_.raw->records[p.example].words;
     const size_t kept = std::min(words.size(), p.tags.size());
-    nlohmann::json tags = nlohmann::json::array(), gold = nlohmann::json::array();
+    std::vector<std::string> tags;
     for (int t : p.tags) tags.push_back(labels_.name(t));
     line["words"] = std::vector<std::string>(words.begin(), words.begin() + kept);
     line["tags"] = tags;
-    auto gold_ids = gold_word_tags(example(p));
-    bool labeled = false;
-    for (int g : gold_ids)
-      labeled |= g != kIgnoreIndex, gold.push_back(g == kIgnoreIndex ? "" : labels_.name(g));
-    if (labeled) line["gold"] = gold;
+    // Entity spans over the kept words: [start, end) word indices, the words, the type.
+    nlohmann::json entities = nlohmann::json::array();
+    for (const Entity& e : extract_entities(tags, settings_.ner_mode)) {
+      std::string text;
+      for (long w = e.begin; w <= e.end && w < static_cast<long>(kept); ++w)
+        text += (w > e.begin ? " " : "") + words[static_cast<size_t>(w)];
+      entities.push_back(
+          {{"type", e.type}, {"start", e.begin}, {"end", e.end + 1}, {"text", text}});
+    }
+    line["entities"] = entities;
+    if (gold) {
+      nlohmann::json names = nlohmann::json::array();
+      bool labeled = false;
+      for (int g : gold_word_tags(example(p)))
+        labeled |= g != kIgnoreIndex, names.push_back(g == kIgnoreIndex ? "" : labels_.name(g));
+      if (labeled) line["gold"] = names;
+    }
     if (kept < words.size()) line["truncated_words"] = words.size() - kept;
   }
 
@@ -343,14 +357,33 @@ std::unique_ptr<ProblemKind> problem_kind(const data::Dataset& dataset,
 
 }  // namespace
 
-std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
-                              const data::Dataset& dataset, const data::LabelMap& labels) {
+std::vector<nlohmann::json> prediction_objects(const EvalResult& result,
+                                               const data::RawDataset& raw,
+                                               const data::Dataset& dataset,
+                                               const data::LabelMap& labels, bool gold,
+                                               NerMode ner_mode) {
   const auto kind =
-      problem_kind(dataset, labels, KindSettings{.threshold = result.threshold, .raw = &raw});
-  std::string out;
+      problem_kind(dataset, labels,
+                   KindSettings{.threshold = result.threshold, .ner_mode = ner_mode, .raw = &raw});
+  std::vector<nlohmann::json> objects;
+  objects.reserve(result.predictions.size());
   for (const auto& p : result.predictions) {
-    nlohmann::json line = {{"line", dataset.examples[p.example].line}};
-    kind->describe(p, line);
+    nlohmann::json object = nlohmann::json::object();
+    kind->describe(p, object, gold);
+    if (dataset.examples[p.example].truncated) object["truncated"] = true;
+    objects.push_back(std::move(object));
+  }
+  return objects;
+}
+
+std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
+                              const data::Dataset& dataset, const data::LabelMap& labels,
+                              NerMode ner_mode) {
+  std::string out;
+  const auto objects = prediction_objects(result, raw, dataset, labels, /*gold=*/true, ner_mode);
+  for (size_t i = 0; i < objects.size(); ++i) {
+    nlohmann::json line = objects[i];
+    line["line"] = dataset.examples[result.predictions[i].example].line;
     out += line.dump() + "\n";
   }
   return out;

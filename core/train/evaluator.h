@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -59,12 +60,24 @@ EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
                            const data::Dataset& dataset, const data::LabelMap& labels,
                            NerMode ner_mode = NerMode::kDefault);
 
-// Predictions as JSONL, one line per example in dataset order: {"line", "label", "probabilities",
-// "gold"} for single-label sequence tasks, {"line", "labels", "probabilities", "gold"} (label
-// lists; a probability per label) for multi-label, {"line", "prediction", "gold"} for regression,
-// {"line", "words", "tags", "gold"} for token tasks.
+// What a prediction says, one JSON object per prediction (in result order), as ls_predict's lines
+// and ls_serve's responses show it: {"label", "probabilities"} for single-label sequence tasks,
+// {"labels", "probabilities"} (the labels at or above the threshold; a probability per label) for
+// multi-label, {"prediction"} for regression, {"words", "tags", "entities"} for token tasks
+// (entities: {"type", "start", "end", "text"}, word indices [start, end); "truncated_words" when
+// words were cut), plus "truncated": true when data.max_length cut the input. With `gold`, the
+// example's gold label(s) as "gold" when it has them.
+std::vector<nlohmann::json> prediction_objects(const EvalResult& result,
+                                               const data::RawDataset& raw,
+                                               const data::Dataset& dataset,
+                                               const data::LabelMap& labels, bool gold,
+                                               NerMode ner_mode = NerMode::kDefault);
+
+// Predictions as JSONL, one line per example in dataset order: prediction_objects with gold and
+// the example's "line" in its file.
 std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
-                              const data::Dataset& dataset, const data::LabelMap& labels);
+                              const data::Dataset& dataset, const data::LabelMap& labels,
+                              NerMode ner_mode = NerMode::kDefault);
 
 // Word-level gold tags of a token-task example (first label of each word), as class ids.
 std::vector<int> gold_word_tags(const data::Example& example);

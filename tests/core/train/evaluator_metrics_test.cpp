@@ -1,5 +1,6 @@
 // The evaluator's metrics on synthetic logits, without a model: every selection metric the config
-// accepts is one the evaluator reports, and NER scores count the words truncation cut.
+// accepts is one the evaluator reports, NER scores count the words truncation cut, and a prediction
+// is described by the same object in ls_predict's lines and ls_serve's answers.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -131,14 +132,17 @@ TEST(EvaluatorMetrics, ATokenTaskRefusesSequenceMetricsNamingTrainMetricAndTheVa
   }
 }
 
-// seqeval on the full sentences: gold [B-PER O O B-LOC], [B-PER I-PER O]; the first was cut after
-// two words (in, Paris), which count as predicted O. precision 1, recall 2/3, f1 0.8, accuracy
-// 6/7 (seqeval.metrics on these lists gives the same). Scoring only the kept words would claim
-// recall 1.
-TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
+// Two NER sentences, "John lives in Paris" cut after "lives" by max_length and "Mary Ann sings"
+// whole, with logits that predict every kept word's gold tag.
+struct NerWithACutSentence {
   ls::data::Dataset dataset;
+  ls::data::LabelMap labels{{"O", "B-PER", "I-PER", "B-LOC"}};
+  at::Tensor logits;
+  NerWithACutSentence();
+};
+
+NerWithACutSentence::NerWithACutSentence() {
   dataset.task = ls::data::TaskType::kToken;
-  const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
   dataset.num_labels = labels.size();
   dataset.examples.resize(2);
   auto [cut, whole] = std::tie(dataset.examples[0], dataset.examples[1]);
@@ -156,7 +160,16 @@ TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
   at::Tensor logits = at::zeros({2, 5, 4});
   logits[0][1][1] = 5, logits[0][2][0] = 5;
   logits[1][1][1] = 5, logits[1][2][2] = 5, logits[1][3][0] = 5;
+  this->logits = logits;
+}
 
+// seqeval on the full sentences: gold [B-PER O O B-LOC], [B-PER I-PER O]; the first was cut after
+// two words (in, Paris), which count as predicted O. precision 1, recall 2/3, f1 0.8, accuracy
+// 6/7 (seqeval.metrics on these lists gives the same). Scoring only the kept words would claim
+// recall 1.
+TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
+  const NerWithACutSentence ner;
+  const auto& [dataset, labels, logits] = std::tie(ner.dataset, ner.labels, ner.logits);
   const ls::EvalResult result = ls::evaluate_logits(logits, all_rows(dataset), dataset, labels);
   EXPECT_DOUBLE_EQ(result.metrics.at("entity_precision"), 1.0);
   EXPECT_DOUBLE_EQ(result.metrics.at("entity_recall"), 2.0 / 3);
@@ -212,6 +225,43 @@ TEST(EvaluatorMetrics, LeftPaddedTokenLogitsMapToTheSameWordsAsRightPadded) {
   ASSERT_EQ(from_left.predictions.size(), 2u);
   EXPECT_EQ(from_left.predictions[1].tags, (std::vector<int>{3, 0}));
   EXPECT_EQ(from_left.predictions[0].tags, (std::vector<int>{1, 2, 0, 3}));
+}
+
+// ls_predict's lines and ls_serve's answers are the same objects: the tags' entity spans over the
+// kept words, a cut input marked, gold only where asked; a line adds "line" and "gold".
+TEST(EvaluatorMetrics, PredictionObjectsAreTheJsonlLinesWithoutLineAndGold) {
+  NerWithACutSentence ner;
+  ner.dataset.examples[0].line = 3, ner.dataset.examples[1].line = 9;
+  ls::data::RawDataset raw;
+  raw.task = ls::data::TaskType::kToken;
+  raw.records.resize(2);
+  raw.records[0].words = {"John", "lives", "in", "Paris"};
+  raw.records[1].words = {"Mary", "Ann", "sings"};
+  const ls::EvalResult result =
+      ls::evaluate_logits(ner.logits, all_rows(ner.dataset), ner.dataset, ner.labels);
+  const auto objects = ls::prediction_objects(result, raw, ner.dataset, ner.labels, false);
+  ASSERT_EQ(objects.size(), 2u);
+  EXPECT_EQ(objects[0],
+            nlohmann::json::parse(R"({"words": ["John", "lives"], "tags": ["B-PER", "O"],
+      "entities": [{"type": "PER", "start": 0, "end": 1, "text": "John"}],
+      "truncated": true, "truncated_words": 2})"));
+  EXPECT_EQ(objects[1], nlohmann::json::parse(R"({"words": ["Mary", "Ann", "sings"],
+      "tags": ["B-PER", "I-PER", "O"],
+      "entities": [{"type": "PER", "start": 0, "end": 2, "text": "Mary Ann"}]})"));
+
+  std::istringstream lines(ls::predictions_jsonl(result, raw, ner.dataset, ner.labels));
+  std::vector<nlohmann::json> parsed;
+  for (std::string line; std::getline(lines, line);) parsed.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(parsed.size(), 2u);
+  EXPECT_EQ(parsed[0]["line"], 3);
+  EXPECT_EQ(parsed[1]["line"], 9);
+  EXPECT_EQ(parsed[0]["gold"], nlohmann::json({"B-PER", "O"}));
+  EXPECT_EQ(parsed[1]["gold"], nlohmann::json({"B-PER", "I-PER", "O"}));
+  for (size_t i = 0; i < 2; ++i) {
+    parsed[i].erase("line");
+    parsed[i].erase("gold");
+    EXPECT_EQ(parsed[i], objects[i]);
+  }
 }
 
 }  // namespace evaluator_metrics_test
