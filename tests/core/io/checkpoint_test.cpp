@@ -154,7 +154,8 @@ TEST(Safetensors, MergingLoraIntoAMappedWeightLeavesTheMappingUnwritten) {
   const auto weight = torch::randn({12, 8});
   write_safetensors(dir / "w.safetensors", {{"p.weight", weight}});
   const auto checkpoint = Checkpoint::open_file(dir / "w.safetensors");
-  LoraLinear projection(ProjectionSpec{.in_features = 8, .out_features = 12});
+  LoraLinear projection(ProjectionSpec{
+      .layer = 0, .name = "p", .in_features = 8, .out_features = 12, .bias = false, .options = {}});
   projection.load_base(checkpoint, "p");
   ASSERT_TRUE(checkpoint.maps(projection.weight()));
   LoraOptions lora;
