@@ -186,6 +186,23 @@ class ServeSequenceTask(unittest.TestCase):
         for status in (400, 404, 405, 413):
             self.assertRegex(metrics.decode(), rf'ls_serve_requests_total{{status="{status}"}} [1-9]')
 
+    def test_an_adapter_directory_alone_serves_the_same_predictions(self):
+        """A self-describing adapter copied away from its run, with --model, serves as the run."""
+        adapter = os.path.join(self.dir, "shared_adapter")
+        shutil.copytree(os.path.join(self.run_dir, "adapter"), adapter, dirs_exist_ok=True)
+        server = Server(adapter, "--model", f"{ASSETS}/model", log_dir=self.dir)
+        try:
+            status, _, body = server.request("GET", "/v1/model")
+            model = json.loads(body)
+            self.assertEqual(status, 200)
+            self.assertIsNone(model["run"])
+            self.assertEqual(model["base_model"], f"{ASSETS}/model")
+            served = server.predict(self.texts[:12])
+        finally:
+            server.close()
+        for got, want in zip(served, self.expected[:12]):
+            self.assertSamePrediction(got, want)
+
     def test_health_model_and_metrics(self):
         status, _, body = self.server.request("GET", "/health")
         self.assertEqual((status, json.loads(body)), (200, {"status": "ok"}))
