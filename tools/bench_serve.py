@@ -2,7 +2,8 @@
 """Load generator for ls_serve (a benchmark, not a test): starts ls_serve on a trained run once per
 --max-batch-size, sends a fixed number of requests from concurrent clients on loopback (each client
 a keep-alive HTTP/1.1 connection; the run stops by itself), and prints requests/s, inputs/s and the
-p50/p99 latency per batch size, then the inputs/s ratio of the largest to the smallest.
+p50/p99 latency and the mean inputs per forward pass (from /metrics) per batch size, then the
+inputs/s ratio of the largest to the smallest.
 
   tools/bench_serve.py RUN_DIR [--requests 2000] [--clients 16] [--inputs-per-request 1]
                        [--batch-sizes 1,32] [--max-wait-ms 5] [--device cpu] [--bin build/bin]
@@ -14,14 +15,12 @@ seeded) with the quickstart tokenizer and trains it for a few steps on the quick
 data, so the forward pass, not HTTP, dominates a request.
 """
 import argparse
-import http.client
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,47 +61,55 @@ def start(binary, run, batch_size, args):
 
 
 def load(port, inputs, args):
-    """args.requests requests from args.clients threads; returns (seconds, sorted latencies)."""
+    """args.requests requests from args.clients concurrent keep-alive connections (asyncio, one
+    thread: the client must cost far less than the server, on the same cores); returns (seconds,
+    sorted latencies)."""
+    import asyncio
+
+    bodies = []
+    for i in range(min(args.requests, len(inputs))):
+        batch = [inputs[(i * args.inputs_per_request + k) % len(inputs)] for k in range(args.inputs_per_request)]
+        body = json.dumps({"inputs": batch}).encode()
+        bodies.append(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
     counter = iter(range(args.requests))
-    lock = threading.Lock()
     latencies, failures = [], []
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        mine = []
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                break
-            batch = [inputs[(i * args.inputs_per_request + k) % len(inputs)] for k in range(args.inputs_per_request)]
-            body = json.dumps({"inputs": batch})
+    async def client():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for i in counter:
             t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/v1/predict", body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                payload = response.read()
-            except (ConnectionError, http.client.HTTPException) as e:
-                failures.append((repr(e), i, time.perf_counter() - t0, time.time()))
-                conn.close()
-                continue
-            mine.append(time.perf_counter() - t0)
-            if response.status != 200:
-                failures.append((response.status, payload[:200]))
-        conn.close()
-        with lock:
-            latencies.extend(mine)
+            writer.write(bodies[i % len(bodies)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            payload = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                failures.append((status, payload[:200]))
+            if re.search(rb"(?i)connection: *close", head):  # the server's keep-alive limit
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
 
-    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    async def run_all():
+        await asyncio.gather(*(client() for _ in range(args.clients)))
+
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    asyncio.run(run_all())
     seconds = time.perf_counter() - t0
     if failures:
         sys.exit(f"{len(failures)} requests failed, first: {failures[0]}")
     return seconds, sorted(latencies)
+
+
+def mean_batch_size(port):
+    """Inputs per forward pass over the server's life, from its /metrics batch-size histogram."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+    total = float(re.search(r"^ls_serve_batch_size_sum (\S+)", text, re.M).group(1))
+    count = float(re.search(r"^ls_serve_batch_size_count (\S+)", text, re.M).group(1))
+    return total / max(count, 1.0)
 
 
 def make_run(out, hidden, layers):
@@ -157,7 +164,7 @@ def main():
     inputs = read_inputs(args.run)
     print(f"{args.requests} requests x {args.inputs_per_request} input(s), {args.clients} clients, "
           f"--max-wait-ms {args.max_wait_ms}, {len(inputs)} distinct inputs from {args.run}")
-    print(f"{'max batch':>9} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'max batch':>9} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10}")
     rates = {}
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         proc, port = start(os.path.join(args.bin, "ls_serve"), args.run, batch_size, args)
@@ -165,14 +172,15 @@ def main():
             warm = argparse.Namespace(**{**vars(args), "requests": 2 * args.clients})
             load(port, inputs, warm)
             seconds, latencies = load(port, inputs, args)
+            mean_batch = mean_batch_size(port)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         rates[batch_size] = args.requests * args.inputs_per_request / seconds
         p50 = latencies[len(latencies) // 2] * 1e3
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
-        print(f"{batch_size:>9} {args.requests / seconds:>11.1f} {rates[batch_size]:>10.1f} {p50:>8.2f} {p99:>8.2f}",
-              flush=True)
+        print(f"{batch_size:>9} {args.requests / seconds:>11.1f} {rates[batch_size]:>10.1f} {p50:>8.2f} {p99:>8.2f}"
+              f" {mean_batch:>10.2f}", flush=True)
     smallest, largest = min(rates), max(rates)
     if largest != smallest:
         print(f"inputs/s ratio, max batch {largest} / {smallest}: {rates[largest] / rates[smallest]:.2f}x")
