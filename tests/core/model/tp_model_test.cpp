@@ -254,7 +254,9 @@ TEST(TensorParallelModel, KeyedDropoutAndFreshAdaptersEqualTp1) {
     lora.dropout = 0.2;
     lora.targets = llama_projection_names();
     model->add_lora(lora);
-    auto fresh = as_map(model->unsharded_trainable_parameters());
+    std::map<std::string, at::Tensor> fresh;  // copies: at tp = 1 these are the parameters
+    for (const auto& [name, tensor] : model->unsharded_trainable_parameters())
+      fresh[name] = tensor.clone();
     {
       torch::NoGradGuard no_grad;
       for (auto& [name, parameter] : model->trainable_parameters())
