@@ -22,14 +22,20 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// A 32-bit integer mix (xorshift-multiply, constants below 2^31 so that every product of a
+// 32-bit integer mixing (xorshift-multiply, constants below 2^31 so that every product of a
 // 32-bit value stays inside int64: the same exact integers on every device), in place on int64
-// values in [0, 2^32).
-void mix32_(at::Tensor& x) {
-  x.bitwise_xor_(x.bitwise_right_shift(16));
+// values in [0, 2^32). `finish` is the short form for the full-size [B, T, C] stage, whose input
+// is already the XOR of two mixed values: its top bits, which the threshold reads, depend on
+// every input bit after the first multiply.
+void multiply_xorshift_(at::Tensor& x) {
   x.mul_(0x7feb352d).bitwise_and_(kLow32);
   x.bitwise_xor_(x.bitwise_right_shift(15));
   x.mul_(0x31848bab).bitwise_and_(kLow32);
+}
+
+void mix32_(at::Tensor& x) {
+  x.bitwise_xor_(x.bitwise_right_shift(16));
+  multiply_xorshift_(x);
   x.bitwise_xor_(x.bitwise_right_shift(16));
 }
 
@@ -65,18 +71,29 @@ uint64_t dropout_site_id(int64_t layer, std::string_view module) {
   return splitmix64(h ^ splitmix64(static_cast<uint64_t>(layer))) >> 32;
 }
 
-at::Tensor keyed_keep_mask(const at::Tensor& row_keys, uint64_t site, int64_t columns,
-                           int64_t column_offset, double p) {
+at::Tensor dropout_column_keys(uint64_t site, int64_t columns, int64_t column_offset,
+                               const at::TensorOptions& options) {
   at::NoGradGuard no_grad;
-  at::Tensor rows = row_keys.bitwise_xor(static_cast<int64_t>(site & kLow32));
-  mix32_(rows);  // [B, T]: per token and site
-  at::Tensor cols = at::arange(column_offset, column_offset + columns, row_keys.options())
+  at::Tensor keys = at::arange(column_offset, column_offset + columns, options.dtype(at::kLong))
                         .bitwise_xor_(kColumnSalt);
-  mix32_(cols);  // [C]: per global column
-  at::Tensor bits = rows.unsqueeze(-1).bitwise_xor(cols);
-  mix32_(bits);  // [B, T, C]: uniform in [0, 2^32)
+  mix32_(keys);
+  keys.bitwise_xor_(static_cast<int64_t>(site & kLow32));
+  mix32_(keys);
+  return keys;
+}
+
+at::Tensor keyed_keep_mask(const at::Tensor& row_keys, const at::Tensor& column_keys, double p) {
+  at::NoGradGuard no_grad;
+  at::Tensor bits = row_keys.unsqueeze(-1).bitwise_xor(column_keys);
+  multiply_xorshift_(bits);  // [B, T, C]: uniform in [0, 2^32)
   const auto threshold = static_cast<int64_t>(std::ceil(p * 4294967296.0));
   return bits.ge(threshold);
+}
+
+at::Tensor keyed_keep_mask(const at::Tensor& row_keys, uint64_t site, int64_t columns,
+                           int64_t column_offset, double p) {
+  return keyed_keep_mask(row_keys,
+                         dropout_column_keys(site, columns, column_offset, row_keys.options()), p);
 }
 
 at::Tensor DropoutSite::keep_mask(const at::Tensor& x, double p) const {
@@ -84,12 +101,18 @@ at::Tensor DropoutSite::keep_mask(const at::Tensor& x, double p) const {
   LS_ASSERT(x.dim() == 3 && x.size(0) == keys.size(0) && x.size(1) == keys.size(1),
             "keyed dropout on an input of shape {} with keys for [{}, {}]", shape_string(x.sizes()),
             keys.size(0), keys.size(1));
-  return keyed_keep_mask(keys, id, x.size(2), column_offset, p);
+  // The column keys depend only on the site and its columns: made once, then reused.
+  const int64_t columns = x.size(2);
+  if (!column_keys.defined() || column_keys.size(0) != columns ||
+      column_keys.device() != keys.device())
+    column_keys = dropout_column_keys(id, columns, column_offset, keys.options());
+  return keyed_keep_mask(keys, column_keys, p);
 }
 
 at::Tensor DropoutSite::apply(const at::Tensor& x, double p) const {
   if (!keyed()) return x.is_cpu() ? dropout_cpu(x, p) : at::dropout(x, p, /*train=*/true);
-  return x * keep_mask(x, p).to(x.scalar_type()).div_(1 - p);
+  // where + one scale: two passes over x instead of a float mask and a product (see BENCH.md).
+  return at::where(keep_mask(x, p), x, 0).mul_(1 / (1 - p));
 }
 
 }  // namespace ls
