@@ -496,11 +496,9 @@ int bench_main(int argc, char** argv) {
   result["batch"] = batch;
   result["length"] = length;
   result["tokens_per_step"] = batch * length;
-  result["lora"] = {{"r", lora_r},
-                    {"alpha", lora_alpha},
-                    {"dropout", lora_dropout},
-                    {"dropout_masks", dropout_masks},
-                    {"targets", lora_targets}};
+  result["lora"] = {
+      {"r", lora_r}, {"alpha", lora_alpha}, {"dropout", lora_dropout}, {"targets", lora_targets}};
+  result["dropout_masks"] = dropout_masks;
   result["attention"] = attention;
   result["activation_checkpointing"] = std::string(ls::enum_name(options.activation_checkpointing));
   result["sdpa_backends"] = model->model().describe_attention_backends(batch, length);
