@@ -35,7 +35,8 @@ struct Batch {
                               // float32 0/1; regression [B] float32; NaN rows are unlabeled
   at::Tensor word_ids;        // token task [B, T] int64: word index of each id, -1 elsewhere;
                               // undefined for sequence tasks
-  std::vector<int64_t> example_indices;  // dataset index of each row, for predictions
+  std::vector<int64_t> example_indices;  // dataset index of each row: for predictions, and
+                                         // the training step's keyed dropout masks
   int64_t epoch = 0;                     // which epoch, and which of its batches, this is
   int64_t index = 0;
   SamplerPosition next;  // the position after this batch: save it to resume after it

@@ -34,6 +34,8 @@ Sampler::Sampler(std::vector<int64_t> lengths, SamplerOptions options)
     : lengths_(std::move(lengths)), options_(options) {
   if (lengths_.empty()) fail("cannot sample from an empty dataset");
   if (options_.batch_size < 1) fail("batch size must be at least 1, got {}", options_.batch_size);
+  if (options_.accumulation < 1)
+    fail("accumulation must be at least 1, got {}", options_.accumulation);
   if (options_.dp_size < 1 || options_.dp_rank < 0 || options_.dp_rank >= options_.dp_size)
     fail("data-parallel rank {} of {} is not a valid rank", options_.dp_rank, options_.dp_size);
   if (options_.mega_batch_factor < 1)
@@ -48,8 +50,8 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
     for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[bounded(rng, i + 1)]);
   }
   if (options_.group_by_length) {
-    const size_t mega =
-        static_cast<size_t>(options_.batch_size * options_.dp_size * options_.mega_batch_factor);
+    const size_t mega = static_cast<size_t>(options_.batch_size * options_.dp_size *
+                                            options_.accumulation * options_.mega_batch_factor);
     for (size_t begin = 0; begin < order.size(); begin += mega) {
       const auto first = order.begin() + static_cast<std::ptrdiff_t>(begin);
       const auto last =
@@ -62,11 +64,10 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
 }
 
 int64_t batches_per_epoch(int64_t dataset_size, const SamplerOptions& options) {
-  const int64_t n = dataset_size, global = options.batch_size * options.dp_size;
-  const int64_t rem = n % global;
-  const bool last =
-      !options.drop_last && rem > 0 && (!options.equal_shares || rem / options.dp_size > 0);
-  return n / global + (last ? 1 : 0);
+  const int64_t round = options.batch_size * options.dp_size;
+  const int64_t global = round * options.accumulation;
+  const int64_t rem = options.drop_last ? 0 : dataset_size % global;
+  return dataset_size / global * options.accumulation + (rem + round - 1) / round;
 }
 
 int64_t Sampler::batches_per_epoch() const {
@@ -76,21 +77,18 @@ int64_t Sampler::batches_per_epoch() const {
 std::vector<std::vector<int64_t>> Sampler::epoch_batches(int64_t epoch) const {
   const std::vector<int64_t> order = epoch_order(epoch);
   const int64_t n = dataset_size(), b = options_.batch_size, size = options_.dp_size,
-                rank = options_.dp_rank, global = b * size;
-  const int64_t full = n / global, rem = n % global;
+                rank = options_.dp_rank, round = b * size;
+  const int64_t count = batches_per_epoch();
   std::vector<std::vector<int64_t>> batches;
-  batches.reserve(static_cast<size_t>(batches_per_epoch()));
-  auto slice = [&](int64_t begin, int64_t count) {
-    batches.emplace_back(order.begin() + begin, order.begin() + begin + count);
-  };
-  for (int64_t g = 0; g < full; ++g) slice(g * global + rank * b, b);
-  if (static_cast<int64_t>(batches.size()) < batches_per_epoch()) {
-    const int64_t start = full * global, share = rem / size, extra = rem % size;
-    if (options_.equal_shares) {
-      slice(start + rank * share, share);
-    } else {
-      slice(start + rank * share + std::min(rank, extra), share + (rank < extra ? 1 : 0));
-    }
+  batches.reserve(static_cast<size_t>(count));
+  for (int64_t m = 0; m < count; ++m) {
+    const int64_t start = m * round, examples = std::min(round, n - start);
+    // A full round: slices of b. The epoch's last, short round: shares as even as they go.
+    const int64_t share = examples == round ? b : examples / size,
+                  extra = examples == round ? 0 : examples % size;
+    const int64_t begin = start + rank * share + std::min(rank, extra);
+    const int64_t end = begin + share + (rank < extra ? 1 : 0);
+    batches.emplace_back(order.begin() + begin, order.begin() + end);
   }
   return batches;
 }
@@ -100,13 +98,13 @@ nlohmann::json Sampler::save(const SamplerPosition& position) const {
           {"batch", position.batch},
           {"dataset_size", dataset_size()},
           {"batch_size", options_.batch_size},
+          {"accumulation", options_.accumulation},
           {"dp_size", options_.dp_size},
           {"seed", options_.seed},
           {"shuffle", options_.shuffle},
           {"group_by_length", options_.group_by_length},
           {"mega_batch_factor", options_.mega_batch_factor},
-          {"drop_last", options_.drop_last},
-          {"equal_shares", options_.equal_shares}};
+          {"drop_last", options_.drop_last}};
 }
 
 SamplerPosition Sampler::restore(const nlohmann::json& state) const {
@@ -114,12 +112,16 @@ SamplerPosition Sampler::restore(const nlohmann::json& state) const {
   if (!state.is_object())
     fail("sampler state: expected a JSON object, found {}", state.type_name());
   for (const auto& [key, value] : expected.items()) {
-    if (!state.contains(key)) fail("sampler state: missing \"{}\"", key);
-    if (key != "epoch" && key != "batch" && state[key] != value)
+    // States from before gradient accumulation was the sampler's had one batch per step.
+    const nlohmann::json saved = key == "accumulation" ? state.value(key, nlohmann::json(1))
+                                 : state.contains(key) ? state[key]
+                                                       : nlohmann::json();
+    if (saved.is_null()) fail("sampler state: missing \"{}\"", key);
+    if (key != "epoch" && key != "batch" && saved != value)
       fail(
           "sampler state was saved with {} = {}, but this run has {}: resuming would not "
           "replay the same batches",
-          key, state[key].dump(), value.dump());
+          key, saved.dump(), value.dump());
   }
   if (!state["epoch"].is_number_integer() || !state["batch"].is_number_integer())
     fail("sampler state: \"epoch\" and \"batch\" must be integers");

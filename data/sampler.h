@@ -4,15 +4,17 @@
 // machines and standard libraries), optionally grouped by length (the permutation is cut into
 // mega-batches of `mega_batch_factor` global batches, each sorted longest first, so a batch holds
 // similar lengths while the epoch stays random). The permutation is then cut into global batches
-// of batch_size x dp_size; rank r takes the r-th slice of batch_size of every global batch. Every
-// rank computes the same permutation, so the shares are disjoint without communication.
+// of G = batch_size x dp_size x accumulation examples: global batch g is order[g G, (g + 1) G),
+// the last one partial. Neither depends on how G is split, so the examples of every global batch
+// (one optimizer step of training) are the same at any dp and micro-batch size.
 //
-// The last, partial global batch: with equal_shares (training) each rank takes rem / dp_size of
-// it and the rem % dp_size left over are skipped this epoch, the same on every rank, so every
-// rank runs the same number of equally sized batches. Without equal_shares (evaluation) every
-// example is used exactly once; rank shares then differ by at most one, and every rank still
-// gets the last batch (possibly empty) so collective calls stay matched. drop_last skips the
-// partial global batch altogether.
+// A global batch is run as `accumulation` rounds of batch_size x dp_size examples; in round m
+// rank r takes the r-th slice of batch_size, so every rank computes the same permutation and the
+// shares are disjoint without communication. The last, partial global batch has as many rounds
+// as its examples need; its last round is split as evenly as it goes (shares differ by at most
+// one, and a rank may get none: an empty batch, so that every rank runs the same number of
+// batches and collective calls stay matched). Every example of an epoch is used exactly once;
+// drop_last skips the partial global batch altogether.
 //
 // The sampler is a pure function of (options, epoch): a SamplerPosition (epoch, next batch) is
 // the whole state needed for exact resume.
@@ -25,13 +27,13 @@
 namespace ls::data {
 
 struct SamplerOptions {
-  int64_t batch_size = 8;  // examples per rank per batch
+  int64_t batch_size = 8;    // examples per rank per batch (the micro-batch)
+  int64_t accumulation = 1;  // batches per rank per global batch
   bool shuffle = true;
   uint64_t seed = 42;
   bool group_by_length = false;
   int64_t mega_batch_factor = 50;  // global batches per length-sorted mega-batch
   bool drop_last = false;
-  bool equal_shares = true;
   int dp_rank = 0;
   int dp_size = 1;
 };
@@ -61,7 +63,8 @@ class Sampler {
   const SamplerOptions& options() const { return options_; }
 
   // A position as JSON for the run's resume state, with what it depends on (dataset size, batch
-  // size, dp size, seed, grouping), so restore() can refuse a position from a different setup.
+  // size, accumulation, dp size, seed, grouping), so restore() can refuse a position from a
+  // different setup.
   nlohmann::json save(const SamplerPosition& position) const;
   // Throws UserError when `state` is malformed or was saved by a sampler set up differently.
   SamplerPosition restore(const nlohmann::json& state) const;

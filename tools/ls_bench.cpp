@@ -29,6 +29,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -315,6 +316,7 @@ ls::data::Batch make_batch(const ls::LlamaConfig& c, ls::TaskType task, int64_t 
     b.labels = b.labels.pin_memory();
   }
   b.example_indices.resize(static_cast<size_t>(batch));
+  std::iota(b.example_indices.begin(), b.example_indices.end(), 0);
   return b;
 }
 
@@ -353,7 +355,7 @@ int bench_main(int argc, char** argv) {
   CLI::App app{"Speed and memory of one ls-train training step (forward, backward, AdamW)."};
   std::string shape = "tiny", model_dir, task_name = "sequence", attention = "causal";
   std::string checkpointing = "none", optimizer_name = "fused", dtype_name = "auto";
-  std::string device_spec = "auto", json_path;
+  std::string device_spec = "auto", json_path, dropout_masks = "keyed";
   std::vector<std::string> lora_targets = ls::LoraOptions{}.targets;
   int64_t batch = 8, length = 64, num_labels = 2, lora_r = 12;
   double lora_alpha = 32, lora_dropout = 0.1, lr = 1e-4, max_grad_norm = 1.0, peak_tflops = 0;
@@ -370,6 +372,8 @@ int bench_main(int argc, char** argv) {
   app.add_option("--lora-r", lora_r, "LoRA rank");
   app.add_option("--lora-alpha", lora_alpha, "LoRA alpha");
   app.add_option("--lora-dropout", lora_dropout, "dropout on the LoRA input");
+  app.add_option("--dropout-masks", dropout_masks,
+                 "keyed (ls_train's: by example, step and site) | generator (torch's draws)");
   app.add_option("--lora-targets", lora_targets, "modules with adapters")->delimiter(',');
   app.add_option("--attention", attention, "causal | bidirectional");
   app.add_option("--activation-checkpointing", checkpointing, "none | selective | full");
@@ -397,6 +401,8 @@ int bench_main(int argc, char** argv) {
   if (steps < 1 || warmup < 0) ls::fail("--steps must be >= 1 and --warmup >= 0");
   if (optimizer_name != "fused" && optimizer_name != "reference")
     ls::fail("--optimizer: '{}' is not an AdamW implementation (fused, reference)", optimizer_name);
+  if (dropout_masks != "keyed" && dropout_masks != "generator")
+    ls::fail("--dropout-masks: '{}' is not keyed or generator", dropout_masks);
   if (threads > 0) at::set_num_threads(threads);
 
   c10::Device device(c10::kCPU);
@@ -468,8 +474,11 @@ int bench_main(int argc, char** argv) {
 #endif
   std::vector<double> step_times;
   double cpu_ms_per_step = 0;
-  const double step_ms = time_median([&] { runner.step(batches, lr); }, warmup, steps, device,
-                                     &step_times, &cpu_ms_per_step);
+  // Keyed dropout masks, as ls_train's; `generator`: torch's draws (the path before keyed masks).
+  if (dropout_masks == "keyed") runner.set_dropout_seed(seed);
+  int64_t step_index = 0;
+  const double step_ms = time_median([&] { runner.step(batches, lr, step_index++); }, warmup, steps,
+                                     device, &step_times, &cpu_ms_per_step);
 
   json result;
   result["tool"] = "ls_bench";
@@ -489,6 +498,7 @@ int bench_main(int argc, char** argv) {
   result["tokens_per_step"] = batch * length;
   result["lora"] = {
       {"r", lora_r}, {"alpha", lora_alpha}, {"dropout", lora_dropout}, {"targets", lora_targets}};
+  result["dropout_masks"] = dropout_masks;
   result["attention"] = attention;
   result["activation_checkpointing"] = std::string(ls::enum_name(options.activation_checkpointing));
   result["sdpa_backends"] = model->model().describe_attention_backends(batch, length);

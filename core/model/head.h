@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/model/choices.h"
+#include "core/model/keyed_dropout.h"
 #include "core/model/loss.h"
 
 namespace ls {
@@ -34,6 +35,11 @@ class Head : public torch::nn::Module {
   }
   const LossFunction& loss_function() const { return loss_; }
   void set_loss_function(LossFunction loss) { loss_ = std::move(loss); }
+  // Where a head with dropout takes its masks from (keyed_dropout.h); the model sets it.
+  void set_dropout_site(DropoutSite site) { dropout_site_ = std::move(site); }
+
+ protected:
+  DropoutSite dropout_site_;
 
  private:
   LossFunction loss_;

@@ -84,24 +84,20 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// B(A(dropout(float32(x)))), not yet scaled, with the draws of the plain path, saving x, the
-// dropout mask as booleans and the rank-r A output instead of two float32 copies of x.
+// A dropout mask as an argument autograd does not treat as an input (it may be undefined).
+struct KeepMask {
+  at::Tensor keep;  // bool; undefined without dropout
+};
+
+// B(A(dropout(float32(x)))), not yet scaled, from the dropout mask, saving x, the mask and the
+// rank-r A output instead of two float32 copies of x.
 class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& lora_a,
-                            const at::Tensor& lora_b, double dropout) {
+                            const at::Tensor& lora_b, const KeepMask& mask, double dropout) {
+    const at::Tensor& keep = mask.keep;
     auto h = x.to(lora_a.scalar_type());
-    at::Tensor keep;  // undefined: no dropout
-    if (dropout > 0) {
-      if (h.is_cpu()) {
-        // at::dropout's CPU path (same draws, same bits): scaled Bernoulli noise.
-        keep = dropout_keep_mask(h, dropout);
-        h = h * keep.to(h.scalar_type()).div_(1 - dropout);
-      } else {
-        // On accelerators at::dropout is native_dropout; its mask is what we keep.
-        std::tie(h, keep) = at::native_dropout(h, dropout, /*train=*/true);
-      }
-    }
+    if (keep.defined()) h = h * keep.to(h.scalar_type()).div_(1 - dropout);
     const auto a = at::linear(h, lora_a);
     ctx->save_for_backward({x, lora_a, lora_b, a, keep});
     ctx->saved_data["dropout"] = dropout;
@@ -131,24 +127,33 @@ class LoraDeltaRecomputed : public torch::autograd::Function<LoraDeltaRecomputed
       if (noise.defined()) g = g * noise;
       grad_x = g.to(x.scalar_type());
     }
-    return {grad_x, grad_a, grad_b, at::Tensor()};
+    return {grad_x, grad_a, grad_b, at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor add_lora_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a,
-                          const at::Tensor& b, double scaling, double dropout, bool training,
-                          bool recompute,
+                          const at::Tensor& b, double scaling, double dropout,
+                          const DropoutSite& site, bool training, bool recompute,
                           const std::function<at::Tensor(const at::Tensor&)>& on_rank_output) {
   const double p = training ? dropout : 0.0;
   at::Tensor delta;
   if (recompute && at::GradMode::is_enabled()) {
     LS_ASSERT(!on_rank_output, "a recomputed LoRA update takes no map of A's output");
-    delta = LoraDeltaRecomputed::apply(x, a, b, p);
+    at::Tensor keep;  // undefined: no dropout
+    if (p > 0) {
+      if (site.keyed())
+        keep = site.keep_mask(x, p);
+      else if (x.is_cpu())
+        keep = dropout_keep_mask(x, p);  // at::dropout's CPU draws
+      else  // on accelerators at::dropout is native_dropout; its mask is what we keep
+        keep = std::get<1>(at::native_dropout(x.to(a.scalar_type()), p, /*train=*/true));
+    }
+    delta = LoraDeltaRecomputed::apply(x, a, b, KeepMask{keep}, p);
   } else {
     auto h = x.to(a.scalar_type());
-    if (p > 0) h = h.is_cpu() ? dropout_cpu(h, p) : at::dropout(h, p, /*train=*/true);
+    if (p > 0) h = site.apply(h, p);
     auto rank_output = at::linear(h, a);
     if (on_rank_output) rank_output = on_rank_output(rank_output);
     delta = at::linear(rank_output, b);
@@ -178,7 +183,8 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
   auto result =
       at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
   if (!has_lora() || merged_) return result;
-  return add_lora_delta(result, x, lora_a_, lora_b_, scaling_, dropout_, is_training(), recompute_);
+  return add_lora_delta(result, x, lora_a_, lora_b_, scaling_, dropout_, dropout_site_,
+                        is_training(), recompute_);
 }
 
 void LoraLinear::load_base(const Checkpoint& checkpoint, const std::string& prefix) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/model/keyed_dropout.h"
 #include "core/model/llama_config.h"
 
 namespace ls {
@@ -45,7 +46,8 @@ struct LoraOptions {
 // `device`'s generator, B [out, r] zeros. Before A it makes the two CPU draws that PEFT's (and
 // torch::nn::Linear's) constructors of lora_A and lora_B make, so that the sequence of random
 // draws, and hence the adapter, is the one HF + PEFT gets with the same seed. A tensor-parallel
-// projection draws the full tensors on the CPU and keeps its slices, so every tp gets the same.
+// projection draws the full tensors on its device, as tp = 1 does, and keeps its slices, so every
+// tp gets the same.
 struct LoraWeights {
   at::Tensor a, b;
 };
@@ -57,14 +59,15 @@ LoraWeights register_lora(torch::nn::Module& owner, const at::Tensor& a, const a
 
 // y + s * B(A(dropout(x))), LoRA's update added to the base output y: computed in A's dtype
 // (float32) from x cast to it, added to y in float32 (one add with alpha, where PEFT multiplies,
-// then adds) and cast back to y's dtype. Dropout applies when `training`. `on_rank_output`, when
-// given, maps A's [..., r] output before B (a row-parallel projection sums it over the tp group).
-// `recompute` (selective activation checkpointing; with grad mode on, and no `on_rank_output`)
-// saves x (which the base linear keeps anyway), the dropout mask as booleans and A's output,
-// instead of two float32 copies of x, and draws the same dropout masks.
+// then adds) and cast back to y's dtype. Dropout applies when `training`, with `site`'s masks
+// (keyed_dropout.h: keyed by the batch when the trainer set keys, else torch's generator).
+// `on_rank_output`, when given, maps A's [..., r] output before B (a row-parallel projection sums
+// it over the tp group). `recompute` (selective activation checkpointing; with grad mode on, and no
+// `on_rank_output`) saves x (which the base linear keeps anyway), the dropout mask as booleans and
+// A's output, instead of two float32 copies of x, and draws the same dropout masks.
 at::Tensor add_lora_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a,
-                          const at::Tensor& b, double scaling, double dropout, bool training,
-                          bool recompute = false,
+                          const at::Tensor& b, double scaling, double dropout,
+                          const DropoutSite& site, bool training, bool recompute = false,
                           const std::function<at::Tensor(const at::Tensor&)>& on_rank_output = {});
 
 // W += sign * s B A, in float32 and rounded back to W's dtype, without autograd: merges (sign +1)
@@ -95,6 +98,12 @@ class Projection : public torch::nn::Module {
   // Selective activation checkpointing: the adapter keeps its input's dropout mask instead of
   // float32 copies of the input (add_lora_delta's `recompute`). A projection may ignore it.
   virtual void set_recompute(bool /*on*/) {}
+  // Where the adapter's dropout masks come from (keyed_dropout.h). The model sets it with the
+  // adapter; a projection holding a slice of its input's columns adds its column offset.
+  virtual void set_dropout_site(DropoutSite site) { dropout_site_ = std::move(site); }
+
+ protected:
+  DropoutSite dropout_site_;
 };
 
 // What a factory is asked to build: layer `layer`'s `name` ("q_proj"), in -> out features.

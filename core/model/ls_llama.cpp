@@ -22,6 +22,7 @@ LsLlama::LsLlama(LlamaConfig config, const ModelOptions& options, const HeadOpti
                                             options.projection_factory, tensor_options));
   model_->set_activation_checkpointing(options.activation_checkpointing);
   head_ = register_module("score", make_head(model_->config().hidden_size, head, device_));
+  head_->set_dropout_site({dropout_, dropout_site_id(-1, "score")});
 }
 
 std::shared_ptr<LsLlama> LsLlama::from_pretrained(const fs::path& hf_dir,
@@ -51,6 +52,7 @@ void LsLlama::add_lora(const LoraOptions& lora) {
   for (const auto& ref : model_->projections()) {
     if (!lora.applies_to(ref.layer, ref.name, "model." + ref.path)) continue;
     ref.projection->add_lora(lora);
+    ref.projection->set_dropout_site({dropout_, dropout_site_id(ref.layer, ref.name)});
     ++attached;
   }
   if (attached == 0) fail("lora: target_modules match no projection of this model");
@@ -59,6 +61,7 @@ void LsLlama::add_lora(const LoraOptions& lora) {
 
 void LsLlama::set_head(std::shared_ptr<Head> head) {
   head->train(is_training());  // a new head follows the model's train/eval mode
+  head->set_dropout_site({dropout_, dropout_site_id(-1, "score")});
   head_ = replace_module("score", std::move(head));
 }
 
@@ -69,6 +72,10 @@ void LsLlama::set_head(const HeadOptions& options) {
 
 at::Tensor LsLlama::hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   return model_->forward(input_ids.to(device_), attention_mask.to(device_));
+}
+
+void LsLlama::set_dropout_keys(const at::Tensor& row_keys) {
+  dropout_->set(row_keys.to(device_, /*non_blocking=*/true));
 }
 
 at::Tensor LsLlama::logits(const at::Tensor& hidden, const at::Tensor& attention_mask) {

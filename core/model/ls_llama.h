@@ -90,6 +90,11 @@ class LsLlama : public torch::nn::Module {
   void set_activation_checkpointing(ActivationCheckpointing mode) {
     model_->set_activation_checkpointing(mode);
   }
+  // Keys the dropout masks (LoRA, token head) of the training forwards that follow on the batch:
+  // row_keys [B, T] from dropout_row_keys (keyed_dropout.h), moved to the model's device. Keep
+  // them until the batch's backward is done; without keys, dropout draws from torch's generator.
+  void set_dropout_keys(const at::Tensor& row_keys);
+  void clear_dropout_keys() { dropout_->clear(); }
 
  private:
   std::shared_ptr<LlamaModel> model_;
@@ -97,6 +102,7 @@ class LsLlama : public torch::nn::Module {
   HeadOptions head_options_;
   std::optional<LoraOptions> lora_;
   c10::Device device_;
+  std::shared_ptr<DropoutContext> dropout_ = std::make_shared<DropoutContext>();
 };
 
 }  // namespace ls

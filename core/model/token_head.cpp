@@ -15,7 +15,7 @@ TokenHead::TokenHead(int64_t hidden_size, int64_t num_labels, double dropout,
 
 at::Tensor TokenHead::forward(const at::Tensor& hidden, const at::Tensor& attention_mask) {
   auto h = hidden.to(at::kFloat);
-  if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
+  if (dropout_ > 0 && is_training()) h = dropout_site_.apply(h, dropout_);
   return at::linear(h, weight_, bias_);
 }
 

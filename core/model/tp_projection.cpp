@@ -58,7 +58,7 @@ at::Tensor TensorParallelProjection::forward(const at::Tensor& x) {
     at::Tensor y = base_->forward(x);
     if (!adapter) return y;
     // A's output is a partial sum over the input columns, like the base's: g completes it.
-    return add_lora_delta(y, x, lora_a_, lora_b_, scaling_, dropout_, is_training(),
+    return add_lora_delta(y, x, lora_a_, lora_b_, scaling_, dropout_, dropout_site_, is_training(),
                           /*recompute=*/false, [&tp](const at::Tensor& partial) {
                             return parallel::reduce_from_tp_region(partial, tp);
                           });
@@ -71,7 +71,7 @@ at::Tensor TensorParallelProjection::forward(const at::Tensor& x) {
                      ? parallel::sum_grad_over_shared_rows(lora_b_, tp, lora_b_split_.shards,
                                                            lora_b_split_.full_size)
                      : lora_b_;
-  return add_lora_delta(y, x_in_region, a, b, scaling_, dropout_, is_training());
+  return add_lora_delta(y, x_in_region, a, b, scaling_, dropout_, dropout_site_, is_training());
 }
 
 void TensorParallelProjection::load_base(const Checkpoint& checkpoint, const std::string& prefix) {
@@ -84,9 +84,11 @@ void TensorParallelProjection::load_base(const Checkpoint& checkpoint, const std
 void TensorParallelProjection::add_lora(const LoraOptions& options) {
   LS_ASSERT(!merged_, "add_lora on a merged projection");
   const auto& o = base_->options();
-  // Drawn full on the CPU and cut, so the adapter is the same at every tp.
-  const LoraWeights full = init_lora(options.r, o.in_features, o.out_features, c10::kCPU);
-  const auto float32 = at::TensorOptions().dtype(at::kFloat).device(base_->weight().device());
+  // Drawn full, on the generator and device type a tp = 1 LoraLinear draws on, and cut: the
+  // adapter is the same at every tp.
+  const c10::Device device = base_->weight().device();
+  const LoraWeights full = init_lora(options.r, o.in_features, o.out_features, device);
+  const auto float32 = at::TensorOptions().dtype(at::kFloat).device(device);
   const int rank = base_->tp_group().rank();
   const LoraWeights registered =
       register_lora(*this, local_piece(full.a, lora_a_split_, rank, float32),
@@ -96,6 +98,14 @@ void TensorParallelProjection::add_lora(const LoraOptions& options) {
   r_ = options.r;
   scaling_ = options.scaling();
   dropout_ = options.dropout;
+}
+
+void TensorParallelProjection::set_dropout_site(DropoutSite site) {
+  // A row-parallel input holds columns [begin, begin + size) of the full input: its mask is
+  // that slice of the tp = 1 mask. A column-parallel input is the full (replicated) tensor.
+  if (column_ == nullptr)
+    site.column_offset = base_->weight_split().shards[base_->tp_group().rank()].begin;
+  Projection::set_dropout_site(std::move(site));
 }
 
 void TensorParallelProjection::load_lora(const Checkpoint& checkpoint, const std::string& prefix) {

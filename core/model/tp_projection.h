@@ -14,10 +14,11 @@
 //   Row-parallel base (Y = sum_i X_i A_i): A_lora split by input columns like the base, its
 //   [tokens, r] partial output summed by g; B_lora replicated: Y += s * g(X_i A_lora,i^T) B_lora^T.
 //   The extra all-reduce carries r numbers per token.
-// Dropout on a replicated input draws its mask on every tp rank: ranks of a tp group must share
-// their RNG seed for the masks to agree. A row-parallel adapter drops its own input slice: masks
-// differ from tp = 1's draws, not in law. A fresh adapter is drawn full on the CPU (init_lora) and
-// cut, so it is the same at every tp. Merging folds s B A restricted to the local weight shard
+// Dropout masks are keyed (keyed_dropout.h): a replicated input gets the tp = 1 mask on every
+// rank, a row-parallel input's slice gets that slice of it (set_dropout_site adds the column
+// offset), so tp ranks need no shared seed and the masks equal tp = 1's. A fresh adapter is
+// drawn full, on the device type and generator of tp = 1 (init_lora), and cut, so it is the same
+// at every tp. Merging folds s B A restricted to the local weight shard
 // (column B_i A, row B A_i), with no communication. Selective checkpointing's recomputed LoRA is
 // single-device only: set_recompute is ignored here.
 //
@@ -49,6 +50,7 @@ class TensorParallelProjection : public Projection, public parallel::ShardedModu
   void add_lora(const LoraOptions& options) override;
   // Reads this rank's slices of PEFT's full `<prefix>.lora_A.weight` / `.lora_B.weight`.
   void load_lora(const Checkpoint& checkpoint, const std::string& prefix) override;
+  void set_dropout_site(DropoutSite site) override;
   // The same from readers of the full A [r, in] and B [out, r].
   void load_lora(const parallel::SliceReader& read_a, const parallel::SliceReader& read_b);
   bool has_lora() const override { return lora_a_.defined(); }

@@ -413,8 +413,7 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
   model.eval();
   data::SamplerOptions sampler_options;
   sampler_options.batch_size = options.batch_size;
-  sampler_options.shuffle = false;
-  sampler_options.equal_shares = false;
+  sampler_options.shuffle = false;  // every example once; a rank's last share may be empty
   sampler_options.dp_rank = dp ? dp->rank() : 0;
   sampler_options.dp_size = dp ? dp->size() : 1;
   data::Sampler sampler(dataset.lengths(), sampler_options);

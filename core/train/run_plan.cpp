@@ -25,11 +25,14 @@ RunPlan plan_run(const TrainSection& train, int64_t train_examples, int dp) {
   RunPlan plan;
   plan.batching = plan_batching(train, dp);
   const int64_t accumulation = plan.batching.accumulation;
-  // The training sampler's epoch (equal shares: every rank runs the same batches).
+  // The training sampler's epoch: every example once, in global batches of train.batch_size;
+  // every rank runs the same number of micro-batches.
   data::SamplerOptions sampler;
   sampler.batch_size = plan.batching.micro_batch_size;
+  sampler.accumulation = accumulation;
   sampler.dp_size = dp;
   plan.batches_per_epoch = data::batches_per_epoch(train_examples, sampler);
+  // ceil(examples / train.batch_size), at any dp and micro-batch size.
   plan.steps_per_epoch = (plan.batches_per_epoch + accumulation - 1) / accumulation;
   plan.total_steps = plan.steps_per_epoch * train.epochs;
   if (train.max_steps > 0) plan.total_steps = std::min<int64_t>(plan.total_steps, train.max_steps);

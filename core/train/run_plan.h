@@ -19,7 +19,8 @@ struct Batching {
 struct RunPlan {
   Batching batching;
   int64_t batches_per_epoch = 0;  // micro-batches per epoch on each rank (data::Sampler's count)
-  int64_t steps_per_epoch = 0;    // optimizer steps; a partial accumulation group ends an epoch
+  int64_t steps_per_epoch = 0;    // optimizer steps: ceil(examples / train.batch_size) at any dp;
+                                  // the last, partial global batch ends an epoch
   int64_t total_steps = 0;        // epochs x steps_per_epoch, capped by train.max_steps
   int64_t warmup_steps = 0;       // train.warmup_steps, else ceil(warmup_ratio x total_steps) (HF)
   int64_t eval_every_steps = 0;   // 0: at the end of every epoch

@@ -132,7 +132,8 @@ void RunState::save(const TrainingProgress& progress, const RunIdentity& identit
     fs::create_directories(staged);
   }
   world.barrier();
-  // Every rank keeps its own generator state (data-parallel ranks draw different dropout masks);
+  // Every rank keeps its own generator state (seeded per dp rank; LoRA and head dropout masks are
+  // keyed and do not draw from it);
   // rank 0 gathers them and writes them, row r being rank r's.
   std::vector<std::pair<std::string, at::Tensor>> rng;
   for (const auto& [name, state] : generator_states(device_)) {

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/model/keyed_dropout.h"
 #include "parallel/communicator.h"
 #include "parallel/grad_sync.h"
 #include "parallel/tp_linear.h"
@@ -11,6 +12,7 @@ namespace ls {
 
 int64_t count_labels(const data::Batch& batch) {
   const auto& labels = batch.labels;
+  if (batch.size() == 0) return 0;
   if (!at::isFloatingType(labels.scalar_type()))
     return labels.ne(kIgnoreIndex).sum().item<int64_t>();
   auto real = labels.isnan().logical_not();
@@ -31,7 +33,7 @@ StepRunner::StepRunner(LsLlama& model, AdamW& optimizer, std::shared_ptr<paralle
   for (const auto& p : optimizer_.params()) trainable_.push_back(p.tensor);
 }
 
-StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double lr) {
+StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double lr, int64_t step) {
   const int dp_size = dp_ ? dp_->size() : 1;
   const LossFunction& loss = model_.head().loss_function();
   // The global normalizer (labelled positions, or their class weights) first, from the host
@@ -40,6 +42,7 @@ StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double
   double local_normalizer = 0;
   for (const auto& b : micro_batches) {
     local_labels += count_labels(b);
+    if (b.size() == 0) continue;
     local_tokens += b.attention_mask.sum().item<int64_t>();
     local_normalizer += loss.normalizer(b.labels).item<double>();
   }
@@ -57,18 +60,30 @@ StepStats StepRunner::step(const std::vector<data::Batch>& micro_batches, double
   const double normalizer = global_normalizer > 0 ? global_normalizer : 1.0;
 
   model_.train();
+  // The epoch's last global batch may leave a rank empty micro-batches (or none with examples):
+  // they add nothing to the sum, so they are skipped; gradient sync counts a missing gradient as
+  // zeros and overlaps with the last backward that runs.
+  size_t last = micro_batches.size();
+  for (size_t i = 0; i < micro_batches.size(); ++i)
+    if (micro_batches[i].size() > 0) last = i;
   at::Tensor local_loss_sum;  // stays on the device until the step is queued
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     const auto& b = micro_batches[i];
-    if (grad_sync_) grad_sync_->set_overlap(i + 1 == micro_batches.size());
+    if (b.size() == 0) continue;
+    if (grad_sync_) grad_sync_->set_overlap(i == last);
     auto input_ids = b.input_ids.to(device_, /*non_blocking=*/true);
     auto mask = b.attention_mask.to(device_, true);
     auto labels = b.labels.to(device_, true);
+    // Dropout masks keyed by (seed, step, example, position): the same at any layout.
+    if (dropout_seed_)
+      model_.set_dropout_keys(
+          dropout_row_keys(*dropout_seed_, step, b.example_indices, b.attention_mask));
     auto logits = model_.forward(input_ids, mask);
     // This micro-batch's share of the global mean: sum / global normalizer (x dp, which the dp
     // gradient average divides out again).
     auto loss_sum = loss.sum(logits, labels);
     (loss_sum * (dp_size / normalizer)).backward();
+    model_.clear_dropout_keys();
     local_loss_sum =
         local_loss_sum.defined() ? local_loss_sum + loss_sum.detach() : loss_sum.detach();
   }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/model/ls_llama.h"
@@ -41,7 +42,12 @@ class StepRunner {
              parallel::DataParallelGradSync* grad_sync, double max_grad_norm, c10::Device device,
              std::shared_ptr<parallel::Communicator> tp = nullptr);
 
-  StepStats step(const std::vector<data::Batch>& micro_batches, double lr);
+  // Optimizer step number `step` (0-based) over this rank's micro-batches (some may be empty).
+  StepStats step(const std::vector<data::Batch>& micro_batches, double lr, int64_t step);
+  // With a seed, dropout masks are keyed by (seed, step, each row's example index, position,
+  // site): the same whatever the split into ranks and micro-batches (core/model/keyed_dropout.h).
+  // Without one (the default), dropout draws from torch's generator.
+  void set_dropout_seed(std::optional<uint64_t> seed) { dropout_seed_ = seed; }
 
  private:
   LsLlama& model_;
@@ -52,6 +58,7 @@ class StepRunner {
   double max_grad_norm_;
   c10::Device device_;
   std::vector<at::Tensor> trainable_;
+  std::optional<uint64_t> dropout_seed_;
 };
 
 // Counts labelled positions of a batch (label != -100; float targets: rows without NaN).

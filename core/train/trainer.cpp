@@ -306,6 +306,7 @@ void TrainRecipe::setup_optimizer() {
 void TrainRecipe::setup_schedule() {
   data::SamplerOptions sampler_options;
   sampler_options.batch_size = batching_.micro_batch_size;
+  sampler_options.accumulation = batching_.accumulation;
   sampler_options.shuffle = config_.train.shuffle;
   sampler_options.seed = static_cast<uint64_t>(config_.train.seed);
   sampler_options.group_by_length = config_.data.group_by_length;
@@ -331,8 +332,11 @@ void TrainRecipe::setup_step() {
   runner_ = std::make_unique<StepRunner>(*model_, *optimizer_, topology_->dp_group(),
                                          grad_sync_.get(), config_.train.max_grad_norm,
                                          placement_.device, topology_->tp_group());
-  // Dropout draws differ between data-parallel ranks (seeded per dp rank) and agree within a tp
-  // group, whose ranks drop the same replicated activations; resume restores them.
+  // LoRA and token-head dropout masks are keyed by (seed, step, example, position), so they are
+  // the same at any layout (core/model/keyed_dropout.h). Torch's generator is still seeded per dp
+  // rank for anything else that draws (attention dropout, when a checkpoint asks for it); resume
+  // restores it.
+  runner_->set_dropout_seed(static_cast<uint64_t>(config_.train.seed));
   if (!resume_) at::manual_seed(config_.train.seed + 1000003ull * (topology_->dp_rank() + 1));
 }
 
@@ -365,7 +369,7 @@ bool TrainRecipe::train() {
     const bool end_of_epoch = micro_batches.back().index + 1 == plan_.batches_per_epoch;
     progress_.position = micro_batches.back().next;
     const double lr = schedule_.lr(step);
-    const StepStats stats = runner_->step(micro_batches, lr);
+    const StepStats stats = runner_->step(micro_batches, lr, step);
     ++step;
     log_step(stats, lr);
     const bool last = step == plan_.total_steps;

@@ -1,7 +1,9 @@
 // Sampler: seeded order identical across runs, length grouping, data-parallel shards that are
-// disjoint and equal, evaluation shards that cover everything once, and resume positions.
+// disjoint, every example once in global batches that do not depend on the layout (dp, micro-batch
+// size), evaluation shards that cover everything once, and resume positions.
 #include "data/sampler.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -85,33 +87,68 @@ TEST(Sampler, LengthGroupingSortsWithinMegaBatchesOnly) {
   EXPECT_NE(flatten(grouped.epoch_batches(0)), flatten(grouped.epoch_batches(1)));
 }
 
-TEST(Sampler, DataParallelSharesAreDisjointAndEqual) {
-  for (int64_t n : {96, 103, 5}) {
-    for (int size : {2, 3, 4}) {
-      std::set<int64_t> seen;
-      int64_t per_rank = -1;
-      std::vector<std::vector<std::vector<int64_t>>> ranks;
-      for (int rank = 0; rank < size; ++rank) {
-        SamplerOptions options;
-        options.batch_size = 4;
-        options.dp_rank = rank;
-        options.dp_size = size;
-        const Sampler sampler(lengths(n), options);
-        const auto batches = sampler.epoch_batches(1);
-        EXPECT_EQ(static_cast<int64_t>(batches.size()), sampler.batches_per_epoch());
-        const std::vector<int64_t> share = flatten(batches);
-        if (per_rank < 0) per_rank = static_cast<int64_t>(share.size());
-        EXPECT_EQ(static_cast<int64_t>(share.size()), per_rank) << "n " << n << " rank " << rank;
-        for (int64_t index : share) EXPECT_TRUE(seen.insert(index).second) << index;
-        ranks.push_back(batches);
-      }
-      // Batch b has the same size on every rank; only fewer than `size` examples go unused.
-      for (size_t b = 0; b < ranks[0].size(); ++b)
-        for (int rank = 1; rank < size; ++rank)
-          EXPECT_EQ(ranks[rank][b].size(), ranks[0][b].size());
-      EXPECT_EQ(static_cast<int64_t>(seen.size()), per_rank * size);
-      EXPECT_LT(n - static_cast<int64_t>(seen.size()), size) << "n " << n << " size " << size;
+// Global batch g (accumulation micro-batches on every rank) at a layout of dp ranks and
+// micro-batches of `micro`, as the set of examples all ranks run in it.
+std::vector<std::set<int64_t>> global_batches(int64_t n, int64_t global, int dp, int64_t micro,
+                                              bool shuffle, int64_t* batches_per_rank) {
+  const int64_t accumulation = global / (dp * micro);
+  std::vector<std::set<int64_t>> out;
+  *batches_per_rank = -1;
+  for (int rank = 0; rank < dp; ++rank) {
+    SamplerOptions options;
+    options.batch_size = micro;
+    options.accumulation = accumulation;
+    options.shuffle = shuffle;
+    options.group_by_length = shuffle;  // mega-batches of global batches: layout-free too
+    options.mega_batch_factor = 3;
+    options.dp_rank = rank;
+    options.dp_size = dp;
+    const Sampler sampler(lengths(n), options);
+    const auto batches = sampler.epoch_batches(2);
+    EXPECT_EQ(static_cast<int64_t>(batches.size()), sampler.batches_per_epoch());
+    if (*batches_per_rank < 0) *batches_per_rank = static_cast<int64_t>(batches.size());
+    EXPECT_EQ(static_cast<int64_t>(batches.size()), *batches_per_rank) << "ranks run alike";
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const size_t g = i / static_cast<size_t>(accumulation);
+      if (out.size() <= g) out.resize(g + 1);
+      for (int64_t index : batches[i]) EXPECT_TRUE(out[g].insert(index).second) << index;
     }
+  }
+  return out;
+}
+
+TEST(Sampler, EveryExampleOnceInTheSameGlobalBatchesAtAnyLayout) {
+  // A ragged epoch (1,003 = 125 x 8 + 3) and small ones, global batch 8, split over 1..8 ranks
+  // and micro-batches of 1..8: every example once, global batch g the same examples everywhere.
+  for (int64_t n : {1003, 103, 96, 5}) {
+    for (bool shuffle : {false, true}) {
+      int64_t reference_batches = 0;
+      const auto reference = global_batches(n, 8, 1, 8, shuffle, &reference_batches);
+      ASSERT_EQ(static_cast<int64_t>(reference.size()), (n + 7) / 8) << "ceil(n / batch) steps";
+      int64_t total = 0;
+      for (const auto& g : reference) total += static_cast<int64_t>(g.size());
+      EXPECT_EQ(total, n);
+      for (auto [dp, micro] : {std::pair{1, 1}, std::pair{1, 2}, std::pair{2, 4}, std::pair{2, 1},
+                               std::pair{4, 2}, std::pair{4, 1}, std::pair{8, 1}}) {
+        SCOPED_TRACE(fmt::format("n {} shuffle {} dp {} micro {}", n, shuffle, dp, micro));
+        int64_t batches = 0;
+        EXPECT_EQ(global_batches(n, 8, dp, micro, shuffle, &batches), reference);
+      }
+    }
+  }
+}
+
+TEST(Sampler, TheLastShortRoundIsSplitAsEvenlyAsItGoes) {
+  // 1,003 at dp 4, micro 2: 125 full global batches, then 3 examples: ranks 0-2 one each, rank 3
+  // an empty batch (it still runs the batch, so collectives stay matched).
+  for (int rank = 0; rank < 4; ++rank) {
+    SamplerOptions options;
+    options.batch_size = 2;
+    options.dp_rank = rank;
+    options.dp_size = 4;
+    const auto batches = Sampler(lengths(1003), options).epoch_batches(0);
+    ASSERT_EQ(batches.size(), 126u);
+    EXPECT_EQ(batches.back().size(), rank < 3 ? 1u : 0u) << "rank " << rank;
   }
 }
 
@@ -141,7 +178,6 @@ TEST(Sampler, EvaluationSharesCoverEveryExampleOnce) {
     SamplerOptions options;
     options.batch_size = 4;
     options.shuffle = false;
-    options.equal_shares = false;
     options.dp_rank = rank;
     options.dp_size = size;
     const Sampler sampler(lengths(18), options);  // 16 in one global batch, 2 left for 4 ranks

@@ -129,7 +129,7 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(train_losses(run), expected)
 
     def test_data_parallel_runs_equal_one_process(self):
-        # No dropout: ranks draw other masks than one process would.
+        # No dropout, no shuffling: the plain dp numerics (test_train_invariance.py has them on).
         no_dropout = {"lora": {"dropout": 0.0}, "task": {"head_dropout": 0.0}}
         expected = self.reference(train={"shuffle": False}, **no_dropout)
         mpirun = shutil.which("mpirun")

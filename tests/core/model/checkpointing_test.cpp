@@ -1,7 +1,8 @@
 // Activation checkpointing gives the gradients of the plain model: selective (norms, RoPE, SwiGLU
 // recomputed) and full (whole layers recomputed, dropout masks replayed from the saved generator
-// state), with and without LoRA dropout, causal and bidirectional, float32 and bf16. Also the
-// mode names and the SDPA backend report. Fixture: the golden tiny model.
+// state, or recomputed from the batch's keys), with and without LoRA dropout, causal and
+// bidirectional, float32 and bf16. Also the mode names and the SDPA backend report. Fixture: the
+// golden tiny model.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/io/checkpoint.h"
+#include "core/model/keyed_dropout.h"
 #include "core/model/ls_llama.h"
 #include "tests/support/test_util.h"
 
@@ -24,7 +26,7 @@ struct Run {
 // One training forward + backward of a token tagger with LoRA on every projection (B random, so
 // every adapter tensor gets a gradient).
 Run train_step(ActivationCheckpointing mode, double lora_dropout, AttentionPolicy policy,
-               c10::ScalarType dtype = at::kFloat) {
+               c10::ScalarType dtype = at::kFloat, bool keyed = false) {
   const auto golden = Checkpoint::open_file(test::golden_dir() / "golden.safetensors");
   const auto ids = golden.view("input_ids").clone(), mask = golden.view("attention_mask").clone();
   const auto labels = golden.view("tok_labels").clone();
@@ -49,7 +51,8 @@ Run train_step(ActivationCheckpointing mode, double lora_dropout, AttentionPolic
       if (name.find("lora_B") != std::string::npos) parameter.normal_(0, 0.1);
   }
   model->train();
-  torch::manual_seed(1);  // the dropout masks
+  torch::manual_seed(1);  // the dropout masks (from torch's generator unless keyed)
+  if (keyed) model->set_dropout_keys(dropout_row_keys(5, 2, {0, 1, 2}, mask));
   Run run;
   run.loss = model->loss(model->forward(ids, mask), labels);
   run.loss.backward();
@@ -71,13 +74,15 @@ double worst_gradient_error(const Run& actual, const Run& expected) {
 TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
   std::map<std::string, double> worst;  // printed for the record
   for (const auto& policy : {AttentionPolicy::causal(), AttentionPolicy::bidirectional()}) {
-    for (const double dropout : {0.0, 0.1}) {
-      const auto plain = train_step(ActivationCheckpointing::kNone, dropout, policy);
+    for (const auto [dropout, keyed] :
+         {std::pair{0.0, false}, std::pair{0.1, false}, std::pair{0.1, true}}) {
+      const auto plain =
+          train_step(ActivationCheckpointing::kNone, dropout, policy, at::kFloat, keyed);
       for (const auto mode :
            {ActivationCheckpointing::kSelective, ActivationCheckpointing::kFull}) {
-        const auto run = train_step(mode, dropout, policy);
-        const auto what =
-            fmt::format("{} {} dropout {}", enum_name(mode), policy.describe(), dropout);
+        const auto run = train_step(mode, dropout, policy, at::kFloat, keyed);
+        const auto what = fmt::format("{} {} dropout {}{}", enum_name(mode), policy.describe(),
+                                      dropout, keyed ? " keyed" : "");
         // Full recomputes the same float32 ops with the same dropout masks; selective's analytic
         // backward adds in another order: both sit at float32 rounding (eps 1.2e-7).
         EXPECT_LE(test::relative_error(run.loss, plain.loss), 1e-6) << what;

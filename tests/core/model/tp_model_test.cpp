@@ -230,6 +230,67 @@ TEST(TensorParallelModel, CheckpointedLayersGiveThePlainGradients) {
   }
 }
 
+// Layout invariance with dropout on: a fresh adapter (same seed) is tp = 1's, and with keyed
+// masks (LoRA dropout 0.2 on all seven projections, token-head dropout 0.2) the loss and every
+// gradient equal tp = 1's: a replicated input's mask is the full one on every rank, a
+// row-parallel input's (o_proj, down_proj) the slice of it. No shared seed is needed: each rank
+// draws its torch generator differently here.
+TEST(TensorParallelModel, KeyedDropoutAndFreshAdaptersEqualTp1) {
+  const auto ids = golden("input_ids"), mask = golden("attention_mask");
+  const auto labels = golden("tok_labels");
+  auto run = [&](std::shared_ptr<parallel::Communicator> tp) {
+    HeadOptions head = head_for(TaskType::kToken);
+    head.dropout = 0.2;
+    ModelOptions options;
+    options.attention = AttentionPolicy::bidirectional();
+    if (tp)
+      options.projection_factory =
+          tensor_parallel_factory(load_llama_config(test::golden_dir() / "model/config.json"), tp);
+    torch::manual_seed(5);  // head and adapter: the same draws at every tp
+    auto model = LsLlama::from_pretrained(test::golden_dir() / "model", options, head);
+    LoraOptions lora;
+    lora.r = 4;
+    lora.alpha = 8;
+    lora.dropout = 0.2;
+    lora.targets = llama_projection_names();
+    model->add_lora(lora);
+    std::map<std::string, at::Tensor> fresh;  // copies: at tp = 1 these are the parameters
+    for (const auto& [name, tensor] : model->unsharded_trainable_parameters())
+      fresh[name] = tensor.clone();
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, parameter] : model->trainable_parameters())
+        if (name.find("lora_B") != std::string::npos) parameter.fill_(0.05);
+    }
+    model->train();
+    torch::manual_seed(100 + world()->rank());  // torch's draws differ per rank: unused
+    model->set_dropout_keys(dropout_row_keys(7, 3, {10, 11, 12}, mask));
+    auto loss = model->loss(model->forward(ids, mask), labels);
+    loss.backward();
+    model->clear_dropout_keys();
+    std::map<std::string, at::Tensor> grads;
+    for (const auto& [name, parameter] : model->trainable_parameters())
+      grads[name] = parameter.grad();
+    return std::tuple{loss.item<double>(), fresh, grads, model};
+  };
+  const auto [reference_loss, reference_fresh, reference_grads, reference_model] = run(nullptr);
+  for (const int tp : tp_widths()) {
+    SCOPED_TRACE("tp " + std::to_string(tp));
+    parallel::Topology topology(world(), tp);
+    const auto [loss, fresh, grads, model] = run(topology.tp_group());
+    EXPECT_NEAR(loss, reference_loss, 1e-5 * std::abs(reference_loss));
+    for (const auto& [name, tensor] : reference_fresh)
+      EXPECT_TRUE(at::equal(fresh.at(name), tensor)) << name << ": fresh adapter";
+    // Put the gradients in place of the parameters to gather them in the unsharded layout.
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, parameter] : model->trainable_parameters()) parameter.copy_(grads.at(name));
+    }
+    for (const auto& [name, gathered] : model->unsharded_trainable_parameters())
+      EXPECT_LE(test::relative_error(gathered, reference_grads.at(name)), 1e-5) << name;
+  }
+}
+
 TEST(TensorParallelModel, MergedAdapterGivesTheSameLogits) {
   torch::NoGradGuard no_grad;
   const auto ids = golden("input_ids"), mask = golden("attention_mask");
@@ -342,7 +403,7 @@ TEST(TensorParallelModel, AdamWStepsWithClippingEqualTp1) {
     AdamW optimizer(std::move(params), {0.9, 0.999, 1e-8, 0.01});
     StepRunner runner(*model, optimizer, nullptr, nullptr, max_grad_norm, c10::kCPU, tp);
     std::vector<StepStats> steps;
-    for (int step = 0; step < 4; ++step) steps.push_back(runner.step({batch}, 1e-2));
+    for (int step = 0; step < 4; ++step) steps.push_back(runner.step({batch}, 1e-2, step));
     return std::pair{steps, as_map(model->unsharded_trainable_parameters())};
   };
   const auto [clipped_reference, reference_params] = run(nullptr, 0.05);

@@ -38,7 +38,7 @@ void check_four_steps(const std::string& task) {
   batch.example_indices = {0, 1, 2};
   const auto expected = golden.view(task + "_adamw_losses").to(at::kDouble);
   for (int step = 0; step < 4; ++step) {
-    ls::StepStats stats = runner.step({batch}, 1e-2);
+    ls::StepStats stats = runner.step({batch}, 1e-2, step);
     EXPECT_NEAR(stats.loss, expected[step].item<double>(), 1e-4) << task << " step " << step;
     EXPECT_EQ(stats.labels, batch.labels.ne(-100).sum().item<int64_t>());
   }

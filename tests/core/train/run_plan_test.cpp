@@ -42,7 +42,7 @@ TEST(RunPlan, AccumulationIsTheGlobalBatchOverMicroTimesDp) {
   EXPECT_EQ(plan_batching(train_section(32, 8), 4).accumulation, 1);
 }
 
-TEST(RunPlan, StepsPerEpochCountAPartialAccumulationGroupAsAStep) {
+TEST(RunPlan, StepsPerEpochCountThePartialGlobalBatchAsAStep) {
   // 10 examples, micro 2, dp 1: 5 batches; accumulation 2 -> steps of 2, 2 and 1 batches.
   RunPlan plan = plan_run(train_section(4, 2, 3), 10, 1);
   EXPECT_EQ(plan.batches_per_epoch, 5);
@@ -54,10 +54,25 @@ TEST(RunPlan, StepsPerEpochCountAPartialAccumulationGroupAsAStep) {
   EXPECT_EQ(plan.batches_per_epoch, 3);
   EXPECT_EQ(plan.steps_per_epoch, 2);
   EXPECT_EQ(plan.total_steps, 4);
-  // dp 4, micro 2: 10 = one global batch of 8 + 2 left, fewer than one per rank: skipped.
+  // dp 4, micro 2: 10 = one global batch of 8 + 2 left, fewer than one per rank: still a step
+  // (two ranks run one example, two an empty batch).
   plan = plan_run(train_section(8, 2), 10, 4);
-  EXPECT_EQ(plan.batches_per_epoch, 1);
-  EXPECT_EQ(plan.steps_per_epoch, 1);
+  EXPECT_EQ(plan.batches_per_epoch, 2);
+  EXPECT_EQ(plan.steps_per_epoch, 2);
+}
+
+TEST(RunPlan, StepsAndScheduleDoNotDependOnTheLayout) {
+  // 1,003 examples, batch 8: 126 steps per epoch (the last of 3 examples) at any dp and
+  // micro-batch size, so the LR schedule (total and warmup steps) is the same too.
+  for (auto [dp, micro] : {std::pair{1, 8}, std::pair{1, 1}, std::pair{1, 2}, std::pair{2, 2},
+                           std::pair{2, 1}, std::pair{4, 2}, std::pair{4, 1}, std::pair{8, 1}}) {
+    TrainSection train = train_section(8, micro, 3);
+    train.warmup_ratio = 0.1;
+    const RunPlan plan = plan_run(train, 1003, dp);
+    EXPECT_EQ(plan.steps_per_epoch, 126) << "dp " << dp << " micro " << micro;
+    EXPECT_EQ(plan.total_steps, 378) << "dp " << dp << " micro " << micro;
+    EXPECT_EQ(plan.warmup_steps, 38) << "dp " << dp << " micro " << micro;
+  }
 }
 
 TEST(RunPlan, MaxStepsCapsTheTotal) {
