@@ -22,7 +22,7 @@ LsLlama::LsLlama(LlamaConfig config, const ModelOptions& options, const HeadOpti
                                             options.projection_factory, tensor_options));
   model_->set_activation_checkpointing(options.activation_checkpointing);
   head_ = register_module("score", make_head(model_->config().hidden_size, head, device_));
-  head_->set_dropout_site({dropout_, dropout_site_id(-1, "score")});
+  head_->set_dropout_site(DropoutSite{dropout_, dropout_site_id(-1, "score"), 0, {}});
 }
 
 std::shared_ptr<LsLlama> LsLlama::from_pretrained(const fs::path& hf_dir,
@@ -52,7 +52,8 @@ void LsLlama::add_lora(const LoraOptions& lora) {
   for (const auto& ref : model_->projections()) {
     if (!lora.applies_to(ref.layer, ref.name, "model." + ref.path)) continue;
     ref.projection->add_lora(lora);
-    ref.projection->set_dropout_site({dropout_, dropout_site_id(ref.layer, ref.name)});
+    ref.projection->set_dropout_site(
+        DropoutSite{dropout_, dropout_site_id(ref.layer, ref.name), 0, {}});
     ++attached;
   }
   if (attached == 0) fail("lora: target_modules match no projection of this model");
@@ -61,7 +62,7 @@ void LsLlama::add_lora(const LoraOptions& lora) {
 
 void LsLlama::set_head(std::shared_ptr<Head> head) {
   head->train(is_training());  // a new head follows the model's train/eval mode
-  head->set_dropout_site({dropout_, dropout_site_id(-1, "score")});
+  head->set_dropout_site(DropoutSite{dropout_, dropout_site_id(-1, "score"), 0, {}});
   head_ = replace_module("score", std::move(head));
 }
 

@@ -74,7 +74,7 @@ double worst_gradient_error(const Run& actual, const Run& expected) {
 TEST(ActivationCheckpointing, FullAndSelectiveGiveThePlainGradientsInFloat32) {
   std::map<std::string, double> worst;  // printed for the record
   for (const auto& policy : {AttentionPolicy::causal(), AttentionPolicy::bidirectional()}) {
-    for (const auto [dropout, keyed] :
+    for (const auto& [dropout, keyed] :
          {std::pair{0.0, false}, std::pair{0.1, false}, std::pair{0.1, true}}) {
       const auto plain =
           train_step(ActivationCheckpointing::kNone, dropout, policy, at::kFloat, keyed);

@@ -62,7 +62,7 @@ TEST(KeyedDropout, AColumnShardGetsItsSliceOfTheFullMask) {
   const auto keys = dropout_row_keys(1, 0, {3, 1, 4}, padding_mask({6, 6, 2}, 6));
   const uint64_t site = dropout_site_id(0, "o_proj");
   const auto full = keyed_keep_mask(keys, site, 64, 0, 0.2);
-  for (const auto [offset, size] : {std::pair{0, 32}, std::pair{32, 32}, std::pair{16, 16}})
+  for (const auto& [offset, size] : {std::pair{0, 32}, std::pair{32, 32}, std::pair{16, 16}})
     EXPECT_TRUE(
         at::equal(keyed_keep_mask(keys, site, size, offset, 0.2), full.narrow(2, offset, size)))
         << "columns " << offset << "+" << size;
@@ -85,7 +85,7 @@ TEST(KeyedDropout, SeedStepExampleAndSiteEachChangeTheMask) {
 
 TEST(KeyedDropout, ScalesLikeTorchAndFallsBackToTorchsGeneratorWithoutKeys) {
   auto context = std::make_shared<DropoutContext>();
-  const DropoutSite site{context, dropout_site_id(0, "q_proj"), 0};
+  const DropoutSite site{context, dropout_site_id(0, "q_proj"), 0, {}};
   const auto x = at::randn({2, 5, 16});
   torch::manual_seed(3);
   const auto expected = at::dropout(x, 0.25, /*train=*/true);
