@@ -433,6 +433,7 @@ int serve_main(int argc, char** argv) {
   CLI::App app{
       "Serve a trained ls-train run over HTTP: POST /v1/predict, GET /health, "
       "GET /v1/model, GET /metrics (docs/SERVE.md)."};
+  app.option_defaults()->always_capture_default();  // --help shows each default
   std::string run_dir, adapter = "best", host = "127.0.0.1", device = "", base_model;
   int port = 8080, max_wait_ms = 5;
   size_t max_batch = 32, max_body = 1 << 20, max_inputs = 256, max_queue = 1024, threads = 32;
@@ -453,8 +454,10 @@ int serve_main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--max-batch-size", max_batch, "inputs per forward pass, across requests")
       ->check(CLI::Range(1, 4096));
-  app.add_option("--max-wait-ms", max_wait_ms,
-                 "how long the oldest waiting input may wait for a fuller batch")
+  app.add_option(
+         "--max-wait-ms", max_wait_ms,
+         "how long the oldest waiting input may wait for a fuller batch, while more requests are "
+         "on their way in")
       ->check(CLI::Range(0, 60000));
   app.add_option("--max-body-bytes", max_body, "larger request bodies get 413")
       ->check(CLI::Range(1, 1 << 30));
