@@ -17,14 +17,19 @@ namespace fs = std::filesystem;
 
 using nlohmann::json;
 
-PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_json) {
-  const auto file = config_json.string();
-  std::ifstream in(config_json);
-  if (!in) fail("{}: cannot open", file);
+json read_json_object(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) fail("{}: cannot open", file.string());
   std::stringstream text;
   text << in.rdbuf();
-  const auto root = json::parse(text.str(), nullptr, false);
-  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file);
+  auto root = json::parse(text.str(), nullptr, false);
+  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
+  return root;
+}
+
+PeftAdapterConfig read_peft_adapter_config(const std::filesystem::path& config_json) {
+  const auto file = config_json.string();
+  const json root = read_json_object(config_json);
   auto get = [&](const char* key) -> const json* {
     const auto it = root.find(key);
     return it == root.end() || it->is_null() ? nullptr : &*it;
@@ -171,12 +176,7 @@ std::string head_config_json(const HeadOptions& head, const AdapterDescription* 
 }
 
 void read_head_config(const std::filesystem::path& file, HeadOptions& head, bool objective) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open", file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto root = json::parse(text.str(), nullptr, false);
-  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
+  const json root = read_json_object(file);
   if (const auto it = root.find("problem_type"); it != root.end() && it->is_string()) {
     const auto problem =
         parse_enum<data::ProblemType>(it->get<std::string>(), file.string() + ": problem_type");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,10 @@
 #include "core/model/ls_llama.h"
 
 namespace ls {
+
+// A JSON file's root object. UserError naming the file when it cannot be read or holds something
+// else (the adapter files, config.json and tokenizer_config.json are all read this way).
+nlohmann::json read_json_object(const std::filesystem::path& file);
 
 inline constexpr const char* kAdapterConfigFile = "adapter_config.json";
 inline constexpr const char* kAdapterWeightsFile = "adapter_model.safetensors";

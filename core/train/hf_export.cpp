@@ -26,16 +26,6 @@ using nlohmann::json;
 
 namespace {
 
-json read_export_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open", file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  auto root = json::parse(text.str(), nullptr, false);
-  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
-  return root;
-}
-
 // HF's class-name prefix of a model family.
 std::string family_prefix(const std::string& model_type, const std::string& file) {
   static const std::map<std::string, std::string> prefixes = {
@@ -107,7 +97,7 @@ void write_tokenizer_files(const Config& config, const fs::path& out) {
   json tc = json::object();
   for (const fs::path& dir : {tokenizer.parent_path(), base})
     if (fs::exists(dir / "tokenizer_config.json")) {
-      tc = read_export_json(dir / "tokenizer_config.json");
+      tc = read_json_object(dir / "tokenizer_config.json");
       break;
     }
   const data::Tokenizer reader(tokenizer.string());
@@ -131,7 +121,7 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   const fs::path base_dir = config.model.path;
   const fs::path config_file = base_dir / "config.json";
   const LlamaConfig llama = load_llama_config(config_file);
-  json hf = read_export_json(config_file);
+  json hf = read_json_object(config_file);
   const Checkpoint base = Checkpoint::open_directory(base_dir);
   const fs::path adapter_dir = run.adapter_dir;
   const auto lora = read_peft_adapter_config(adapter_dir / kAdapterConfigFile).lora;

@@ -65,16 +65,6 @@ AdapterDescription describe_run(const Config& config, const data::LabelMap& labe
 
 namespace {
 
-json read_json_object(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open", file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  auto root = json::parse(text.str(), nullptr, false);
-  if (root.is_discarded() || !root.is_object()) fail("{}: not a JSON object", file.string());
-  return root;
-}
-
 // The base model of an adapter directory: the override, else base_model_name_or_path when it is
 // an existing directory.
 std::string adapter_base_model(const fs::path& adapter_dir, const std::string& base_model) {
