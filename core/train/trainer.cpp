@@ -556,8 +556,9 @@ void TrainRecipe::save_adapter(const std::string& name) {
 void TrainRecipe::write_predictions(const std::string& split, const Split& data,
                                     const EvalResult& result) {
   if (rank0())
-    write_file_atomic(dir_ / ("predictions_" + split + ".jsonl"),
-                      predictions_jsonl(result, data.raw, data.dataset, labels_));
+    write_file_atomic(
+        dir_ / ("predictions_" + split + ".jsonl"),
+        predictions_jsonl(result, data.raw, data.dataset, labels_, config_.train.ner_mode));
 }
 
 }  // namespace
