@@ -64,6 +64,15 @@ def wait_for_saved_step(state_json, step, timeout=120):
         time.sleep(0.02)
 
 
+def assert_one_line_error(test, result, *needles):
+    """A refused run: exit 2 and one line on stderr holding every needle (a TestCase method)."""
+    test.assertEqual(result.returncode, 2, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    test.assertEqual(len(lines), 1, result.stderr)
+    for needle in needles:
+        test.assertIn(needle, lines[0])
+
+
 def ls_train(*args, check=True, env=None):
     return subprocess.run([os.path.join(BIN, "ls_train"), *args], capture_output=True, text=True, check=check,
                           env=env)

@@ -132,12 +132,7 @@ class Families(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def assert_one_line_error(self, result, *needles):
-        self.assertEqual(result.returncode, 2, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, result.stderr)
-        for needle in needles:
-            self.assertIn(needle, lines[0])
+    assert_one_line_error = e2e.assert_one_line_error
 
     def test_every_family_trains_sentiment_with_its_tokenizer_json_and_predicts(self):
         for family in ("llama3", "mistral", "qwen2", "qwen3"):

@@ -35,12 +35,7 @@ class RunChecks(unittest.TestCase):
                     files[os.path.relpath(os.path.join(root, name), self.run_dir)] = f.read()
         return files
 
-    def assert_one_line_error(self, result, *needles):
-        self.assertEqual(result.returncode, 2, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, result.stderr)
-        for needle in needles:
-            self.assertIn(needle, lines[0])
+    assert_one_line_error = e2e.assert_one_line_error
 
     def test_resume_refuses_a_changed_batch_seed_length_or_training_split_and_writes_nothing(self):
         ls_train(write_config(self.dir, train={"max_steps": 4}))

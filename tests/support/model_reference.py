@@ -181,3 +181,16 @@ class ParityTestCase(unittest.TestCase):
         error = relative_error(actual, expected, mask)
         self.worst[kind] = max(self.worst[kind], error)
         self.assertLessEqual(error, tolerance, what)
+
+    def check_against_reference(self, name, task, ours, reference_outputs, mask, activations=1e-4, gradients=1e-3):
+        """ls_forward's hidden states, logits, loss and every trainable gradient (its PEFT names) against
+        the reference's (hidden, logits, loss, grads); token logits compared on real tokens only."""
+        hidden, logits, loss, grads = reference_outputs
+        self.check("hidden", f"{name}: hidden", ours["hidden"], hidden, activations, mask)
+        token_mask = mask if task == "token" else None
+        self.check("logits", f"{name}: logits", ours["logits"], logits, activations, token_mask)
+        self.check("loss", f"{name}: loss", ours["loss"], loss, activations)
+        ours_grads = {k: v for k, v in ours.items() if k.startswith("base_model.")}
+        self.assertEqual(sorted(ours_grads), sorted(grads), f"{name}: trainable tensors and their PEFT names")
+        for key, grad in grads.items():
+            self.check("gradient", f"{name}: grad {key}", ours_grads[key], grad, gradients)

@@ -109,13 +109,8 @@ class FamilyParity(ParityTestCase):
 
         mask = inputs["attention_mask"]
         token_mask = mask if case["task"] == "token" else None
-        self.check("hidden", f"{name}: hidden", ours["hidden"], hidden, ACTIVATIONS, mask)
-        self.check("logits", f"{name}: logits", ours["logits"], logits, ACTIVATIONS, token_mask)
-        self.check("loss", f"{name}: loss", ours["loss"], loss, ACTIVATIONS)
-        ours_grads = {k: v for k, v in ours.items() if k.startswith("base_model.")}
-        self.assertEqual(sorted(ours_grads), sorted(grads), f"{name}: trainable tensors and their PEFT names")
-        for key, grad in grads.items():
-            self.check("gradient", f"{name}: grad {key}", ours_grads[key], grad, GRADIENTS)
+        self.check_against_reference(name, case["task"], ours, (hidden, logits, loss, grads), mask,
+                                     ACTIVATIONS, GRADIENTS)
         if case["attention"] == "causal":
             self.check("resaved", f"{name}: re-saved adapter in PEFT", resaved_logits, logits, 1e-6, token_mask)
 

@@ -120,18 +120,10 @@ class HfParity(ParityTestCase):
                 args.append("--attend-to-padding")
             run_ls_forward(*args)
             ours = load_file(tmp / "out.safetensors")
-            hidden, logits, loss, grads = reference(case, model_dir, tmp / "adapter", inputs, num_labels)
+            expected = reference(case, model_dir, tmp / "adapter", inputs, num_labels)
 
-        mask = inputs["attention_mask"]
-        name = case["name"]
-        self.check("hidden", f"{name}: hidden", ours["hidden"], hidden, ACTIVATIONS, mask)
-        token_mask = mask if case["task"] == "token" else None
-        self.check("logits", f"{name}: logits", ours["logits"], logits, ACTIVATIONS, token_mask)
-        self.check("loss", f"{name}: loss", ours["loss"], loss, ACTIVATIONS)
-        ours_grads = {k: v for k, v in ours.items() if k.startswith("base_model.")}
-        self.assertEqual(sorted(ours_grads), sorted(grads), f"{name}: trainable tensors and their PEFT names")
-        for key, grad in grads.items():
-            self.check("gradient", f"{name}: grad {key}", ours_grads[key], grad, GRADIENTS)
+        self.check_against_reference(case["name"], case["task"], ours, expected, inputs["attention_mask"],
+                                     ACTIVATIONS, GRADIENTS)
 
     def test_random_configurations_match_hf_and_peft(self):
         for i, case in enumerate(CASES):

@@ -136,16 +136,9 @@ class LeftPadding(ParityTestCase):
             self.assertEqual(left["attention_mask"][:, -1].tolist(), [1] * len(case["lengths"]))
 
             ours = ls_outputs(tmp, case, model_dir, left, "left", ["--labels", "--grads"])
-            hidden, logits, loss, grads = reference(case, model_dir, tmp / "adapter", left, num_labels)
-            mask = left["attention_mask"]
-            self.check("hidden", f"{name}: hidden", ours["hidden"], hidden, ACTIVATIONS, mask)
-            token_mask = mask if case["task"] == "token" else None
-            self.check("logits", f"{name}: logits", ours["logits"], logits, ACTIVATIONS, token_mask)
-            self.check("loss", f"{name}: loss", ours["loss"], loss, ACTIVATIONS)
-            ours_grads = {k: v for k, v in ours.items() if k.startswith("base_model.")}
-            self.assertEqual(sorted(ours_grads), sorted(grads), f"{name}: trainable tensors")
-            for key, grad in grads.items():
-                self.check("gradient", f"{name}: grad {key}", ours_grads[key], grad, GRADIENTS)
+            expected = reference(case, model_dir, tmp / "adapter", left, num_labels)
+            self.check_against_reference(name, case["task"], ours, expected, left["attention_mask"],
+                                         ACTIVATIONS, GRADIENTS)
 
             # Either side of padding gives each example the logits it has alone, in float32 and
             # in bf16 (where positions counted from the first pad would round RoPE differently).
