@@ -228,8 +228,9 @@ Dataset build_dataset(const RawDataset& raw, const Tokenizer* tokenizer, const L
   LS_ASSERT(raw.task == options.task, "dataset read for another task");
   LS_ASSERT(tokenizer || (raw.format == DataFormat::kPretokenized && options.vocab_size > 0),
             "text data needs a tokenizer; pre-tokenized data without one needs the vocab_size");
-  if (options.max_length < 0 || options.max_length == 1)
-    fail("data.max_length must be 0 (no limit) or at least 2, got {}", options.max_length);
+  // The config validates data.max_length (>= 2); 0 is "no limit" for callers that cut nothing.
+  LS_ASSERT(options.max_length == 0 || options.max_length >= 2,
+            "max_length must be 0 (no limit) or at least 2, got {}", options.max_length);
   Dataset dataset;
   dataset.path = raw.path;
   dataset.task = raw.task;

@@ -12,18 +12,6 @@
 
 namespace ls::data {
 
-std::string_view hf_problem_type(ProblemType problem) {
-  switch (problem) {
-    case ProblemType::kSingleLabel:
-      return "single_label_classification";
-    case ProblemType::kMultiLabel:
-      return "multi_label_classification";
-    case ProblemType::kRegression:
-      return "regression";
-  }
-  return "?";
-}
-
 LabelMap::LabelMap(std::vector<std::string> names) : names_(std::move(names)) {
   if (names_.empty()) fail("label list is empty");
   for (size_t i = 0; i < names_.size(); ++i) {

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "data/task.h"
+#include "core/base/task.h"
 
 namespace ls::data {
 

@@ -13,10 +13,6 @@
 
 namespace ls::data {
 
-// Label id of positions that carry no label (BOS, non-first sub-words, padding): PyTorch's
-// cross-entropy ignore_index.
-inline constexpr int kIgnoreIndex = -100;
-
 enum class DataFormat { kAuto, kJsonl, kCsv, kTsv, kConll, kPretokenized };
 
 struct ReaderOptions {

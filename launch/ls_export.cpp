@@ -9,9 +9,9 @@
 #include <filesystem>
 
 #include "core/base/error.h"
+#include "core/infer/hf_export.h"
 #include "core/model/dtype.h"
-#include "core/train/hf_export.h"
-#include "core/train/trained_run.h"
+#include "core/run/trained_run.h"
 #include "parallel/mpi.h"
 
 namespace fs = std::filesystem;

@@ -3,7 +3,7 @@
 //   ls_predict ADAPTER_DIR DATA_FILE [--model BASE_DIR] [--out PREDICTIONS.jsonl]
 // The run is opened by open_trained_run (RUN_DIR/config.yaml and labels.json, or what an adapter
 // directory's head_config.json records of its run) and loaded by ls::Predictor
-// (core/train/predictor.h), as ls_serve loads it, with the adapter's head_config.json (threshold,
+// (core/infer/predictor.h), as ls_serve loads it, with the adapter's head_config.json (threshold,
 // target normalisation, loss settings); writes one JSON line per example (label and
 // probabilities; a label set with a probability per label for multi-label; a number for regression;
 // per-word tags for NER) and, when the file has labels, prints the metrics the trainer reports.
@@ -12,7 +12,7 @@
 
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
-#include "core/train/predictor.h"
+#include "core/infer/predictor.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
 

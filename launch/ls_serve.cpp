@@ -30,7 +30,7 @@
 #include <thread>
 
 #include "core/base/error.h"
-#include "core/train/predictor.h"
+#include "core/infer/predictor.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -489,7 +489,7 @@ int serve_main(int argc, char** argv) {
   const ls::Placement placement = ls::resolve_placement(source.config, 0, 1);
   httplib::Server server;
   ls::Predictor predictor(std::move(source), placement);
-  const bool token_task = predictor.task() == ls::data::TaskType::kToken;
+  const bool token_task = predictor.task() == ls::TaskType::kToken;
   const json info = model_info(predictor);
   Metrics metrics;
   Batcher batcher(predictor, metrics, max_batch, std::chrono::milliseconds(max_wait_ms), max_queue);

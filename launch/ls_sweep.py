@@ -248,6 +248,8 @@ class Trial:
 
     def overrides(self):
         items = list(self.spec.set.items()) + list(self.values.items())
+        if self.spec.metric != "auto":
+            items.append(("train.metric", self.spec.metric))
         items += [("output.dir", self.dir), ("output.overwrite", True)]
         return [f"{k}={_yaml_value(v)}" for k, v in items]
 
@@ -411,42 +413,34 @@ def _error_line(stderr):
 
 # --- results -----------------------------------------------------------------------------------
 
+def _records(trial):
+    try:
+        with open(os.path.join(trial.dir, "metrics.jsonl")) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+
+
 def metric_for(spec, trials):
-    if spec.metric != "auto":
-        return spec.metric
+    """The metric trials are ranked by and whether lower is better, as ls_train recorded its
+    selection rule in each validation record (selection_metric, selection_mode): the sweep's
+    `metric` is every trial's train.metric, so the two agree."""
     for trial in trials:
-        try:
-            with open(os.path.join(trial.dir, "config.yaml")) as f:
-                config = yaml.safe_load(f)
-        except OSError:
-            continue
-        metric = config.get("train", {}).get("metric", "auto")
-        if metric != "auto":
-            return metric
-        task = config.get("task", {})
-        if task.get("problem_type") == "multi_label":
-            return "micro_f1"
-        if task.get("problem_type") == "regression":
-            return "pearson"
-        return "entity_f1" if task.get("type") == "token" else "macro_f1"
-    return "loss"
+        for r in _records(trial) or []:
+            if r.get("split") == "validation" and "selection_metric" in r:
+                return r["selection_metric"], r.get("selection_mode") == "min"
+    return (spec.metric if spec.metric != "auto" else "loss"), spec.metric in ("auto", "loss")
 
 
-LOWER_IS_BETTER = {"loss", "mse", "mae"}  # as ls_train selects checkpoints (metric_higher_is_better)
-
-
-def trial_result(trial, metric):
+def trial_result(trial, metric, lower_is_better):
     record = trial.record() or {}
     result = {"trial": trial.name, "values": trial.values, "status": record.get("status", "pending"),
               "error": record.get("error", ""), "seconds": record.get("seconds"), "steps": None,
               "val": None, "best_step": None, "test": None, "curve": []}
-    try:
-        with open(os.path.join(trial.dir, "metrics.jsonl")) as f:
-            records = [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError):
+    records = _records(trial)
+    if records is None:
         return result
     result["steps"] = max((r["step"] for r in records), default=None)
-    lower_is_better = metric in LOWER_IS_BETTER
     for r in records:
         if r.get("split") == "validation" and metric in r:
             result["curve"].append((r["step"], r[metric]))
@@ -476,9 +470,8 @@ def _fmt(x, digits=4):
 
 def write_results(spec):
     """results.csv (every trial), results_by_config.csv (mean and spread over seeds), results.md, plots/."""
-    metric = metric_for(spec, spec.trials)
-    lower = metric in LOWER_IS_BETTER
-    results = sorted((trial_result(t, metric) for t in spec.trials), key=lambda r: _sort_key(r, lower))
+    metric, lower = metric_for(spec, spec.trials)
+    results = sorted((trial_result(t, metric, lower) for t in spec.trials), key=lambda r: _sort_key(r, lower))
     keys = [a.key for a in spec.axes]
     cols = [spec.short[k] for k in keys]
     os.makedirs(spec.out, exist_ok=True)

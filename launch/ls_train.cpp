@@ -2,11 +2,14 @@
 //   ls_train CFG.yaml [--set a.b=value ...]        a new run (under mpirun: one rank of N)
 //   ls_train --resume RUN_DIR [--set ...]          continue a run from its state/
 //   ls_train --config-docs                          every config key, its default and meaning
+//   ls_train --metric-docs                          the selection metrics of each task
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
 #include "core/base/error.h"
-#include "core/train/config.h"
+#include "core/eval/metric_table.h"
+#include "core/run/config.h"
+#include "core/run/run_directory.h"
 #include "core/train/trainer.h"
 #include "parallel/mpi.h"
 
@@ -20,7 +23,7 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
       "see docs/CONFIG.md for the config keys."};
   std::string config_path, resume_dir;
   std::vector<std::string> overrides;
-  bool config_docs = false;
+  bool config_docs = false, metric_docs = false;
   app.add_option("config", config_path, "YAML run configuration")->check(CLI::ExistingFile);
   app.add_option("--set", overrides, "override a config key, e.g. --set train.lr=2e-4 (repeatable)")
       ->allow_extra_args(
@@ -28,14 +31,17 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   app.add_option("--resume", resume_dir, "continue the run in this directory from its saved state")
       ->check(CLI::ExistingDirectory);
   app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
+  app.add_flag("--metric-docs", metric_docs,
+               "print each task's selection metrics (train.metric) as Markdown and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (mpi.rank() == 0) app.exit(e);
     return e.get_exit_code() == 0 ? 0 : 2;
   }
-  if (config_docs) {
-    ls::parallel::print0("{}", ls::config_docs_markdown());
+  if (config_docs || metric_docs) {
+    ls::parallel::print0("{}",
+                         config_docs ? ls::config_docs_markdown() : ls::metric_table_markdown());
     return 0;
   }
   if (config_path.empty() == resume_dir.empty())
@@ -43,8 +49,7 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
 
   ls::Config config;
   if (!resume_dir.empty()) {
-    config =
-        ls::Config::load((std::filesystem::path(resume_dir) / "config.yaml").string(), overrides);
+    config = ls::Config::load(ls::RunDirectory(resume_dir).config().string(), overrides);
     config.output.dir = std::filesystem::absolute(resume_dir).lexically_normal().string();
   } else {
     config = ls::Config::load(config_path, overrides);

@@ -24,6 +24,7 @@
 
 namespace fs = std::filesystem;
 using namespace ls::data;
+using ls::TaskType;
 
 namespace {
 

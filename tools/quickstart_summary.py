@@ -9,19 +9,22 @@ import sys
 
 
 def results(run_dir):
+    """The selected checkpoint's validation value and its test value, under the selection metric
+    and direction ls_train recorded in each validation record (selection_metric, selection_mode)."""
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if line.strip()]
     test = next(r for r in reversed(records) if r["split"] == "test")
+    validation = [r for r in records if r["split"] == "validation"]
+    metric = validation[0]["selection_metric"] if validation else "loss"
+    pick = min if validation and validation[0]["selection_mode"] == "min" else max
+    best = pick(validation, key=lambda r: r[metric]) if validation else {}
     config = open(os.path.join(run_dir, "config.yaml")).read()
     attention = "bidirectional" if "attention: bidirectional" in config else "causal"
     task = "token" if "type: token" in config else "sequence"
-    metric = "entity_f1" if task == "token" else "accuracy"
     if "problem_type: multi_label" in config:
-        task, metric = "multi", "micro_f1"
+        task = "multi"
     elif "problem_type: regression" in config:
-        task, metric = "regress", "pearson"
-    validation = [r for r in records if r["split"] == "validation"]
-    best = max(validation, key=lambda r: r[metric]) if validation else {}
+        task = "regress"
     return {"task": task, "attention": attention, "metric": metric,
             "validation": best.get(metric), "test": test[metric], "run": run_dir}
 

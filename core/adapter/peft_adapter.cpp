@@ -147,7 +147,7 @@ std::string peft_adapter_config_json(const LoraOptions& lora, TaskType task,
 std::string head_config_json(const HeadOptions& head, const AdapterDescription* description) {
   json config = {
       {"num_labels", head.num_labels},
-      {"problem_type", data::hf_problem_type(head.problem)},
+      {"problem_type", hf_problem_type(head.problem)},
       {"ls_train",
        {{"task", std::string(enum_name(head.task))},
         {"problem_type", std::string(enum_name(head.problem))},
@@ -179,7 +179,7 @@ void read_head_config(const std::filesystem::path& file, HeadOptions& head, bool
   const json root = read_json_object(file);
   if (const auto it = root.find("problem_type"); it != root.end() && it->is_string()) {
     const auto problem =
-        parse_enum<data::ProblemType>(it->get<std::string>(), file.string() + ": problem_type");
+        parse_enum<ProblemType>(it->get<std::string>(), file.string() + ": problem_type");
     if (problem != head.problem)
       fail("{}: the adapter was trained for {} but the model was built for {} (task.problem_type)",
            file.string(), enum_name(problem), enum_name(head.problem));

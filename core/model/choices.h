@@ -1,5 +1,5 @@
 // The model's choices a config names: sequence pooling and activation checkpointing, with their
-// name tables (core/base/enum_names.h). Torch-free, so the config (core/train/config.h) can hold
+// name tables (core/base/enum_names.h). Torch-free, so the config (core/run/config.h) can hold
 // them typed; head.h and llama.h use them.
 #pragma once
 

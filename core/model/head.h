@@ -18,8 +18,6 @@
 
 namespace ls {
 
-using TaskType = data::TaskType;  // data/task.h
-
 class Head : public torch::nn::Module {
  public:
   // hidden [B, T, H] (any float dtype), attention_mask [B, T] -> float32 logits: [B, C] for a
@@ -61,7 +59,6 @@ struct HeadOptions {
 std::shared_ptr<Head> make_head(int64_t hidden_size, const HeadOptions& options,
                                 const c10::Device& device);
 
-constexpr int64_t kIgnoreIndex = -100;
 // Mean single-label cross-entropy, no weights (the default head's loss).
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels);
 

@@ -201,8 +201,8 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
   if (config_.sliding_window && length > *config_.sliding_window)
     fail(
         "a batch of length {} exceeds the model's sliding attention window of {} tokens "
-        "(config.json 'sliding_window'); ls-train attends over the whole sequence, so it needs "
-        "sliding_window >= data.max_length or null: set data.max_length to at most {}",
+        "(config.json 'sliding_window'); the model attends over the whole sequence, so inputs "
+        "may have at most {} tokens",
         length, *config_.sliding_window, *config_.sliding_window);
   auto x = embed_tokens_->forward(input_ids);
   // Each row's positions count from its first real token (rope_positions), so a left-padded row

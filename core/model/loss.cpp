@@ -8,9 +8,7 @@
 
 namespace ls {
 
-namespace {
-constexpr int64_t kIgnore = -100;  // torch's ignore_index, as data::kIgnoreIndex
-}
+namespace {}
 
 LossFunction::LossFunction(ProblemType problem, LossOptions options, int64_t outputs,
                            c10::Device device)
@@ -69,7 +67,7 @@ at::Tensor LossFunction::sum(const at::Tensor& logits, const at::Tensor& labels)
       // it runs only where they are host memory (the trainer's batches are mapped in range by
       // the data pipeline; on a GPU torch's own kernel assert still catches one).
       if (flat.device().is_cpu() && flat.numel() > 0) {
-        const auto real = flat.masked_select(flat.ne(kIgnore));
+        const auto real = flat.masked_select(flat.ne(kIgnoreIndex));
         if (real.numel() > 0) {
           const auto low = real.min().item<int64_t>(), high = real.max().item<int64_t>();
           if (low < 0 || high >= outputs_)
@@ -80,7 +78,7 @@ at::Tensor LossFunction::sum(const at::Tensor& logits, const at::Tensor& labels)
       const auto& w = weights_on(x.device());
       return at::cross_entropy_loss(x.reshape({-1, outputs_}), flat,
                                     w.defined() ? std::optional<at::Tensor>(w) : std::nullopt,
-                                    at::Reduction::None, kIgnore, options_.label_smoothing)
+                                    at::Reduction::None, kIgnoreIndex, options_.label_smoothing)
           .sum();
     }
     case ProblemType::kMultiLabel: {
@@ -105,7 +103,7 @@ at::Tensor LossFunction::normalizer(const at::Tensor& labels) const {
   if (problem_ != ProblemType::kSingleLabel)
     return labels.isnan().logical_not().sum().to(at::kFloat);
   const auto flat = labels.reshape({-1});
-  const auto real = flat.ne(kIgnore);
+  const auto real = flat.ne(kIgnoreIndex);
   const auto& w = weights_on(flat.device());
   if (!w.defined()) return real.sum().to(at::kFloat);
   // torch's weighted mean: divided by the weights of the targets.

@@ -20,11 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "data/label_map.h"
+#include "core/base/task.h"
 
 namespace ls {
-
-using ProblemType = data::ProblemType;
 
 struct LossOptions {
   // Single-label: cross-entropy weight per class. Multi-label: BCE pos_weight per label. Empty:

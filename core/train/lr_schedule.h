@@ -5,19 +5,9 @@
 
 #include <string>
 
-#include "core/base/enum_names.h"
+#include "core/run/choices.h"
 
 namespace ls {
-
-enum class ScheduleKind { kConstant, kLinear, kCosine };
-
-template <>
-struct EnumNames<ScheduleKind> {
-  static constexpr std::string_view what = "schedule";
-  static constexpr EnumName<ScheduleKind> table[] = {{ScheduleKind::kConstant, "constant"},
-                                                     {ScheduleKind::kLinear, "linear"},
-                                                     {ScheduleKind::kCosine, "cosine"}};
-};
 
 struct LrSchedule {
   ScheduleKind kind = ScheduleKind::kLinear;

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "core/train/config.h"
+#include "core/run/config.h"
 
 namespace ls {
 

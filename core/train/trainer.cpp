@@ -16,19 +16,21 @@
 #include "core/adapter/peft_adapter.h"
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
+#include "core/eval/evaluator.h"
+#include "core/eval/metric_table.h"
 #include "core/model/dtype.h"
 #include "core/model/ls_llama.h"
 #include "core/report/plot.h"
 #include "core/report/progress.h"
 #include "core/report/tensorboard.h"
+#include "core/run/run_directory.h"
+#include "core/run/run_setup.h"
+#include "core/run/trained_run.h"
 #include "core/train/adamw.h"
-#include "core/train/evaluator.h"
 #include "core/train/lr_schedule.h"
 #include "core/train/run_plan.h"
-#include "core/train/run_setup.h"
 #include "core/train/run_state.h"
 #include "core/train/train_step.h"
-#include "core/train/trained_run.h"
 #include "data/loader.h"
 #include "data/reader.h"
 #include "parallel/communicator.h"
@@ -68,7 +70,7 @@ struct Split {
 class TrainRecipe {
  public:
   TrainRecipe(const Config& config, bool resume, parallel::MpiRuntime& mpi)
-      : config_(config), resume_(resume), mpi_(mpi), dir_(config.output.dir) {}
+      : config_(config), resume_(resume), mpi_(mpi), dir_(config.output.dir), run_dir_(dir_) {}
 
   TrainOutcome run() {
     setup_parallel();
@@ -123,6 +125,7 @@ class TrainRecipe {
   bool resume_;
   parallel::MpiRuntime& mpi_;
   fs::path dir_;
+  RunDirectory run_dir_;
   Placement placement_;
   std::unique_ptr<parallel::Topology> topology_;
   std::unique_ptr<RunState> state_;
@@ -181,13 +184,10 @@ void TrainRecipe::setup_directory() {
           "output.overwrite: true, or choose another output.dir)",
           dir_.string(), dir_.string());
     } else if (fs::exists(dir_) && config_.output.overwrite) {
-      for (const char* name :
-           {"state", "adapter", "adapter_last", "tensorboard", "metrics.jsonl", "curves.png",
-            "predictions_validation.jsonl", "predictions_test.jsonl"})
-        fs::remove_all(dir_ / name);
+      for (const fs::path& output : run_dir_.outputs()) fs::remove_all(output);
     }
     fs::create_directories(dir_);
-    if (!resume_) write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
+    if (!resume_) write_file_atomic(run_dir_.config(), config_.to_yaml());
   }
   topology_->world()->barrier();
 }
@@ -207,22 +207,22 @@ void TrainRecipe::setup_data() {
   }
   data::RawDataset raw_train = data::read_raw_dataset(d.train, options.task, options.reader);
   if (resume_) {
-    labels_ = data::LabelMap::load((dir_ / "labels.json").string());
+    labels_ = data::LabelMap::load(run_dir_.labels().string());
   } else if (!config_.task.labels.empty()) {
     labels_ = data::LabelMap(config_.task.labels);
   } else {
     labels_ = data::infer_label_map(raw_train, options.reader.problem);
   }
-  if (rank0() && !resume_) labels_.save((dir_ / "labels.json").string());
+  if (rank0() && !resume_) labels_.save(run_dir_.labels().string());
 
   train_ = data::build_dataset(raw_train, tokenizer_.get(), labels_, options);
   log(train_.summary());
   loss_ = loss_options(config_, train_, labels_);
   if (!loss_.class_weights.empty())
-    log(fmt::format("class weights ({}, {}): {}", enum_name(config_.task.class_weights.mode),
-                    options.reader.problem == data::ProblemType::kMultiLabel ? "BCE pos_weight"
-                                                                             : "cross-entropy",
-                    fmt::join(loss_.class_weights, ", ")));
+    log(fmt::format(
+        "class weights ({}, {}): {}", enum_name(config_.task.class_weights.mode),
+        options.reader.problem == ProblemType::kMultiLabel ? "BCE pos_weight" : "cross-entropy",
+        fmt::join(loss_.class_weights, ", ")));
   if (config_.task.normalize_targets && !config_.lora.init_from.empty()) {
     // The adapter's head was trained on its own normalisation, which it keeps.
     HeadOptions head = head_options(config_, labels_.size(), loss_);
@@ -243,26 +243,22 @@ void TrainRecipe::setup_data() {
     split->dataset = data::build_dataset(split->raw, tokenizer_.get(), labels_, options);
     log(split->dataset.summary());
   }
-  if (options.task == data::TaskType::kToken && train_.stats.bio_warnings > 0)
+  if (options.task == TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})",
                     train_.stats.bio_warnings, train_.stats.first_bio_warning));
 }
 
 // The run's identity; a resume must match the saved one before config.yaml takes its settings.
 void TrainRecipe::check_resumed_run() {
-  const auto& t = config_.train;
-  identity_ = {{"data.max_length", std::to_string(config_.data.max_length)},
-               {"data.group_by_length", config_.data.group_by_length ? "true" : "false"},
-               {"train.batch_size", std::to_string(t.batch_size)},
-               {"train.micro_batch_size", std::to_string(batching_.micro_batch_size)},
-               {"train.seed", std::to_string(t.seed)},
-               {"train.shuffle", t.shuffle ? "true" : "false"},
-               {"parallel.tp", std::to_string(topology_->tp())},
-               {"dp", std::to_string(topology_->dp())},
-               {"data.train", dataset_fingerprint(train_)}};  // last: a named key says more
+  // The config's identity record, then the layout the sampler's position depends on and the
+  // training split's fingerprint (last: a named key says more).
+  identity_ = config_values(config_, kIdentity);
+  identity_.emplace_back("train.micro_batch_size", std::to_string(batching_.micro_batch_size));
+  identity_.emplace_back("dp", std::to_string(topology_->dp()));
+  identity_.emplace_back("data.train", dataset_fingerprint(train_));
   if (!resume_) return;
   state_->check_identity(identity_);  // every rank: each fails alike, nothing written yet
-  if (rank0()) write_file_atomic(dir_ / "config.yaml", config_.to_yaml());
+  if (rank0()) write_file_atomic(run_dir_.config(), config_.to_yaml());
   topology_->world()->barrier();
 }
 
@@ -344,7 +340,7 @@ void TrainRecipe::setup_logging() {
   bar_ = std::make_unique<Progress>(rank0(), plan_.total_steps, plan_.steps_per_epoch,
                                     config_.train.log_every);
   if (rank0() && config_.output.tensorboard)
-    tensorboard_ = std::make_unique<TensorBoardWriter>((dir_ / "tensorboard").string());
+    tensorboard_ = std::make_unique<TensorBoardWriter>(run_dir_.tensorboard().string());
   log(fmt::format(
       "training: {} steps ({} epochs x {} steps), global batch {} = micro {} x accumulation {} x "
       "dp {}{}, "
@@ -440,12 +436,14 @@ void TrainRecipe::evaluate_and_select(int64_t step) {
   const EvalResult result = evaluate(*model_, validation_.dataset, labels_, eval_options_,
                                      topology_->dp_group(), placement_.device);
   const double value = result.metrics.at(metric_);
-  const bool higher_is_better = metric_higher_is_better(metric_);
-  const bool improved =
-      !progress_.best || (higher_is_better ? value > *progress_.best : value < *progress_.best);
+  const bool improved = !progress_.best || improves(metric_, value, *progress_.best);
+  // The selection rule travels with the record, so tools (ls_sweep, the quickstart summary) read
+  // it instead of re-deriving it.
   json rec = {{"step", step},
               {"epoch", static_cast<double>(step) / plan_.steps_per_epoch},
-              {"split", "validation"}};
+              {"split", "validation"},
+              {"selection_metric", metric_},
+              {"selection_mode", std::string(direction_name(metric_direction(metric_)))}};
   for (auto& [k, v] : result.metrics) {
     rec[k] = v;
     if (tensorboard_) tensorboard_->add_scalar("validation/" + k, v, step);
@@ -454,7 +452,7 @@ void TrainRecipe::evaluate_and_select(int64_t step) {
   if (improved) {
     progress_.best = value, progress_.best_step = step, progress_.best_metrics = result.metrics,
     progress_.evals_without_improvement = 0;
-    if (config_.output.save != SaveMode::kLast) save_adapter("adapter");
+    if (config_.output.save != SaveMode::kLast) save_adapter(RunDirectory::kBestAdapter);
     write_predictions("validation", validation_, result);
   } else {
     ++progress_.evals_without_improvement;
@@ -481,9 +479,9 @@ TrainOutcome TrainRecipe::interrupted() {
 }
 
 void TrainRecipe::save_final_adapters() {
-  if (config_.output.save != SaveMode::kBest) save_adapter("adapter_last");
+  if (config_.output.save != SaveMode::kBest) save_adapter(RunDirectory::kLastAdapter);
   if (validation_.dataset.size() == 0 && config_.output.save != SaveMode::kLast)
-    save_adapter("adapter");
+    save_adapter(RunDirectory::kBestAdapter);
   if (validation_.dataset.size())
     log(fmt::format("best validation {} {:.4f} at step {}", metric_,
                     progress_.best ? *progress_.best : 0.0, progress_.best_step));
@@ -495,7 +493,7 @@ void TrainRecipe::test() {
   // Decided from the config, alike on every rank (rank 0 alone writes the adapters): adapter/ is
   // there unless output.save is last (save_final_adapters writes it when nothing was validated).
   const fs::path selected =
-      dir_ / (config_.output.save == SaveMode::kLast ? "adapter_last" : "adapter");
+      config_.output.save == SaveMode::kLast ? run_dir_.last_adapter() : run_dir_.best_adapter();
   topology_->world()->barrier();  // rank 0 has written it
   ls::load_adapter(*model_, selected);
   const EvalResult result = evaluate(*model_, test_.dataset, labels_, eval_options_,
@@ -515,8 +513,8 @@ void TrainRecipe::test() {
 void TrainRecipe::write_outputs() {
   if (tensorboard_) tensorboard_->flush();
   if (rank0() && config_.output.plot) {
-    write_training_curves(dir_ / "metrics.jsonl", dir_ / "curves.png", metric_);
-    log(fmt::format("wrote {}", (dir_ / "curves.png").string()));
+    write_training_curves(run_dir_.metrics(), run_dir_.curves(), metric_);
+    log(fmt::format("wrote {}", run_dir_.curves().string()));
   }
   log(fmt::format("run directory: {}", dir_.string()));
 }
@@ -540,7 +538,7 @@ void TrainRecipe::record(json record) {
   if (!rank0()) return;
   record["time"] =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  append_line(dir_ / "metrics.jsonl", record);
+  append_line(run_dir_.metrics(), record);
 }
 
 void TrainRecipe::save_adapter(const std::string& name) {
@@ -557,7 +555,7 @@ void TrainRecipe::write_predictions(const std::string& split, const Split& data,
                                     const EvalResult& result) {
   if (rank0())
     write_file_atomic(
-        dir_ / ("predictions_" + split + ".jsonl"),
+        run_dir_.predictions(split),
         predictions_jsonl(result, data.raw, data.dataset, labels_, config_.train.ner_mode));
 }
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "core/train/config.h"
+#include "core/run/config.h"
 
 namespace ls::parallel {
 class MpiRuntime;

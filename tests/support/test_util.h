@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 
@@ -32,6 +34,21 @@ inline std::string golden_grad_name(const std::string& variant, const std::strin
   if (auto at = peft.find(".score."); at != std::string::npos)
     peft.insert(at + 7, "modules_to_save.default.");
   return "grad." + variant + "." + peft;
+}
+
+// The text of a doc page (path relative to the source tree) between the lines
+// "<!-- NAME:begin -->" and "<!-- NAME:end -->", where a generated table is pasted; nullopt when
+// the page or a marker is missing.
+inline std::optional<std::string> generated_doc_section(const std::string& page,
+                                                        const std::string& name) {
+  std::ifstream doc(source_dir() / page, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  const std::string begin = "<!-- " + name + ":begin -->\n", end = "<!-- " + name + ":end -->";
+  const auto from = text.find(begin);
+  if (from == std::string::npos) return std::nullopt;
+  const auto to = text.find(end, from + begin.size());
+  if (to == std::string::npos) return std::nullopt;
+  return text.substr(from + begin.size(), to - from - begin.size());
 }
 
 // A fresh directory under the system temp dir, removed with the object.

@@ -1,5 +1,5 @@
 // Predictor (see predictor.h): a run's files -> tokenizer + model, inputs -> prediction objects.
-#include "core/train/predictor.h"
+#include "core/infer/predictor.h"
 
 #include <algorithm>
 #include <sstream>
@@ -30,7 +30,7 @@ PreparedInputs Predictor::prepare(const std::vector<PredictInput>& inputs) const
   prepared.raw.task = options_.task;
   prepared.raw.format = data::DataFormat::kJsonl;
   prepared.raw.records.reserve(inputs.size());
-  const bool token_task = options_.task == data::TaskType::kToken;
+  const bool token_task = options_.task == TaskType::kToken;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const PredictInput& input = inputs[i];
     data::RawRecord record;

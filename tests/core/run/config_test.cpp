@@ -1,5 +1,5 @@
 // Config: defaults, overrides, and every class of user error as one line naming file, line, key.
-#include "core/train/config.h"
+#include "core/run/config.h"
 
 #include <gtest/gtest.h>
 
@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "core/base/error.h"
+#include "core/eval/metric_table.h"
+#include "tests/support/test_util.h"
 
 namespace {
 
@@ -119,13 +121,9 @@ TEST(Config, DocsConfigCarriesTheGeneratedKeyTable) {
   for (const auto& path : ls::config_key_paths())
     EXPECT_NE(text.find("`" + path + "`"), std::string::npos)
         << path << " is not documented in docs/CONFIG.md";
-  const std::string begin = "<!-- config-docs:begin -->\n", end = "<!-- config-docs:end -->";
-  auto from = text.find(begin);
-  ASSERT_NE(from, std::string::npos) << "docs/CONFIG.md lacks the line " << begin;
-  from += begin.size();
-  auto to = text.find(end, from);
-  ASSERT_NE(to, std::string::npos) << "docs/CONFIG.md lacks the line " << end;
-  EXPECT_EQ(text.substr(from, to - from), ls::config_docs_markdown())
+  const auto table = ls::test::generated_doc_section("docs/CONFIG.md", "config-docs");
+  ASSERT_TRUE(table) << "docs/CONFIG.md lacks the config-docs marker lines";
+  EXPECT_EQ(*table, ls::config_docs_markdown())
       << "docs/CONFIG.md's key table is stale: paste `ls_train --config-docs` between the markers";
 }
 
@@ -166,8 +164,8 @@ TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
   c = ls::Config::parse(
       std::string(kMinimal) + "task: {problem_type: regression}\ntrain: {metric: mse}\n",
       "cfg.yaml");
-  EXPECT_FALSE(ls::metric_higher_is_better(ls::selection_metric(c)));
-  EXPECT_TRUE(ls::metric_higher_is_better("spearman"));
+  EXPECT_FALSE(ls::higher_is_better(ls::selection_metric(c)));
+  EXPECT_TRUE(ls::higher_is_better("spearman"));
 
   EXPECT_NE(error_of(std::string(kMinimal) + "task: {type: token,\n  problem_type: regression}\n")
                 .find("cfg.yaml:4: task.problem_type: regression needs task.type: sequence"),
@@ -189,18 +187,18 @@ TEST(Config, ProblemTypesClassWeightsAndTheirMetrics) {
 
 TEST(Config, ChoiceKeysTakeTheirAllowedValuesFromTheEnumNameTables) {
   // One table per enum: the config documents and checks its printed names...
-  EXPECT_EQ(ls::enum_choices<ls::data::ProblemType>(),
+  EXPECT_EQ(ls::enum_choices<ls::ProblemType>(),
             (std::vector<std::string>{"single_label", "multi_label", "regression"}));
   EXPECT_NE(ls::config_docs_markdown().find("(single_label \\| multi_label \\| regression)"),
             std::string::npos);
   // ...while aliases (HF's spellings) parse elsewhere but are no config values.
-  EXPECT_EQ(ls::parse_enum<ls::data::ProblemType>("multi_label_classification", "x"),
-            ls::data::ProblemType::kMultiLabel);
+  EXPECT_EQ(ls::parse_enum<ls::ProblemType>("multi_label_classification", "x"),
+            ls::ProblemType::kMultiLabel);
   EXPECT_NE(error_of(kMinimal, {"task.problem_type=multi_label_classification"})
                 .find("'multi_label_classification' is not one of: single_label, multi_label, "
                       "regression"),
             std::string::npos);
-  EXPECT_EQ(ls::enum_name(ls::data::ProblemType::kMultiLabel), "multi_label");
+  EXPECT_EQ(ls::enum_name(ls::ProblemType::kMultiLabel), "multi_label");
   EXPECT_NE(error_of(kMinimal, {"task.pooling=first"})
                 .find("task.pooling: 'first' is not one of: last, mean, max"),
             std::string::npos);

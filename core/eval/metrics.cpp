@@ -1,6 +1,6 @@
 // Metrics (see metrics.h). The chunking rules follow seqeval's get_entities (default mode) and
 // its IOB2 scheme (strict mode) so that reported numbers equal what users compute in Python.
-#include "core/train/metrics.h"
+#include "core/eval/metrics.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Trained run -> standalone HF model directory (see hf_export.h).
-#include "core/train/hf_export.h"
+#include "core/infer/hf_export.h"
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -17,7 +17,7 @@
 #include "core/model/dtype.h"
 #include "core/model/llama_config.h"
 #include "core/model/lora.h"
-#include "core/train/run_setup.h"
+#include "core/run/run_setup.h"
 #include "data/tokenizer.h"
 
 namespace ls {
@@ -229,7 +229,7 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   hf["architectures"] = {result.architecture};
   hf["id2label"] = id2label;
   hf["label2id"] = label2id;
-  hf["problem_type"] = std::string(data::hf_problem_type(head.problem));
+  hf["problem_type"] = std::string(hf_problem_type(head.problem));
   hf["pad_token_id"] = config.data.pad_id;
   bool dtype_set = false;
   for (const char* key : {"dtype", "torch_dtype"})
@@ -240,21 +240,11 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   if (!dtype_set) hf["dtype"] = hf_dtype_name(result.dtype);
   if (!sequence) hf["classifier_dropout"] = head.dropout;
   const bool bidirectional = config.model.attention == AttentionMode::kBidirectional;
-  hf["ls_train"] = {
-      {"task", std::string(enum_name(head.task))},
-      {"attention", std::string(enum_name(config.model.attention))},
-      {"bidirectional_from_layer", config.model.bidirectional_from_layer},
-      {"attend_to_padding", config.model.attend_to_padding},
-      {"pooling", std::string(enum_name(head.pooling))},
-      {"max_length", config.data.max_length},
-      {"padding_side", std::string(enum_name(config.data.padding_side))},
-      {"add_eos", config.data.add_eos},
-      {"threshold", head.threshold},
-      {"target_mean", head.loss.target_mean},
-      {"target_std", head.loss.target_std},
-      {"adapter", fs::absolute(adapter_dir).lexically_normal().string()},
-      {"base_model", config.model.path},
-  };
+  // What HF has no key for: the config's model-info record, flat, and the head's normalisation.
+  hf["ls_train"] = config_record_flat(config, kModelInfo);
+  hf["ls_train"]["target_mean"] = head.loss.target_mean;
+  hf["ls_train"]["target_std"] = head.loss.target_std;
+  hf["ls_train"]["adapter"] = fs::absolute(adapter_dir).lexically_normal().string();
   write_file_atomic(out / "config.json", hf.dump(2) + "\n");
   write_tokenizer_files(config, out);
 

@@ -8,14 +8,14 @@
 #include <tuple>
 
 #include "core/base/error.h"
-#include "core/train/config.h"
-#include "core/train/evaluator.h"
+#include "core/eval/evaluator.h"
+#include "core/run/config.h"
 #include "data/batch.h"
 
 // A named namespace, not an anonymous one: the unity build compiles the suite as one file.
 namespace evaluator_metrics_test {
 
-using ls::data::kIgnoreIndex;
+using ls::kIgnoreIndex;
 
 const char* kMinimal = "model: {path: /models/llama}\ndata: {train: train.jsonl}\n";
 
@@ -41,15 +41,15 @@ struct Synthetic {
   at::Tensor logits;
 };
 
-Synthetic synthetic(ls::data::TaskType task, ls::data::ProblemType problem) {
-  using ls::data::ProblemType;
+Synthetic synthetic(ls::TaskType task, ls::ProblemType problem) {
+  using ls::ProblemType;
   Synthetic s;
   s.dataset.task = task;
   s.dataset.problem = problem;
   s.dataset.examples.resize(2);
   for (auto& e : s.dataset.examples) e.labeled = true;
   auto [a, b] = std::tie(s.dataset.examples[0], s.dataset.examples[1]);
-  if (task == ls::data::TaskType::kToken) {
+  if (task == ls::TaskType::kToken) {
     s.labels = ls::data::LabelMap({"O", "B-PER", "I-PER"});
     for (auto* e : {&a, &b}) {
       e->input_ids = {1, 5, 6, 2};
@@ -142,7 +142,7 @@ struct NerWithACutSentence {
 };
 
 NerWithACutSentence::NerWithACutSentence() {
-  dataset.task = ls::data::TaskType::kToken;
+  dataset.task = ls::TaskType::kToken;
   dataset.num_labels = labels.size();
   dataset.examples.resize(2);
   auto [cut, whole] = std::tie(dataset.examples[0], dataset.examples[1]);
@@ -184,7 +184,7 @@ TEST(EvaluatorMetrics, NerScoresCountAGoldEntityCutByTruncationAsMissed) {
 // same tags and scores on either side; a wrong offset reads the padding's logits instead.
 TEST(EvaluatorMetrics, LeftPaddedTokenLogitsMapToTheSameWordsAsRightPadded) {
   ls::data::Dataset dataset;
-  dataset.task = ls::data::TaskType::kToken;
+  dataset.task = ls::TaskType::kToken;
   const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
   dataset.num_labels = labels.size();
   dataset.examples.resize(2);
@@ -233,7 +233,7 @@ TEST(EvaluatorMetrics, PredictionObjectsAreTheJsonlLinesWithoutLineAndGold) {
   NerWithACutSentence ner;
   ner.dataset.examples[0].line = 3, ner.dataset.examples[1].line = 9;
   ls::data::RawDataset raw;
-  raw.task = ls::data::TaskType::kToken;
+  raw.task = ls::TaskType::kToken;
   raw.records.resize(2);
   raw.records[0].words = {"John", "lives", "in", "Paris"};
   raw.records[1].words = {"Mary", "Ann", "sings"};

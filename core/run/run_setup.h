@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "core/eval/evaluator.h"
 #include "core/model/ls_llama.h"
-#include "core/train/config.h"
-#include "core/train/evaluator.h"
+#include "core/run/config.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/tokenizer.h"
@@ -49,11 +49,6 @@ data::CollateOptions collate_options(const Config& config);
 // How a split is evaluated (training's validation and test passes, ls_predict): `batch_size`
 // examples per rank, the config's collation (unpinned) and entity matching.
 EvalOptions eval_options(const Config& config, int64_t batch_size);
-
-// The adapter directory a choice names: best (RUN/adapter/, or RUN/adapter_last/ when the run kept
-// no best), last (RUN/adapter_last/), or any other text as a directory of its own.
-std::filesystem::path resolve_adapter_dir(const std::filesystem::path& run_dir,
-                                          const std::string& choice);
 
 // `tp`: the tensor-parallel group this rank belongs to; with more than one rank the projections
 // are tensor-parallel over it (the model's config.json is read to plan the split).

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "core/eval/evaluator.h"
 #include "core/model/ls_llama.h"
-#include "core/train/config.h"
-#include "core/train/evaluator.h"
-#include "core/train/run_setup.h"
-#include "core/train/trained_run.h"
+#include "core/run/config.h"
+#include "core/run/run_setup.h"
+#include "core/run/trained_run.h"
 #include "data/dataset.h"
 #include "data/label_map.h"
 #include "data/reader.h"
@@ -59,7 +59,7 @@ class Predictor {
   const data::LabelMap& labels() const { return run_.labels; }
   const TrainedRun& run() const { return run_; }
   c10::Device device() const { return placement_.device; }
-  data::TaskType task() const { return options_.task; }
+  TaskType task() const { return options_.task; }
   int max_length() const { return options_.max_length; }
 
   // Tokenizes `inputs` (thread-safe: request threads call it while the model runs). UserError

@@ -1,6 +1,6 @@
-// Metrics on hand-checked cases; tests/core/train/test_train_metrics.py compares with the reference
+// Metrics on hand-checked cases; tests/core/eval/test_eval_metrics.py compares with the reference
 // libraries on random ones.
-#include "core/train/metrics.h"
+#include "core/eval/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Config schema, parsing, overrides and validation (see config.h).
-#include "core/train/config.h"
+#include "core/run/config.h"
 
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
@@ -10,9 +10,11 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/base/error.h"
+#include "core/eval/metric_table.h"
 #include "core/model/llama_config.h"
 
 namespace ls {
@@ -35,18 +37,21 @@ struct Codec<int> {
   static constexpr const char* kind = "integer";
   static int read(const YAML::Node& n) { return n.as<int>(); }
   static std::string show(int v) { return std::to_string(v); }
+  static nlohmann::json json(int v) { return v; }
 };
 template <>
 struct Codec<double> {
   static constexpr const char* kind = "number";
   static double read(const YAML::Node& n) { return n.as<double>(); }
   static std::string show(double v) { return fmt::format("{}", v); }
+  static nlohmann::json json(double v) { return v; }
 };
 template <>
 struct Codec<bool> {
   static constexpr const char* kind = "true/false";
   static bool read(const YAML::Node& n) { return n.as<bool>(); }
   static std::string show(bool v) { return v ? "true" : "false"; }
+  static nlohmann::json json(bool v) { return v; }
 };
 template <>
 struct Codec<std::string> {
@@ -61,6 +66,7 @@ struct Codec<std::string> {
     out << v;
     return out.c_str();
   }
+  static nlohmann::json json(const std::string& v) { return v; }
 };
 template <>
 struct Codec<std::vector<std::string>> {
@@ -80,6 +86,7 @@ struct Codec<std::vector<std::string>> {
     out << YAML::Flow << v;
     return out.c_str();
   }
+  static nlohmann::json json(const std::vector<std::string>& v) { return v; }
 };
 
 // A choice: a string that must be one of the enum's names (aliases are not config spellings).
@@ -95,6 +102,7 @@ struct Codec<E> {
     throw NotAChoice{Codec<std::string>::show(text)};
   }
   static std::string show(E v) { return Codec<std::string>::show(std::string(enum_name(v))); }
+  static nlohmann::json json(E v) { return std::string(enum_name(v)); }
 };
 
 template <>
@@ -120,10 +128,17 @@ struct Codec<ClassWeights> {
     out << YAML::Flow << w.values;
     return out.c_str();
   }
+  static nlohmann::json json(const ClassWeights& w) {
+    if (w.mode != ClassWeightsMode::kList) return std::string(enum_name(w.mode));
+    return w.values;
+  }
 };
 
 // --- the schema --------------------------------------------------------------------------------
 
+// One config key: its path, value kind, doc line and allowed values, how to read, show and write
+// it, and the records it belongs to (config.h). `.in(...)` names the records, `.flat_as(...)` the
+// key's name in flat records when that is not its last part.
 struct KeySpec {
   std::string path;
   std::string kind;
@@ -131,6 +146,20 @@ struct KeySpec {
   std::vector<std::string> choices;
   std::function<void(Config&, const YAML::Node&)> assign;  // throws YAML::BadConversion
   std::function<std::string(const Config&)> show;
+  std::function<nlohmann::json(const Config&)> json;
+  Records records;
+  std::string flat_name;
+
+  KeySpec in(Records r) && {
+    records = r;
+    return std::move(*this);
+  }
+  KeySpec flat_as(std::string name) && {
+    flat_name = std::move(name);
+    return std::move(*this);
+  }
+  std::string section() const { return path.substr(0, path.find('.')); }
+  std::string leaf() const { return path.substr(path.find('.') + 1); }
 };
 
 // `choices`: the allowed values of a string key; an enum key takes its enum's names.
@@ -138,12 +167,23 @@ template <class Section, class T>
 KeySpec key(std::string path, Section Config::*section, T Section::*member, std::string doc,
             std::vector<std::string> choices = {}) {
   if constexpr (NamedEnum<T>) choices = enum_choices<T>();
+  std::string flat_name = path.substr(path.find('.') + 1);
   return KeySpec{std::move(path),
                  Codec<T>::kind,
                  std::move(doc),
                  std::move(choices),
                  [=](Config& c, const YAML::Node& n) { (c.*section).*member = Codec<T>::read(n); },
-                 [=](const Config& c) { return Codec<T>::show((c.*section).*member); }};
+                 [=](const Config& c) { return Codec<T>::show((c.*section).*member); },
+                 [=](const Config& c) { return Codec<T>::json((c.*section).*member); },
+                 Records{},
+                 std::move(flat_name)};
+}
+
+// train.metric's choices: auto, then every metric of the metric table.
+std::vector<std::string> metric_choices() {
+  std::vector<std::string> choices = {"auto"};
+  for (const auto& rule : metric_rules()) choices.emplace_back(rule.name);
+  return choices;
 }
 
 const std::vector<KeySpec>& schema() {
@@ -151,147 +191,196 @@ const std::vector<KeySpec>& schema() {
   static const std::vector<KeySpec> keys = {
       key("model.path", &C::model, &ModelSection::path,
           "HF model directory (llama, mistral, qwen2, qwen3): config.json, *.safetensors "
-          "(required)"),
+          "(required)")
+          .in(kModelInfo)
+          .flat_as("base_model"),
       key("model.tokenizer", &C::model, &ModelSection::tokenizer,
           "tokenizer.model (sentencepiece) or tokenizer.json (HF BPE); empty = "
-          "<model.path>/tokenizer.json if there, else <model.path>/tokenizer.model"),
+          "<model.path>/tokenizer.json if there, else <model.path>/tokenizer.model")
+          .in(kPrediction),
       key("model.dtype", &C::model, &ModelSection::dtype,
           "frozen base weights; auto = bf16 on GPU, f32 on CPU; f16 only for inference "
           "(ls_predict, "
           "ls_forward: training would need loss scaling). LoRA, head and optimizer state are "
           "always f32",
-          {"auto", "f32", "bf16", "f16"}),
+          {"auto", "f32", "bf16", "f16"})
+          .in(kIdentity),
       key("model.device", &C::model, &ModelSection::device,
           "auto = the rank's GPU when there is one"),
       key("model.attention", &C::model, &ModelSection::attention,
-          "causal = LS-LLaMA, bidirectional = LS-unLLaMA"),
+          "causal = LS-LLaMA, bidirectional = LS-unLLaMA")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("model.bidirectional_from_layer", &C::model, &ModelSection::bidirectional_from_layer,
-          "with bidirectional attention, only layers >= this index are unmasked (0 = all)"),
+          "with bidirectional attention, only layers >= this index are unmasked (0 = all)")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("model.attend_to_padding", &C::model, &ModelSection::attend_to_padding,
           "reproduce the original LS-unLLaMA code, which also unmasks padding keys in "
           "bidirectional "
-          "layers (results then depend on batch composition)"),
+          "layers (results then depend on batch composition)")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("model.activation_checkpointing", &C::model, &ModelSection::activation_checkpointing,
           "recompute activations in backward to save memory"),
       key("task.type", &C::task, &TaskSection::type,
-          "sequence = one label per example, token = one tag per word (NER)"),
+          "sequence = one label per example, token = one tag per word (NER)")
+          .in(kPrediction | kIdentity | kModelInfo)
+          .flat_as("task"),
       key("task.problem_type", &C::task, &TaskSection::problem_type,
           "single_label = one class per example (cross-entropy), multi_label = a set of labels per "
           "example (one logit per label, BCE with logits), regression = one number (MSE); as HF's "
-          "problem_type. Token tasks are single_label"),
+          "problem_type. Token tasks are single_label")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("task.labels", &C::task, &TaskSection::labels,
           "label names in id order; [] = inferred from the training split (integer labels "
           "ascending; otherwise O first, then byte order; multi_label: the union of every "
-          "example's labels)"),
+          "example's labels)")
+          .in(kIdentity),
       key("task.pooling", &C::task, &TaskSection::pooling,
           "sequence head: last real token (HF), or mean/max over real tokens of the per-token "
-          "logits (original LS-unLLaMA)"),
+          "logits (original LS-unLLaMA)")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("task.head_dropout", &C::task, &TaskSection::head_dropout,
-          "dropout before the token head (HF LlamaForTokenClassification default)"),
+          "dropout before the token head (HF LlamaForTokenClassification default)")
+          .in(kPrediction | kIdentity),
       key("task.class_weights", &C::task, &TaskSection::class_weights,
           "single_label (sequence and token): cross-entropy weight per class; multi_label: BCE "
           "pos_weight per label. none, auto (single_label: n / (C * count_c), sklearn's "
           "'balanced', counted over the training split's labelled examples or tokens; multi_label: "
-          "negatives_c / positives_c) or a list in label order"),
+          "negatives_c / positives_c) or a list in label order")
+          .in(kIdentity),
       key("task.label_smoothing", &C::task, &TaskSection::label_smoothing,
-          "single_label cross-entropy label smoothing in [0, 1), torch semantics"),
+          "single_label cross-entropy label smoothing in [0, 1), torch semantics")
+          .in(kIdentity),
       key("task.threshold", &C::task, &TaskSection::threshold,
-          "multi_label: a label is predicted when its sigmoid probability is >= this"),
+          "multi_label: a label is predicted when its sigmoid probability is >= this")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("task.normalize_targets", &C::task, &TaskSection::normalize_targets,
           "regression: the head learns (y - mean) / std of the training targets; predictions and "
-          "metrics are mapped back"),
-      key("lora.r", &C::lora, &LoraSection::r, "LoRA rank"),
+          "metrics are mapped back")
+          .in(kPrediction | kIdentity),
+      key("lora.r", &C::lora, &LoraSection::r, "LoRA rank").in(kIdentity),
       key("lora.alpha", &C::lora, &LoraSection::alpha,
-          "LoRA alpha; the update is scaled by alpha/r"),
-      key("lora.dropout", &C::lora, &LoraSection::dropout, "dropout on the LoRA input"),
+          "LoRA alpha; the update is scaled by alpha/r")
+          .in(kIdentity),
+      key("lora.dropout", &C::lora, &LoraSection::dropout, "dropout on the LoRA input")
+          .in(kIdentity),
       key("lora.targets", &C::lora, &LoraSection::targets,
-          fmt::format("modules that get adapters: {}", fmt::join(llama_projection_names(), " "))),
-      key("lora.rslora", &C::lora, &LoraSection::rslora, "rank-stabilised scaling alpha/sqrt(r)"),
+          fmt::format("modules that get adapters: {}", fmt::join(llama_projection_names(), " ")))
+          .in(kIdentity),
+      key("lora.rslora", &C::lora, &LoraSection::rslora, "rank-stabilised scaling alpha/sqrt(r)")
+          .in(kIdentity),
       key("lora.init_from", &C::lora, &LoraSection::init_from,
           "PEFT adapter directory to start from (adapter and head); its r, alpha, dropout, "
           "targets, "
-          "rslora and threshold are used, and setting one of them to another value is an error"),
-      key("data.train", &C::data, &DataSection::train, "training file (required)"),
+          "rslora and threshold are used, and setting one of them to another value is an error")
+          .in(kIdentity),
+      key("data.train", &C::data, &DataSection::train, "training file (required)").in(kPrediction),
       key("data.validation", &C::data, &DataSection::validation,
           "validation file: evaluated every eval_every, selects the best checkpoint"),
       key("data.test", &C::data, &DataSection::test,
           "test file: evaluated once, with the selected checkpoint, at the end"),
       key("data.format", &C::data, &DataSection::format,
-          "file format; auto = by extension (.jsonl .csv .tsv .conll/.txt)"),
-      key("data.text_field", &C::data, &DataSection::text_field, "JSONL/CSV field with the text"),
+          "file format; auto = by extension (.jsonl .csv .tsv .conll/.txt)")
+          .in(kPrediction),
+      key("data.text_field", &C::data, &DataSection::text_field, "JSONL/CSV field with the text")
+          .in(kPrediction),
       key("data.text_pair_field", &C::data, &DataSection::text_pair_field,
-          "second text of a pair (e.g. hypothesis); empty = none"),
-      key("data.pair_separator", &C::data, &DataSection::pair_separator, "joins a text pair"),
+          "second text of a pair (e.g. hypothesis); empty = none")
+          .in(kPrediction),
+      key("data.pair_separator", &C::data, &DataSection::pair_separator, "joins a text pair")
+          .in(kPrediction),
       key("data.csv_quoting", &C::data, &DataSection::csv_quoting,
-          "CSV/TSV fields may be quoted (RFC 4180); false treats quotes as text (GLUE TSVs)"),
+          "CSV/TSV fields may be quoted (RFC 4180); false treats quotes as text (GLUE TSVs)")
+          .in(kPrediction),
       key("data.label_field", &C::data, &DataSection::label_field,
           "JSONL/CSV field with the label (string or integer; multi_label: a JSON list, or a cell "
-          "split at label_separator; regression: a number)"),
+          "split at label_separator; regression: a number)")
+          .in(kPrediction),
       key("data.label_separator", &C::data, &DataSection::label_separator,
           "multi_label: separates the labels of a CSV/TSV cell or JSON string (\"toxic|insult\"); "
-          "an empty cell is no label"),
+          "an empty cell is no label")
+          .in(kPrediction),
       key("data.tokens_field", &C::data, &DataSection::tokens_field,
-          "word-list JSONL (HF datasets NER export): the words"),
+          "word-list JSONL (HF datasets NER export): the words")
+          .in(kPrediction),
       key("data.tags_field", &C::data, &DataSection::tags_field,
-          "word-list JSONL: the tags (strings, or integers indexing task.labels)"),
+          "word-list JSONL: the tags (strings, or integers indexing task.labels)")
+          .in(kPrediction),
       key("data.conll_tag_column", &C::data, &DataSection::conll_tag_column,
-          "CoNLL column with the tag; -1 = last"),
+          "CoNLL column with the tag; -1 = last")
+          .in(kPrediction),
       key("data.max_length", &C::data, &DataSection::max_length,
-          "tokens per example, BOS included; longer examples are truncated (and counted)"),
-      key("data.padding_side", &C::data, &DataSection::padding_side, "where padding goes"),
+          "tokens per example, BOS included; longer examples are truncated (and counted)")
+          .in(kPrediction | kIdentity | kModelInfo),
+      key("data.padding_side", &C::data, &DataSection::padding_side, "where padding goes")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("data.pad_id", &C::data, &DataSection::pad_id,
-          "token id used for padding (LLaMA's tokenizer has no pad piece)"),
-      key("data.add_eos", &C::data, &DataSection::add_eos, "append EOS to every example"),
+          "token id used for padding (LLaMA's tokenizer has no pad piece)")
+          .in(kPrediction | kIdentity),
+      key("data.add_eos", &C::data, &DataSection::add_eos, "append EOS to every example")
+          .in(kPrediction | kIdentity | kModelInfo),
       key("data.label_all_subwords", &C::data, &DataSection::label_all_subwords,
-          "NER: every sub-word carries its word's tag, not only the first"),
+          "NER: every sub-word carries its word's tag, not only the first")
+          .in(kPrediction | kIdentity),
       key("data.group_by_length", &C::data, &DataSection::group_by_length,
-          "batch examples of similar length (shuffled mega-batches, sorted inside)"),
+          "batch examples of similar length (shuffled mega-batches, sorted inside)")
+          .in(kIdentity),
       key("train.epochs", &C::train, &TrainSection::epochs, "passes over the training split"),
       key("train.max_steps", &C::train, &TrainSection::max_steps,
           "stop after this many optimizer steps (0 = run all epochs)"),
       key("train.batch_size", &C::train, &TrainSection::batch_size,
-          "global batch per optimizer step (all ranks, all accumulation steps)"),
+          "global batch per optimizer step (all ranks, all accumulation steps)")
+          .in(kPrediction | kIdentity),
       key("train.micro_batch_size", &C::train, &TrainSection::micro_batch_size,
           "examples per rank per forward pass; 0 = batch_size / dp. Accumulation = batch_size / "
-          "(micro * dp)"),
-      key("train.lr", &C::train, &TrainSection::lr, "peak learning rate (AdamW)"),
-      key("train.weight_decay", &C::train, &TrainSection::weight_decay, "decoupled weight decay"),
+          "(micro * dp)")
+          .in(kPrediction),
+      key("train.lr", &C::train, &TrainSection::lr, "peak learning rate (AdamW)").in(kIdentity),
+      key("train.weight_decay", &C::train, &TrainSection::weight_decay, "decoupled weight decay")
+          .in(kIdentity),
       key("train.decay_biases_and_norms", &C::train, &TrainSection::decay_biases_and_norms,
-          "also decay 1-D tensors (biases); off by default"),
-      key("train.adam_beta1", &C::train, &TrainSection::adam_beta1, "AdamW beta1"),
-      key("train.adam_beta2", &C::train, &TrainSection::adam_beta2, "AdamW beta2"),
-      key("train.adam_eps", &C::train, &TrainSection::adam_eps, "AdamW epsilon"),
+          "also decay 1-D tensors (biases); off by default")
+          .in(kIdentity),
+      key("train.adam_beta1", &C::train, &TrainSection::adam_beta1, "AdamW beta1").in(kIdentity),
+      key("train.adam_beta2", &C::train, &TrainSection::adam_beta2, "AdamW beta2").in(kIdentity),
+      key("train.adam_eps", &C::train, &TrainSection::adam_eps, "AdamW epsilon").in(kIdentity),
       key("train.fused_optimizer", &C::train, &TrainSection::fused_optimizer,
           "AdamW as one fused kernel (at::_fused_adamw_); false: the per-tensor reference loop, "
           "same numerics"),
       key("train.schedule", &C::train, &TrainSection::schedule,
-          "learning-rate schedule after warmup"),
+          "learning-rate schedule after warmup")
+          .in(kIdentity),
       key("train.warmup_ratio", &C::train, &TrainSection::warmup_ratio,
-          "fraction of all steps spent warming up linearly from 0"),
+          "fraction of all steps spent warming up linearly from 0")
+          .in(kIdentity),
       key("train.warmup_steps", &C::train, &TrainSection::warmup_steps,
-          "warmup steps; overrides warmup_ratio when > 0"),
+          "warmup steps; overrides warmup_ratio when > 0")
+          .in(kIdentity),
       key("train.max_grad_norm", &C::train, &TrainSection::max_grad_norm,
-          "clip the global gradient norm; 0 = no clipping"),
+          "clip the global gradient norm; 0 = no clipping")
+          .in(kIdentity),
       key("train.seed", &C::train, &TrainSection::seed,
-          "seeds LoRA init, dropout and shuffling: equal seeds give equal runs"),
+          "seeds LoRA init, dropout and shuffling: equal seeds give equal runs")
+          .in(kIdentity),
       key("train.shuffle", &C::train, &TrainSection::shuffle,
-          "shuffle the training split every epoch"),
+          "shuffle the training split every epoch")
+          .in(kIdentity),
       key("train.eval_every", &C::train, &TrainSection::eval_every,
           "evaluate on validation every epoch, or every N optimizer steps"),
       key("train.metric", &C::train, &TrainSection::metric,
-          "selection metric; auto = macro_f1 (single_label sequence), entity_f1 (token), micro_f1 "
-          "(multi_label), pearson (regression). Token tasks select entity_f1 or loss. loss, mse "
-          "and mae select the lowest value, the others the highest",
-          {"auto", "accuracy", "macro_f1", "entity_f1", "micro_f1", "subset_accuracy", "pearson",
-           "spearman", "mse", "mae", "loss"}),
+          "selection metric (best checkpoint, early stopping): auto = the task's default; each "
+          "task's metrics and which way each is better: docs/CONFIG.md, Selection metrics",
+          metric_choices())
+          .in(kPrediction | kIdentity),
       key("train.ner_mode", &C::train, &TrainSection::ner_mode,
-          "entity matching as seqeval: default (conlleval) or strict IOB2"),
+          "entity matching as seqeval: default (conlleval) or strict IOB2")
+          .in(kPrediction | kIdentity),
       key("train.early_stopping_patience", &C::train, &TrainSection::early_stopping_patience,
           "stop after this many evaluations without improvement; 0 = never"),
       key("train.log_every", &C::train, &TrainSection::log_every,
           "optimizer steps between progress lines (non-terminal output) and metrics.jsonl records"),
       key("parallel.tp", &C::parallel, &ParallelSection::tp,
-          "tensor-parallel width; data-parallel width = world size / tp"),
+          "tensor-parallel width; data-parallel width = world size / tp")
+          .in(kIdentity),
       key("output.dir", &C::output, &OutputSection::dir,
           "run directory (config, labels, metrics, adapters, state, predictions)"),
       key("output.save", &C::output, &OutputSection::save,
@@ -436,27 +525,20 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
         digits && std::stol(c.train.eval_every) > 0, "train.eval_every",
         fmt::format("'{}' is neither 'epoch' nor a positive number of steps", c.train.eval_every));
   }
-  require(c.train.metric != "entity_f1" || c.task.type == data::TaskType::kToken, "train.metric",
+  require(c.train.metric != "entity_f1" || c.task.type == TaskType::kToken, "train.metric",
           "entity_f1 needs task.type: token");
-  using data::ProblemType;
   const ProblemType problem = c.task.problem_type;
-  require(problem == ProblemType::kSingleLabel || c.task.type == data::TaskType::kSequence,
+  require(problem == ProblemType::kSingleLabel || c.task.type == TaskType::kSequence,
           "task.problem_type",
           fmt::format("{} needs task.type: sequence (token tasks are single_label)",
                       enum_name(problem)));
-  // The selectable metrics the evaluator reports for each kind of task (evaluator.cpp's problem
-  // kinds); tests/core/train/metric_selection_test.cpp checks every accepted pair against it.
-  static const std::map<ProblemType, std::set<std::string>> kMetrics = {
-      {ProblemType::kSingleLabel, {"auto", "loss", "accuracy", "macro_f1"}},
-      {ProblemType::kMultiLabel, {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},
-      {ProblemType::kRegression, {"auto", "loss", "mse", "mae", "pearson", "spearman"}}};
-  static const std::set<std::string> kTokenMetrics = {"auto", "loss", "entity_f1"};
-  const bool token = c.task.type == data::TaskType::kToken;
-  const std::set<std::string>& metrics = token ? kTokenMetrics : kMetrics.at(problem);
-  require(metrics.count(c.train.metric) > 0, "train.metric",
-          fmt::format("'{}' is not a {} metric (choose from: {})", c.train.metric,
+  // The selectable metrics of the task's kind: the metric table (core/eval/metric_table.h).
+  const bool token = c.task.type == TaskType::kToken;
+  const TaskMetrics& metrics = task_metrics(c.task.type, problem);
+  require(is_selectable(c.train.metric, c.task.type, problem), "train.metric",
+          fmt::format("'{}' is not a {} metric (choose from: auto, {})", c.train.metric,
                       token ? std::string("token") : std::string(enum_name(problem)),
-                      fmt::join(metrics, ", ")));
+                      fmt::join(metrics.selectable, ", ")));
   require(c.task.label_smoothing >= 0 && c.task.label_smoothing < 1, "task.label_smoothing",
           "must be in [0, 1)");
   require(c.task.label_smoothing == 0 || problem == ProblemType::kSingleLabel,
@@ -624,21 +706,37 @@ std::string config_docs_markdown() {
   return out;
 }
 
-std::vector<std::string> config_key_paths() {
+std::vector<std::string> config_key_paths(Records which) {
   std::vector<std::string> paths;
-  for (const auto& k : schema()) paths.push_back(k.path);
+  for (const auto& k : schema())
+    if (k.records.has(which)) paths.push_back(k.path);
   return paths;
 }
 
-std::string selection_metric(const Config& config) {
-  if (config.train.metric != "auto") return config.train.metric;
-  if (config.task.problem_type == data::ProblemType::kMultiLabel) return "micro_f1";
-  if (config.task.problem_type == data::ProblemType::kRegression) return "pearson";
-  return config.task.type == data::TaskType::kToken ? "entity_f1" : "macro_f1";
+nlohmann::json config_record(const Config& config, Records which) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& k : schema())
+    if (k.records.has(which)) out[k.section()][k.leaf()] = k.json(config);
+  return out;
 }
 
-bool metric_higher_is_better(const std::string& metric) {
-  return metric != "loss" && metric != "mse" && metric != "mae";
+nlohmann::json config_record_flat(const Config& config, Records which) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& k : schema())
+    if (k.records.has(which)) out[k.flat_name] = k.json(config);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config,
+                                                               Records which) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const auto& k : schema())
+    if (k.records.has(which)) values.emplace_back(k.path, k.show(config));
+  return values;
+}
+
+std::string selection_metric(const Config& config) {
+  return resolve_metric(config.train.metric, config.task.type, config.task.problem_type);
 }
 
 }  // namespace ls

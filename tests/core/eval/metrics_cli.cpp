@@ -1,11 +1,11 @@
-// Test helper for tests/core/train/test_train_metrics.py: reads cases as JSON lines on stdin
+// Test helper for tests/core/eval/test_eval_metrics.py: reads cases as JSON lines on stdin
 // ({"pred": [...], "gold": [...]} with ints for sequence labels or lists of tag lists for NER;
 // with "kind": "multilabel" 0/1 indicator rows, with "kind": "regression" numbers)
 // and prints ls-train's metrics for each as a JSON line, for comparison with scikit-learn/seqeval.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "core/train/metrics.h"
+#include "core/eval/metrics.h"
 
 int main() {
   std::string line;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/train/trained_run.h"
+#include "core/run/trained_run.h"
 
 namespace ls {
 

@@ -1,6 +1,6 @@
 // Evaluation (see evaluator.h): one ProblemKind per problem type (single-label, multi-label,
 // regression, token) turns logits into predictions, scores them and writes them as JSON lines.
-#include "core/train/evaluator.h"
+#include "core/eval/evaluator.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -11,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/base/shape_string.h"
+#include "core/eval/metric_table.h"
 #include "parallel/communicator.h"
 
 namespace ls {
@@ -342,14 +343,13 @@ class Token : public ProblemKind {
 std::unique_ptr<ProblemKind> problem_kind(const data::Dataset& dataset,
                                           const data::LabelMap& labels,
                                           const KindSettings& settings) {
-  if (dataset.task == data::TaskType::kToken)
-    return std::make_unique<Token>(dataset, labels, settings);
+  if (dataset.task == TaskType::kToken) return std::make_unique<Token>(dataset, labels, settings);
   switch (dataset.problem) {
-    case data::ProblemType::kMultiLabel:
+    case ProblemType::kMultiLabel:
       return std::make_unique<MultiLabel>(dataset, labels, settings);
-    case data::ProblemType::kRegression:
+    case ProblemType::kRegression:
       return std::make_unique<Regression>(dataset, labels, settings);
-    case data::ProblemType::kSingleLabel:
+    case ProblemType::kSingleLabel:
       break;
   }
   return std::make_unique<SingleLabel>(dataset, labels, settings);
@@ -389,6 +389,19 @@ std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& 
   return out;
 }
 
+namespace {
+
+// The metric table's promise (metric_table.h): a scored split reports every metric that can select
+// a checkpoint for its kind of task (the loss only where there is one).
+void check_selectable_reported(const data::Dataset& dataset,
+                               const std::map<std::string, double>& metrics, bool with_loss) {
+  for (std::string_view name : task_metrics(dataset.task, dataset.problem).selectable)
+    LS_ASSERT((!with_loss && name == "loss") || metrics.count(std::string(name)) > 0,
+              "the evaluator did not report '{}', a selectable metric of this task", name);
+}
+
+}  // namespace
+
 EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
                            const data::Dataset& dataset, const data::LabelMap& labels,
                            NerMode ner_mode) {
@@ -397,6 +410,7 @@ EvalResult evaluate_logits(const at::Tensor& logits, const data::Batch& batch,
   kind->collect(logits, batch, result.predictions);
   result.examples = static_cast<int64_t>(result.predictions.size());
   kind->score(result.predictions, result.metrics);
+  check_selectable_reported(dataset, result.metrics, /*with_loss=*/false);
   return result;
 }
 
@@ -456,6 +470,7 @@ EvalResult evaluate(LsLlama& model, const data::Dataset& dataset, const data::La
   }
   result.metrics["loss"] = global_count > 0 ? global_loss / global_count : 0.0;
   kind->score(result.predictions, result.metrics);
+  check_selectable_reported(dataset, result.metrics, /*with_loss=*/true);
   return result;
 }
 

@@ -10,49 +10,36 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/base/enum_names.h"
+#include "core/base/task.h"
+#include "core/eval/metrics.h"
 #include "core/model/choices.h"
-#include "core/train/lr_schedule.h"
-#include "core/train/metrics.h"
+#include "core/run/choices.h"
 #include "data/batch.h"
 #include "data/reader.h"
-#include "data/task.h"
 
 namespace ls {
 
-enum class DeviceChoice { kAuto, kCpu, kCuda };        // model.device
-enum class AttentionMode { kCausal, kBidirectional };  // model.attention
-enum class ClassWeightsMode { kNone, kAuto, kList };   // task.class_weights
-enum class SaveMode { kBest, kLast, kBoth };           // output.save: which adapters to keep
-
-template <>
-struct EnumNames<DeviceChoice> {
-  static constexpr std::string_view what = "device";
-  static constexpr EnumName<DeviceChoice> table[] = {
-      {DeviceChoice::kAuto, "auto"}, {DeviceChoice::kCpu, "cpu"}, {DeviceChoice::kCuda, "cuda"}};
+// The records a config key is written into besides config.yaml (which holds every key). Each
+// key's schema row (config.cpp) names its records, so a key added to a record is one row:
+//   kPrediction  an adapter's head_config.json `ls_train.run`: what prediction needs without the
+//                run directory (describe_run, open_trained_run read it back)
+//   kIdentity    the resume identity (state/trainer.json): what changes the computation, so a
+//                resume that changes one is refused; what may change is every other key
+//   kModelInfo   what a served or exported model says of itself, flat: ls_serve's /v1/model and
+//                ls_export's config.json `ls_train`
+struct Records {
+  unsigned bits = 0;
+  constexpr Records operator|(Records other) const { return {bits | other.bits}; }
+  // Whether this set holds all of `other` (an empty `other`: always).
+  constexpr bool has(Records other) const { return (bits & other.bits) == other.bits; }
 };
-template <>
-struct EnumNames<AttentionMode> {
-  static constexpr std::string_view what = "attention";
-  static constexpr EnumName<AttentionMode> table[] = {
-      {AttentionMode::kCausal, "causal"}, {AttentionMode::kBidirectional, "bidirectional"}};
-};
-template <>
-struct EnumNames<ClassWeightsMode> {
-  static constexpr std::string_view what = "class weights mode";
-  static constexpr EnumName<ClassWeightsMode> table[] = {{ClassWeightsMode::kNone, "none"},
-                                                         {ClassWeightsMode::kAuto, "auto"},
-                                                         {ClassWeightsMode::kList, "list"}};
-};
-template <>
-struct EnumNames<SaveMode> {
-  static constexpr std::string_view what = "save mode";
-  static constexpr EnumName<SaveMode> table[] = {
-      {SaveMode::kBest, "best"}, {SaveMode::kLast, "last"}, {SaveMode::kBoth, "both"}};
-};
+inline constexpr Records kPrediction{1u << 0}, kIdentity{1u << 1}, kModelInfo{1u << 2};
 
 struct ModelSection {
   std::string path;            // HF LLaMA directory (config.json + *.safetensors)
@@ -74,8 +61,8 @@ struct ClassWeights {
 };
 
 struct TaskSection {
-  data::TaskType type = data::TaskType::kSequence;
-  data::ProblemType problem_type = data::ProblemType::kSingleLabel;
+  TaskType type = TaskType::kSequence;
+  ProblemType problem_type = ProblemType::kSingleLabel;
   std::vector<std::string> labels;   // [] = inferred from the training split
   Pooling pooling = Pooling::kLast;  // sequence head
   double head_dropout = 0.1;         // token head dropout (HF's classifier default)
@@ -135,8 +122,7 @@ struct TrainSection {
   int seed = 42;
   bool shuffle = true;
   std::string eval_every = "epoch";      // epoch | N (optimizer steps)
-  std::string metric = "auto";           // auto | accuracy | macro_f1 | entity_f1 | micro_f1 |
-                                         // subset_accuracy | pearson | spearman | mse | mae | loss
+  std::string metric = "auto";           // auto or a metric of core/eval/metric_table.h
   NerMode ner_mode = NerMode::kDefault;  // seqeval mode: default | strict (IOB2)
   int early_stopping_patience = 0;       // evaluations without improvement; 0 = off
   int log_every = 10;                    // optimizer steps between log lines
@@ -181,15 +167,23 @@ struct Config {
   std::string to_yaml() const;
 };
 
-// The selection metric a config asks for: train.metric, or for auto the problem's default
-// (macro_f1 single-label sequence, entity_f1 token, micro_f1 multi-label, pearson regression).
+// The selection metric a config asks for: train.metric, or for auto the task's default in the
+// metric table (core/eval/metric_table.h), which also says which way it is better.
 std::string selection_metric(const Config& config);
-// Whether larger values of a metric are better (false for loss, mse, mae).
-bool metric_higher_is_better(const std::string& metric);
 
 // The keys as a Markdown table (key, default, meaning): README's config reference.
 std::string config_docs_markdown();
-// All valid key paths, in schema order.
-std::vector<std::string> config_key_paths();
+// The valid key paths of a record (every key by default), in schema order.
+std::vector<std::string> config_key_paths(Records which = {});
+
+// A record of the config: the keys whose schema row names `which`, typed as JSON (numbers,
+// booleans, strings, lists). Nested by section ({"model": {"attention": "causal"}, ...}):
+// Config::parse reads it back, JSON being YAML.
+nlohmann::json config_record(const Config& config, Records which);
+// The same keys flat, each under its flat name (its last part, except task.type: "task" and
+// model.path: "base_model"), as ls_serve's /v1/model and ls_export's config.json `ls_train` show.
+nlohmann::json config_record_flat(const Config& config, Records which);
+// The same keys as (path, value as config.yaml writes it): the resume identity's pairs.
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config, Records which);
 
 }  // namespace ls

@@ -1,5 +1,5 @@
 // Config -> run components (see run_setup.h).
-#include "core/train/run_setup.h"
+#include "core/run/run_setup.h"
 
 #include <fmt/ranges.h>
 #include <torch/cuda.h>
@@ -129,15 +129,6 @@ EvalOptions eval_options(const Config& config, int64_t batch_size) {
   return eval;
 }
 
-std::filesystem::path resolve_adapter_dir(const std::filesystem::path& run_dir,
-                                          const std::string& choice) {
-  if (choice == "best")
-    return std::filesystem::exists(run_dir / "adapter") ? run_dir / "adapter"
-                                                        : run_dir / "adapter_last";
-  if (choice == "last") return run_dir / "adapter_last";
-  return choice;
-}
-
 ModelOptions model_options(const Config& config, const Placement& placement,
                            std::shared_ptr<parallel::Communicator> tp) {
   ModelOptions options;
@@ -189,12 +180,12 @@ LossOptions loss_options(const Config& config, const data::Dataset& train,
           static_cast<double>(std::max<int64_t>(count, 1));  // absent classes: as if seen once
       // single-label: sklearn's "balanced" n / (C * count); multi-label: pos_weight = negatives /
       // positives
-      loss.class_weights.push_back(problem == data::ProblemType::kMultiLabel
+      loss.class_weights.push_back(problem == ProblemType::kMultiLabel
                                        ? (n - static_cast<double>(count)) / c
                                        : n / (classes * c));
     }
   }
-  if (problem == data::ProblemType::kRegression && config.task.normalize_targets) {
+  if (problem == ProblemType::kRegression && config.task.normalize_targets) {
     const data::TargetStats stats = data::target_stats(train);
     loss.target_mean = stats.mean;
     loss.target_std = stats.std > 0 ? stats.std : 1.0;

@@ -1,64 +1,29 @@
 // Run directory or self-describing adapter -> what prediction needs (see trained_run.h).
-#include "core/train/trained_run.h"
+#include "core/run/trained_run.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/base/error.h"
-#include "core/train/run_setup.h"
+#include "core/run/run_directory.h"
+#include "core/run/run_setup.h"
 
 namespace ls {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 AdapterDescription describe_run(const Config& config, const data::LabelMap& labels) {
-  const auto& m = config.model;
-  const auto& t = config.task;
-  const auto& d = config.data;
-  // Config keys under their schema names, so reading them back is Config::parse (JSON is YAML).
-  json run = {
-      {"model",
-       {{"attention", std::string(enum_name(m.attention))},
-        {"bidirectional_from_layer", m.bidirectional_from_layer},
-        {"attend_to_padding", m.attend_to_padding}}},
-      {"task",
-       {{"type", std::string(enum_name(t.type))},
-        {"problem_type", std::string(enum_name(t.problem_type))},
-        {"pooling", std::string(enum_name(t.pooling))},
-        {"head_dropout", t.head_dropout},
-        {"threshold", t.threshold},
-        {"normalize_targets", t.normalize_targets}}},
-      {"data",
-       {{"train", d.train},
-        {"format", std::string(enum_name(d.format))},
-        {"text_field", d.text_field},
-        {"text_pair_field", d.text_pair_field},
-        {"pair_separator", d.pair_separator},
-        {"csv_quoting", d.csv_quoting},
-        {"label_field", d.label_field},
-        {"label_separator", d.label_separator},
-        {"tokens_field", d.tokens_field},
-        {"tags_field", d.tags_field},
-        {"conll_tag_column", d.conll_tag_column},
-        {"max_length", d.max_length},
-        {"padding_side", std::string(enum_name(d.padding_side))},
-        {"pad_id", d.pad_id},
-        {"add_eos", d.add_eos},
-        {"label_all_subwords", d.label_all_subwords}}},
-      {"train",
-       {{"batch_size", config.train.batch_size},
-        {"micro_batch_size", config.train.micro_batch_size},
-        {"metric", config.train.metric},
-        {"ner_mode", std::string(enum_name(config.train.ner_mode))}}},
-  };
-  // A run on pre-tokenized data may have had no tokenizer at all: then none is recorded.
-  if (const fs::path tokenizer = find_tokenizer(config); !tokenizer.empty())
-    run["model"]["tokenizer"] = tokenizer.string();
+  // The tokenizer the run read with, resolved; a run on pre-tokenized data may have had none, and
+  // then none is recorded.
+  Config described = config;
+  described.model.tokenizer = find_tokenizer(config).string();
+  json run = config_record(described, kPrediction);
+  if (described.model.tokenizer.empty()) run["model"].erase("tokenizer");
   AdapterDescription description;
-  description.base_model = m.path;
+  description.base_model = config.model.path;
   description.labels = labels.names();
-  description.pad_token_id = d.pad_id;
+  description.pad_token_id = config.data.pad_id;
   description.run_json = run.dump();
   return description;
 }
@@ -147,16 +112,16 @@ TrainedRun open_trained_run(const fs::path& path, const std::string& adapter,
                             const std::string& base_model,
                             const std::vector<std::string>& overrides) {
   if (!fs::exists(path)) fail("{}: does not exist", path.string());
-  if (fs::exists(path / "config.yaml")) {
+  if (RunDirectory::is_run(path)) {
+    const RunDirectory dir(path);
     auto all = overrides;
     if (!base_model.empty()) {
       if (!fs::is_directory(base_model))
         fail("{}: the base model directory does not exist", base_model);
       all.push_back("model.path=" + base_model);
     }
-    TrainedRun trained{Config::load((path / "config.yaml").string(), all),
-                       data::LabelMap::load((path / "labels.json").string()),
-                       resolve_adapter_dir(path, adapter), path};
+    TrainedRun trained{Config::load(dir.config().string(), all),
+                       data::LabelMap::load(dir.labels().string()), dir.adapter(adapter), path};
     if (!fs::exists(trained.adapter_dir / kAdapterConfigFile))
       fail("{}: no PEFT adapter here (adapter_config.json missing)", trained.adapter_dir.string());
     return trained;

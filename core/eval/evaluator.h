@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/eval/metrics.h"
 #include "core/model/ls_llama.h"
-#include "core/train/metrics.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/label_map.h"

@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "core/adapter/peft_adapter.h"
-#include "core/train/config.h"
+#include "core/run/config.h"
 #include "data/label_map.h"
 
 namespace ls {
 
 // What a run's adapters record so they can be used without the run directory: the base model
-// (model.path), the label names, data.pad_id, and the config keys prediction needs (model
-// attention and tokenizer file, task, data reading and batching options) as the JSON object that
-// becomes head_config.json's `ls_train.run`.
+// (model.path), the label names, data.pad_id, and the config's prediction record (config.h's
+// kPrediction: attention, the tokenizer file, task, data reading and batching options) as the
+// JSON object that becomes head_config.json's `ls_train.run`.
 AdapterDescription describe_run(const Config& config, const data::LabelMap& labels);
 
 struct TrainedRun {
@@ -29,7 +29,7 @@ struct TrainedRun {
 
 // `path` is a run directory (has config.yaml) or an adapter directory (has adapter_config.json).
 // Run directory: its config.yaml (with `overrides`, "key=value" as --set takes them) and
-// labels.json, and the adapter `adapter` names (best | last | a directory, resolve_adapter_dir).
+// labels.json, and the adapter `adapter` names (best | last | a directory, RunDirectory::adapter).
 // Adapter directory: the run described by its head_config.json; `adapter` must be "best" (the
 // default: there is only this one). The base model is `base_model` when given (for a run
 // directory too), else the adapter's base_model_name_or_path when that is an existing directory;
