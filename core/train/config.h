@@ -15,6 +15,7 @@
 
 #include "core/base/enum_names.h"
 #include "core/model/choices.h"
+#include "core/model/dtype.h"
 #include "core/train/lr_schedule.h"
 #include "core/train/metrics.h"
 #include "data/batch.h"
@@ -55,9 +56,9 @@ struct EnumNames<SaveMode> {
 };
 
 struct ModelSection {
-  std::string path;            // HF LLaMA directory (config.json + *.safetensors)
-  std::string tokenizer;       // "" = <path>/tokenizer.model
-  std::string dtype = "auto";  // auto | f32 | bf16 | f16 (auto: bf16 on GPU, f32 on CPU)
+  std::string path;                           // HF LLaMA directory (config.json + *.safetensors)
+  std::string tokenizer;                      // "" = <path>/tokenizer.model
+  DtypeChoice dtype = DtypeChoice::kAuto;     // auto: bf16 on GPU, f32 on CPU
   DeviceChoice device = DeviceChoice::kAuto;  // auto: the rank's GPU when there is one
   AttentionMode attention = AttentionMode::kCausal;
   int bidirectional_from_layer = 0;  // with bidirectional: layers >= this one are unmasked
