@@ -444,7 +444,7 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
           fmt::format("{} needs task.type: sequence (token tasks are single_label)",
                       enum_name(problem)));
   // The selectable metrics the evaluator reports for each kind of task (evaluator.cpp's problem
-  // kinds); tests/core/train/metric_selection_test.cpp checks every accepted pair against it.
+  // kinds); tests/core/train/evaluator_metrics_test.cpp checks every accepted pair against it.
   static const std::map<ProblemType, std::set<std::string>> kMetrics = {
       {ProblemType::kSingleLabel, {"auto", "loss", "accuracy", "macro_f1"}},
       {ProblemType::kMultiLabel, {"auto", "loss", "micro_f1", "macro_f1", "subset_accuracy"}},

@@ -1,9 +1,10 @@
 // Config: the typed, validated form of a run's YAML file (configs/*.yaml), with --set overrides.
 //
 // The struct defaults below ARE the documented defaults: the schema in config.cpp binds every key
-// path ("train.lr") to a member, a doc line and its allowed values, and both the README table
-// (`ls_train --config-docs`) and the resolved config a run saves are produced from it. An unknown
-// key is an error that suggests the nearest valid one; every error names the file, line and key.
+// path ("train.lr") to a member, a doc line and its allowed values, and both the key table of
+// docs/CONFIG.md (`ls_train --config-docs`) and the resolved config a run saves are produced from
+// it. An unknown key is an error that suggests the nearest valid one; every error names the file,
+// line and key.
 // A key whose value is a choice holds an enum; its allowed values are the enum's name table
 // (core/base/enum_names.h).
 #pragma once
@@ -188,7 +189,7 @@ std::string selection_metric(const Config& config);
 // Whether larger values of a metric are better (false for loss, mse, mae).
 bool metric_higher_is_better(const std::string& metric);
 
-// The keys as a Markdown table (key, default, meaning): README's config reference.
+// The keys as a Markdown table (key, default, meaning): docs/CONFIG.md's config reference.
 std::string config_docs_markdown();
 // All valid key paths, in schema order.
 std::vector<std::string> config_key_paths();
