@@ -5,6 +5,8 @@
 // RUN_DIR may also be a self-describing adapter directory (see ls_predict). Writes OUT_DIR.tmp and
 // renames it; an existing non-empty OUT_DIR is refused. What stock HF cannot reproduce
 // (bidirectional attention, mean/max pooling, target normalisation) is warned about on stderr.
+#include <fmt/ranges.h>
+
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
@@ -44,11 +46,12 @@ int export_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   }
   if (mpi.size() > 1) ls::fail("ls_export runs as one process; start it without mpirun");
   ls::HfExportOptions options;
-  if (dtype != "auto") {
-    if (dtype != "f32" && dtype != "bf16" && dtype != "f16")
-      ls::fail("--dtype: '{}' is not one of auto, f32, bf16, f16", dtype);
-    options.dtype = ls::parse_dtype(dtype, "--dtype");
-  }
+  const auto dtype_choice = ls::try_parse_enum<ls::DtypeChoice>(dtype, ls::Aliases::kReject);
+  if (!dtype_choice)
+    ls::fail("--dtype: '{}' is not one of {}", dtype,
+             fmt::join(ls::enum_choices<ls::DtypeChoice>(), ", "));
+  if (*dtype_choice != ls::DtypeChoice::kAuto)
+    options.dtype = ls::resolve_dtype(*dtype_choice, c10::kFloat);
   options.max_shard_bytes = max_shard_bytes;
   const ls::TrainedRun run = ls::open_trained_run(run_dir, adapter, base_model);
   const auto result = ls::export_hf_model(run, out_dir, options);

@@ -7,9 +7,9 @@
 //            [--dtype auto|f32|bf16|f16] [--device auto|cpu|cuda] [--threads N]
 //            [--warmup 3] [--steps 8] [--floor] [--breakdown] [--peak-tflops X] [--json FILE]
 //
-// A step is core/train_step's StepRunner with AdamW (forward, backward, clipping, optimizer step),
-// synchronized: what ls_train runs. Synthetic weights are made on the device in the base dtype
-// (normal * 0.02, norms 1), so a 7B model never exists in float32 on the host. Reported: the
+// A step is core/train/train_step.h's StepRunner with AdamW (forward, backward, clipping, optimizer
+// step), synchronized: what ls_train runs. Synthetic weights are made on the device in the base
+// dtype (normal * 0.02, norms 1), so a 7B model never exists in float32 on the host. Reported: the
 // median ms/step of the timed steps, tokens/s, peak memory (CUDA: max allocated and reserved;
 // CPU: peak RSS), model FLOP/s and MFU (formula in docs/BENCH.md). --floor also times the step's
 // frozen-base GEMMs and attention alone (a CUDA graph on a GPU), the speed no implementation of
@@ -418,8 +418,8 @@ int bench_main(int argc, char** argv) {
     }
   }
   if (device.is_cuda() && !device.has_index()) device.set_index(0);
-  const auto dtype = dtype_name == "auto" ? (device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
-                                          : ls::parse_dtype(dtype_name, "--dtype");
+  const auto dtype = ls::resolve_dtype(ls::parse_enum<ls::DtypeChoice>(dtype_name, "--dtype"),
+                                       device.is_cuda() ? c10::kBFloat16 : c10::kFloat);
 
   ls::ModelOptions options;
   options.dtype = dtype;

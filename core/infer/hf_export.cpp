@@ -26,15 +26,6 @@ using nlohmann::json;
 
 namespace {
 
-// HF's class-name prefix of a model family.
-std::string family_prefix(const std::string& model_type, const std::string& file) {
-  static const std::map<std::string, std::string> prefixes = {
-      {"llama", "Llama"}, {"mistral", "Mistral"}, {"qwen2", "Qwen2"}, {"qwen3", "Qwen3"}};
-  const auto it = prefixes.find(model_type);
-  if (it == prefixes.end()) fail("{}: model_type '{}' has no HF class here", file, model_type);
-  return it->second;
-}
-
 std::string hf_dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
     case c10::kFloat:
@@ -136,7 +127,7 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   const std::string embed = "model.embed_tokens.weight";
   result.dtype = options.dtype ? *options.dtype : base.file_of(embed).info(embed).dtype;
   const int64_t element = c10::elementSize(result.dtype);
-  result.architecture = family_prefix(llama.model_type, config_file.string()) +
+  result.architecture = std::string(model_family(llama.family).hf_class_prefix) +
                         (sequence ? "ForSequenceClassification" : "ForTokenClassification");
 
   // The adapter's LoRA pairs, by the base weight they change.

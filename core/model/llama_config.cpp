@@ -1,6 +1,8 @@
 // HF LLaMA config.json parsing (see llama_config.h).
 #include "core/model/llama_config.h"
 
+#include <fmt/ranges.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -97,17 +99,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
   const Keys keys(root, file);
 
   const auto model_type = keys.string("model_type", "llama");
-  if (model_type != "llama" && model_type != "mistral" && model_type != "qwen2" &&
-      model_type != "qwen3")
-    fail(
-        "{}: 'model_type' is '{}'; ls-train loads LLaMA-family checkpoints (llama, mistral, qwen2, "
-        "qwen3)",
-        file, model_type);
+  const auto family = try_parse_enum<ModelFamily>(model_type);
+  if (!family)
+    fail("{}: 'model_type' is '{}'; ls-train loads LLaMA-family checkpoints ({})", file, model_type,
+         fmt::join(enum_choices<ModelFamily>(), ", "));
+  const ModelFamilyTraits& traits = model_family(*family);
   const auto act = keys.string("hidden_act", "silu");
   if (act != "silu") fail("{}: 'hidden_act' is '{}'; LLaMA's SwiGLU needs 'silu'", file, act);
 
   LlamaConfig config;
-  config.model_type = model_type;
+  config.family = *family;
   config.vocab_size = keys.positive_int("vocab_size");
   config.hidden_size = keys.positive_int("hidden_size");
   config.intermediate_size = keys.positive_int("intermediate_size");
@@ -117,33 +118,36 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& file)
   if (config.num_attention_heads % config.num_key_value_heads != 0)
     fail("{}: 'num_attention_heads' ({}) is not a multiple of 'num_key_value_heads' ({})", file,
          config.num_attention_heads, config.num_key_value_heads);
-  if (!keys.has("head_dim") && model_type != "qwen3" &&
+  if (!keys.has("head_dim") && traits.default_head_dim == 0 &&
       config.hidden_size % config.num_attention_heads != 0)
     fail(
         "{}: 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({}) and 'head_dim' "
         "is not given",
         file, config.hidden_size, config.num_attention_heads);
-  // Qwen3Config's head_dim defaults to 128, not hidden / heads.
   config.head_dim = keys.positive_int(
-      "head_dim", model_type == "qwen3" ? 128 : config.hidden_size / config.num_attention_heads);
+      "head_dim", traits.default_head_dim != 0 ? traits.default_head_dim
+                                               : config.hidden_size / config.num_attention_heads);
   if (config.head_dim % 2 != 0)
     fail("{}: 'head_dim' ({}) must be even for RoPE", file, config.head_dim);
   config.max_position_embeddings = keys.positive_int("max_position_embeddings", 2048);
   config.rms_norm_eps = keys.number("rms_norm_eps", 1e-6);
   if (config.rms_norm_eps <= 0) fail("{}: 'rms_norm_eps' must be positive", file);
   config.attention_dropout = keys.number("attention_dropout", 0.0);
-  // Biases as each family's HF attention and MLP build them.
-  if (model_type == "llama" || model_type == "qwen3") {
-    config.qkv_bias = config.o_proj_bias = keys.boolean("attention_bias", false);
-  } else if (model_type == "qwen2") {
-    config.qkv_bias = true;
+  switch (traits.attention_bias) {
+    case AttentionBias::kNone:
+      break;
+    case AttentionBias::kAttentionBiasKey:
+      config.qkv_bias = config.o_proj_bias = keys.boolean("attention_bias", false);
+      break;
+    case AttentionBias::kQkvOnly:
+      config.qkv_bias = true;
+      break;
   }
-  if (model_type == "llama") config.mlp_bias = keys.boolean("mlp_bias", false);
-  config.qk_norm = model_type == "qwen3";
-  // Mistral's window is on whenever set; Qwen's only with use_sliding_window (HF then drops it).
-  const bool windowed =
-      model_type == "mistral" || ((model_type == "qwen2" || model_type == "qwen3") &&
-                                  keys.boolean("use_sliding_window", false));
+  if (traits.mlp_bias_key) config.mlp_bias = keys.boolean("mlp_bias", false);
+  config.qk_norm = traits.qk_norm;
+  const bool windowed = traits.sliding_window == SlidingWindow::kWhenSet ||
+                        (traits.sliding_window == SlidingWindow::kWithUseSlidingWindow &&
+                         keys.boolean("use_sliding_window", false));
   if (windowed && keys.has("sliding_window"))
     config.sliding_window = keys.positive_int("sliding_window");
   if (keys.has("pad_token_id")) {
@@ -184,6 +188,13 @@ LlamaConfig load_llama_config(const std::filesystem::path& config_json) {
   std::stringstream text;
   text << in.rdbuf();
   return parse_llama_config(text.str(), config_json.string());
+}
+
+const ModelFamilyTraits& model_family(ModelFamily family) {
+  for (const auto& row : kModelFamilies)
+    if (row.family == family) return row;
+  LS_ASSERT(false, "model family {} has no row in kModelFamilies", static_cast<int>(family));
+  return kModelFamilies[0];
 }
 
 const std::vector<std::string>& llama_projection_names() {

@@ -1,8 +1,9 @@
 // The HF LLaMA `config.json`, in both layouts users meet: legacy (LLaMA-2: `rope_theta`,
 // `rope_scaling`, no `head_dim`) and transformers-5 (`rope_parameters`, `head_dim`). Only what
 // the model needs is kept, already validated. The LLaMA-shaped families load too, as LLaMA plus
-// switches: `mistral` (LLaMA itself, with a sliding window), `qwen2` (bias on q/k/v, none on o),
-// `qwen3` (per-head RMSNorm on q and k, `head_dim` 128 when absent).
+// switches, each family's read from its row of one table (`model_family`): `mistral` (LLaMA
+// itself, with a sliding window), `qwen2` (bias on q/k/v, none on o), `qwen3` (per-head RMSNorm on
+// q and k, `head_dim` 128 when absent).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,58 @@ namespace ls {
 
 enum class RopeType { kDefault, kLinear, kLlama3 };
 
+// config.json's `model_type`: the checkpoint families ls-train loads.
+enum class ModelFamily { kLlama, kMistral, kQwen2, kQwen3 };
+
+template <>
+struct EnumNames<ModelFamily> {
+  static constexpr std::string_view what = "model family";
+  static constexpr EnumName<ModelFamily> table[] = {{ModelFamily::kLlama, "llama"},
+                                                    {ModelFamily::kMistral, "mistral"},
+                                                    {ModelFamily::kQwen2, "qwen2"},
+                                                    {ModelFamily::kQwen3, "qwen3"}};
+};
+
+// Which attention projections carry a bias, as each family's HF attention builds them.
+enum class AttentionBias {
+  kNone,              // never (mistral)
+  kAttentionBiasKey,  // q, k, v and o when `attention_bias` is true (llama, qwen3)
+  kQkvOnly,           // always on q, k and v, never on o (qwen2)
+};
+
+// When the family's config has a sliding attention window.
+enum class SlidingWindow {
+  kNever,                 // llama
+  kWhenSet,               // mistral: whenever `sliding_window` is set
+  kWithUseSlidingWindow,  // qwen2, qwen3: only with `use_sliding_window` (HF drops it otherwise)
+};
+
+// What a family changes in LLaMA: every branch on the family reads its row.
+struct ModelFamilyTraits {
+  ModelFamily family;
+  std::string_view hf_class_prefix;  // HF's class names: <prefix>ForSequenceClassification
+  AttentionBias attention_bias;
+  bool mlp_bias_key;         // reads `mlp_bias` (bias on gate, up and down)
+  bool qk_norm;              // per-head RMSNorm on q and k before RoPE (self_attn.q_norm / k_norm)
+  int64_t default_head_dim;  // when `head_dim` is absent; 0 = hidden_size / num_attention_heads
+  SlidingWindow sliding_window;
+};
+
+inline constexpr ModelFamilyTraits kModelFamilies[] = {
+    {ModelFamily::kLlama, "Llama", AttentionBias::kAttentionBiasKey, true, false, 0,
+     SlidingWindow::kNever},
+    {ModelFamily::kMistral, "Mistral", AttentionBias::kNone, false, false, 0,
+     SlidingWindow::kWhenSet},
+    {ModelFamily::kQwen2, "Qwen2", AttentionBias::kQkvOnly, false, false, 0,
+     SlidingWindow::kWithUseSlidingWindow},
+    // Qwen3Config's head_dim defaults to 128, not hidden / heads.
+    {ModelFamily::kQwen3, "Qwen3", AttentionBias::kAttentionBiasKey, false, true, 128,
+     SlidingWindow::kWithUseSlidingWindow},
+};
+
+// The row of `family` in kModelFamilies.
+const ModelFamilyTraits& model_family(ModelFamily family);
+
 struct RopeConfig {
   RopeType type = RopeType::kDefault;
   double theta = 10000.0;
@@ -28,7 +81,7 @@ struct RopeConfig {
 };
 
 struct LlamaConfig {
-  std::string model_type = "llama";  // llama, mistral, qwen2, qwen3
+  ModelFamily family = ModelFamily::kLlama;  // `model_type`
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -39,13 +92,13 @@ struct LlamaConfig {
   int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double attention_dropout = 0.0;
-  bool qkv_bias = false;     // bias on q_proj, k_proj, v_proj (llama, qwen3: attention_bias;
-                             // qwen2: always)
-  bool o_proj_bias = false;  // llama, qwen3: attention_bias; qwen2: never
+  // The family's switches (ModelFamilyTraits), resolved against this config's keys.
+  bool qkv_bias = false;     // bias on q_proj, k_proj, v_proj
+  bool o_proj_bias = false;  // bias on o_proj
   bool mlp_bias = false;
-  bool qk_norm = false;  // qwen3: self_attn.q_norm / k_norm, RMSNorm over head_dim before RoPE
-  // The sliding attention window (mistral `sliding_window`; qwen2/qwen3 when `use_sliding_window`),
-  // absent when attention is full. ls-train attends over the whole sequence, which equals the
+  bool qk_norm = false;  // self_attn.q_norm / k_norm, RMSNorm over head_dim before RoPE
+  // The sliding attention window (ModelFamilyTraits::sliding_window), absent when attention is
+  // full. ls-train attends over the whole sequence, which equals the
   // window's attention only for sequences no longer than it: longer batches are refused.
   std::optional<int64_t> sliding_window;
   std::optional<int64_t> pad_token_id;

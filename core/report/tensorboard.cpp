@@ -3,11 +3,11 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 
+#include "core/base/crc32.h"
 #include "core/base/error.h"
 
 namespace ls {
@@ -58,22 +58,6 @@ uint32_t masked(uint32_t crc) {
 
 }  // namespace
 
-uint32_t crc32c(const void* data, size_t size) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t crc = 0xffffffffu;
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-  return crc ^ 0xffffffffu;
-}
-
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
@@ -101,9 +85,9 @@ void TensorBoardWriter::write_record(const std::string& data) {
   std::string header;
   put_fixed<uint64_t>(header, data.size());
   std::string record = header;
-  put_fixed<uint32_t>(record, masked(crc32c(header.data(), header.size())));
+  put_fixed<uint32_t>(record, masked(crc32c(header)));
   record += data;
-  put_fixed<uint32_t>(record, masked(crc32c(data.data(), data.size())));
+  put_fixed<uint32_t>(record, masked(crc32c(data)));
   out_.write(record.data(), static_cast<std::streamsize>(record.size()));
 }
 

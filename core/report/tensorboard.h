@@ -23,7 +23,4 @@ class TensorBoardWriter {
   std::ofstream out_;
 };
 
-// CRC-32C (Castagnoli), as TFRecord framing uses it.
-uint32_t crc32c(const void* data, size_t size);
-
 }  // namespace ls

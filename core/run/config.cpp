@@ -202,8 +202,7 @@ const std::vector<KeySpec>& schema() {
           "frozen base weights; auto = bf16 on GPU, f32 on CPU; f16 only for inference "
           "(ls_predict, "
           "ls_forward: training would need loss scaling). LoRA, head and optimizer state are "
-          "always f32",
-          {"auto", "f32", "bf16", "f16"})
+          "always f32")
           .in(kIdentity),
       key("model.device", &C::model, &ModelSection::device,
           "auto = the rank's GPU when there is one"),

@@ -1,9 +1,10 @@
 // Config: the typed, validated form of a run's YAML file (configs/*.yaml), with --set overrides.
 //
 // The struct defaults below ARE the documented defaults: the schema in config.cpp binds every key
-// path ("train.lr") to a member, a doc line and its allowed values, and both the README table
-// (`ls_train --config-docs`) and the resolved config a run saves are produced from it. An unknown
-// key is an error that suggests the nearest valid one; every error names the file, line and key.
+// path ("train.lr") to a member, a doc line and its allowed values, and both the key table of
+// docs/CONFIG.md (`ls_train --config-docs`) and the resolved config a run saves are produced from
+// it. An unknown key is an error that suggests the nearest valid one; every error names the file,
+// line and key.
 // A key whose value is a choice holds an enum; its allowed values are the enum's name table
 // (core/base/enum_names.h).
 #pragma once
@@ -19,6 +20,7 @@
 #include "core/base/task.h"
 #include "core/eval/metrics.h"
 #include "core/model/choices.h"
+#include "core/model/dtype.h"
 #include "core/run/choices.h"
 #include "data/batch.h"
 #include "data/reader.h"
@@ -42,9 +44,9 @@ struct Records {
 inline constexpr Records kPrediction{1u << 0}, kIdentity{1u << 1}, kModelInfo{1u << 2};
 
 struct ModelSection {
-  std::string path;            // HF LLaMA directory (config.json + *.safetensors)
-  std::string tokenizer;       // "" = <path>/tokenizer.model
-  std::string dtype = "auto";  // auto | f32 | bf16 | f16 (auto: bf16 on GPU, f32 on CPU)
+  std::string path;                           // HF LLaMA directory (config.json + *.safetensors)
+  std::string tokenizer;                      // "" = <path>/tokenizer.model
+  DtypeChoice dtype = DtypeChoice::kAuto;     // auto: bf16 on GPU, f32 on CPU
   DeviceChoice device = DeviceChoice::kAuto;  // auto: the rank's GPU when there is one
   AttentionMode attention = AttentionMode::kCausal;
   int bidirectional_from_layer = 0;  // with bidirectional: layers >= this one are unmasked
@@ -171,7 +173,7 @@ struct Config {
 // metric table (core/eval/metric_table.h), which also says which way it is better.
 std::string selection_metric(const Config& config);
 
-// The keys as a Markdown table (key, default, meaning): README's config reference.
+// The keys as a Markdown table (key, default, meaning): docs/CONFIG.md's config reference.
 std::string config_docs_markdown();
 // The valid key paths of a record (every key by default), in schema order.
 std::vector<std::string> config_key_paths(Records which = {});

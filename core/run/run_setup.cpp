@@ -23,8 +23,7 @@ Placement resolve_placement(const Config& config, int local_rank, int local_size
   bool use_cuda = config.model.device == DeviceChoice::kCuda ||
                   (config.model.device == DeviceChoice::kAuto && torch::cuda::is_available());
   p.device = parallel::pick_device(use_cuda, local_rank, local_size);
-  p.dtype = config.model.dtype == "auto" ? (p.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
-                                         : parse_dtype(config.model.dtype, "model.dtype");
+  p.dtype = resolve_dtype(config.model.dtype, p.device.is_cuda() ? c10::kBFloat16 : c10::kFloat);
   return p;
 }
 

@@ -59,9 +59,9 @@ ModelOptions model_options(const Config& config, const Placement& placement,
 HeadOptions head_options(const Config& config, int num_labels, const LossOptions& loss = {});
 
 // The loss settings of task.* resolved against the training split: class weights (auto: from its
-// label counts, see the README), label smoothing, and with task.normalize_targets the mean and
-// std of its regression targets. UserError naming task.class_weights for a list of the wrong
-// length.
+// label counts, see docs/PROBLEM_TYPES.md), label smoothing, and with task.normalize_targets the
+// mean and std of its regression targets. UserError naming task.class_weights for a list of the
+// wrong length.
 LossOptions loss_options(const Config& config, const data::Dataset& train,
                          const data::LabelMap& labels);
 

@@ -1,7 +1,7 @@
 // RunPlan: a run's batch arithmetic, computed once, before anything runs. From the config, the
 // training split's size and the data-parallel width: the micro-batch each rank runs, how many
 // micro-batches make one optimizer step, the steps per epoch and in all, warmup and the
-// evaluation interval. Pure functions, tested without a model (tests/core/train/run_plan_test).
+// evaluation interval. Pure functions, tested without a model (tests/core/train/run_plan_test.cpp).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// core/fused_ops against the plain ATen formulas they replace: forwards bit-equal (HF's numerics)
-// in float32 and bf16, gradients equal to autograd's up to rounding order, and the CPU dropout
-// noise equal to at::dropout's (same masks, same bits, same generator state afterwards).
+// core/model/fused_ops against the plain ATen formulas they replace: forwards bit-equal (HF's
+// numerics) in float32 and bf16, gradients equal to autograd's up to rounding order, and the CPU
+// dropout noise equal to at::dropout's (same masks, same bits, same generator state afterwards).
 #include "core/model/fused_ops.h"
 
 #include <ATen/ATen.h>

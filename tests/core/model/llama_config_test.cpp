@@ -2,6 +2,7 @@
 // naming the file and key for everything a user can get wrong.
 #include "core/model/llama_config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -130,6 +131,31 @@ TEST(LlamaConfig, FamiliesSetTheirBiasesNormsAndWindows) {
   const auto llama = parse_llama_config(kLegacyLlama31, "config.json");
   EXPECT_FALSE(llama.qkv_bias || llama.o_proj_bias || llama.qk_norm ||
                llama.sliding_window.has_value());
+}
+
+TEST(LlamaConfig, EveryFamilyHasOneRowOfTraitsAndAnHfClassPrefix) {
+  EXPECT_EQ(enum_choices<ModelFamily>(),
+            (std::vector<std::string>{"llama", "mistral", "qwen2", "qwen3"}));
+  for (const auto& name : enum_choices<ModelFamily>()) {
+    const auto family = parse_enum<ModelFamily>(name, "model_type");
+    EXPECT_EQ(model_family(family).family, family);
+    const auto config = parse_llama_config(
+        fmt::format(R"({{"model_type": "{}", "hidden_size": 64, "intermediate_size": 128,
+            "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 10}})",
+                    name),
+        "config.json");
+    EXPECT_EQ(config.family, family);
+  }
+  EXPECT_EQ(model_family(ModelFamily::kLlama).hf_class_prefix, "Llama");
+  EXPECT_EQ(model_family(ModelFamily::kQwen2).hf_class_prefix, "Qwen2");
+  try {
+    parse_llama_config(R"({"model_type": "gemma"})", "dir/config.json");
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_STREQ(e.what(),
+                 "dir/config.json: 'model_type' is 'gemma'; ls-train loads LLaMA-family "
+                 "checkpoints (llama, mistral, qwen2, qwen3)");
+  }
 }
 
 TEST(LlamaConfig, ErrorsAreOneLineNamingFileAndKey) {

@@ -210,6 +210,32 @@ TEST(Config, ChoiceKeysTakeTheirAllowedValuesFromTheEnumNameTables) {
   }
 }
 
+TEST(Config, ModelDtypeIsAChoiceThatPrintsItsShortNameAndRefusesAliases) {
+  EXPECT_EQ(ls::enum_choices<ls::DtypeChoice>(),
+            (std::vector<std::string>{"auto", "f32", "bf16", "f16"}));
+  const auto automatic = ls::Config::parse(kMinimal, "cfg.yaml");
+  EXPECT_EQ(automatic.model.dtype, ls::DtypeChoice::kAuto);
+  EXPECT_NE(automatic.to_yaml().find("dtype: auto\n"), std::string::npos) << automatic.to_yaml();
+  for (const std::string name : {"f32", "bf16", "f16"}) {
+    const auto c = ls::Config::parse(kMinimal, "cfg.yaml", {"model.dtype=" + name});
+    EXPECT_NE(c.to_yaml().find("dtype: " + name + "\n"), std::string::npos) << c.to_yaml();
+    EXPECT_EQ(ls::Config::parse(c.to_yaml(), "config.yaml").model.dtype, c.model.dtype);
+  }
+  // Aliases are spellings of the programs' --dtype (parse_dtype), not config values.
+  EXPECT_EQ(ls::parse_dtype("bfloat16", "--dtype"), c10::kBFloat16);
+  EXPECT_EQ(ls::parse_dtype("half", "--dtype"), c10::kHalf);
+  EXPECT_EQ(ls::dtype_name(c10::kBFloat16), "bf16");
+  EXPECT_NE(error_of(kMinimal, {"model.dtype=bfloat16"})
+                .find("model.dtype: 'bfloat16' is not one of: auto, f32, bf16, f16"),
+            std::string::npos);
+  try {
+    ls::parse_dtype("auto", "--dtype");
+    FAIL() << "expected a UserError";
+  } catch (const ls::UserError& e) {
+    EXPECT_STREQ(e.what(), "--dtype: unknown dtype 'auto' (expected f32, bf16 or f16)");
+  }
+}
+
 TEST(Config, SetAtNamesWhereEachExplicitKeyWasSetAndOnlyThose) {
   auto c =
       ls::Config::parse(std::string(kMinimal) + "lora:\n  r: 4\n", "cfg.yaml", {"lora.alpha=16"});

@@ -2,7 +2,7 @@
 // with and without weight decay on a tensor, on both its paths (fused kernel and reference loop);
 // state saved by either path resumes on either; schedules follow HF's warmup semantics; clipping
 // follows clip_grad_norm_; optimizer state round-trips. The comparison with
-// torch.optim.AdamW(fused=True) itself is tests/core/adamw_golden_test.cpp.
+// torch.optim.AdamW(fused=True) itself is tests/core/train/adamw_vs_torch_fused_test.cpp.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>

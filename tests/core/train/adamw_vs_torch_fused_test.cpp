@@ -16,7 +16,7 @@
 namespace ls {
 namespace {
 
-TEST(AdamWGolden, BothPathsFollowTorchFusedAdamWStepByStep) {
+TEST(AdamWVsTorchFused, BothPathsFollowTorchFusedAdamWStepByStep) {
   const auto golden =
       Checkpoint::open_file(test::source_dir() / "tests/fixtures/adamw_fused/golden.safetensors");
   const auto lrs = golden.view("lrs").clone();

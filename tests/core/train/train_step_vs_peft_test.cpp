@@ -46,9 +46,9 @@ void check_four_steps(const std::string& task) {
 
 }  // namespace
 
-TEST(GoldenAdamW, SequenceLossesMatchHfPeftAdamW) {
+TEST(TrainStepVsPeft, SequenceLossesMatchHfPeftAdamW) {
   check_four_steps("seq");
 }
-TEST(GoldenAdamW, TokenLossesMatchHfPeftAdamW) {
+TEST(TrainStepVsPeft, TokenLossesMatchHfPeftAdamW) {
   check_four_steps("tok");
 }
