@@ -2,12 +2,12 @@
 //   ls_train CFG.yaml [--set a.b=value ...]        a new run (under mpirun: one rank of N)
 //   ls_train --resume RUN_DIR [--set ...]          continue a run from its state/
 //   ls_train --config-docs                          every config key, its default and meaning
-#include <CLI/CLI.hpp>
 #include <filesystem>
 
 #include "core/base/error.h"
 #include "core/train/config.h"
 #include "core/train/trainer.h"
+#include "launch/cli.h"
 #include "parallel/mpi.h"
 
 namespace {
@@ -28,12 +28,7 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   app.add_option("--resume", resume_dir, "continue the run in this directory from its saved state")
       ->check(CLI::ExistingDirectory);
   app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (mpi.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : 2;
-  }
+  if (!ls::cli::parse(app, argc, argv, mpi.rank() == 0)) return 0;
   if (config_docs) {
     ls::parallel::print0("{}", ls::config_docs_markdown());
     return 0;
