@@ -7,13 +7,13 @@
 // (bidirectional attention, mean/max pooling, target normalisation) is warned about on stderr.
 #include <fmt/ranges.h>
 
-#include <CLI/CLI.hpp>
 #include <filesystem>
 
 #include "core/base/error.h"
 #include "core/infer/hf_export.h"
 #include "core/model/dtype.h"
 #include "core/run/trained_run.h"
+#include "launch/cli.h"
 #include "parallel/mpi.h"
 
 namespace fs = std::filesystem;
@@ -24,26 +24,16 @@ int export_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   CLI::App app{
       "Export a trained ls-train run as a Hugging Face model directory: the LoRA merged into the "
       "base weights, the head as score, labels and problem type in config.json, the tokenizer."};
-  std::string run_dir, out_dir, adapter = "best", dtype = "auto", base_model;
+  ls::cli::TrainedRunOptions trained;
+  std::string out_dir, dtype = "auto";
   int64_t max_shard_bytes = ls::HfExportOptions{}.max_shard_bytes;
-  app.add_option("run", run_dir, "run directory written by ls_train, or an adapter directory")
-      ->required();
+  ls::cli::add_trained_run_options(app, trained);
   app.add_option("out", out_dir, "the HF model directory to write (must not exist, or be empty)")
       ->required();
-  app.add_option("--adapter", adapter,
-                 "best (adapter/), last (adapter_last/), or an adapter directory");
   app.add_option("--dtype", dtype, "weights' dtype: auto (the base model's), f32, bf16 or f16");
-  app.add_option("--model", base_model,
-                 "base model directory (default: the run's model.path, or the adapter's "
-                 "base_model_name_or_path)");
   app.add_option("--max-shard-bytes", max_shard_bytes,
                  "shard the weights above this size, as save_pretrained does (default 5 GB)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (mpi.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : 2;
-  }
+  if (!ls::cli::parse(app, argc, argv, mpi.rank() == 0)) return 0;
   if (mpi.size() > 1) ls::fail("ls_export runs as one process; start it without mpirun");
   ls::HfExportOptions options;
   const auto dtype_choice = ls::try_parse_enum<ls::DtypeChoice>(dtype, ls::Aliases::kReject);
@@ -53,7 +43,7 @@ int export_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   if (*dtype_choice != ls::DtypeChoice::kAuto)
     options.dtype = ls::resolve_dtype(*dtype_choice, c10::kFloat);
   options.max_shard_bytes = max_shard_bytes;
-  const ls::TrainedRun run = ls::open_trained_run(run_dir, adapter, base_model);
+  const ls::TrainedRun run = ls::open_trained_run(trained.run, trained.adapter, trained.base_model);
   const auto result = ls::export_hf_model(run, out_dir, options);
   for (const auto& warning : result.warnings)
     fmt::print(stderr, "ls_export: warning: {}\n", warning);

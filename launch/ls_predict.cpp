@@ -7,12 +7,12 @@
 // target normalisation, loss settings); writes one JSON line per example (label and
 // probabilities; a label set with a probability per label for multi-label; a number for regression;
 // per-word tags for NER) and, when the file has labels, prints the metrics the trainer reports.
-#include <CLI/CLI.hpp>
 #include <filesystem>
 
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
 #include "core/infer/predictor.h"
+#include "launch/cli.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi.h"
 
@@ -24,36 +24,23 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   CLI::App app{
       "Predict with a trained ls-train run: labels and probabilities (sequence tasks; label sets "
       "for multi-label, numbers for regression) or per-word tags (NER)."};
-  std::string run_dir, data_file, out, adapter = "best", device = "", base_model;
+  ls::cli::TrainedRunOptions trained;
+  std::string data_file, out, device = "";
   int batch_size = 0;
-  app.add_option("run", run_dir,
-                 "run directory written by ls_train, or an adapter directory (with --model or "
-                 "its recorded base model)")
-      ->required()
-      ->check(CLI::ExistingDirectory);
+  ls::cli::add_trained_run_options(app, trained);
   app.add_option("data", data_file,
                  "file to predict (same format options as training; labels optional)")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("--out", out, "predictions JSONL (default: RUN/predictions_<file stem>.jsonl)");
-  app.add_option("--adapter", adapter,
-                 "best (adapter/), last (adapter_last/), or an adapter directory");
   app.add_option("--batch-size", batch_size,
                  "examples per forward pass (default: train.micro_batch_size or batch_size)");
-  app.add_option("--model", base_model,
-                 "base model directory (default: the run's model.path, or the adapter's "
-                 "base_model_name_or_path)");
   app.add_option("--device", device, "cpu or cuda (default: the run's model.device)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (mpi.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : 2;
-  }
-  const fs::path run(run_dir);
+  if (!ls::cli::parse(app, argc, argv, mpi.rank() == 0)) return 0;
+  const fs::path run(trained.run);
   std::vector<std::string> overrides;
   if (!device.empty()) overrides.push_back("model.device=" + device);
-  ls::TrainedRun source = ls::open_trained_run(run, adapter, base_model, overrides);
+  ls::TrainedRun source = ls::open_trained_run(run, trained.adapter, trained.base_model, overrides);
   const fs::path adapter_dir = source.adapter_dir;
   const auto placement = ls::resolve_placement(source.config, mpi.local_rank(), mpi.local_size());
   const auto& train = source.config.train;

@@ -3,7 +3,6 @@
 //   ls_train --resume RUN_DIR [--set ...]          continue a run from its state/
 //   ls_train --config-docs                          every config key, its default and meaning
 //   ls_train --metric-docs                          the selection metrics of each task
-#include <CLI/CLI.hpp>
 #include <filesystem>
 
 #include "core/base/error.h"
@@ -11,6 +10,7 @@
 #include "core/run/config.h"
 #include "core/run/run_directory.h"
 #include "core/train/trainer.h"
+#include "launch/cli.h"
 #include "parallel/mpi.h"
 
 namespace {
@@ -33,12 +33,7 @@ int train_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   app.add_flag("--config-docs", config_docs, "print the config keys as a Markdown table and exit");
   app.add_flag("--metric-docs", metric_docs,
                "print each task's selection metrics (train.metric) as Markdown and exit");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (mpi.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : 2;
-  }
+  if (!ls::cli::parse(app, argc, argv, mpi.rank() == 0)) return 0;
   if (config_docs || metric_docs) {
     ls::parallel::print0("{}",
                          config_docs ? ls::config_docs_markdown() : ls::metric_table_markdown());

@@ -19,7 +19,6 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +38,7 @@
 #include "core/model/ls_llama.h"
 #include "core/train/adamw.h"
 #include "core/train/train_step.h"
+#include "launch/cli.h"
 
 #if defined(LS_WITH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
@@ -392,11 +392,7 @@ int bench_main(int argc, char** argv) {
   app.add_option("--peak-tflops", peak_tflops, "peak of the device for MFU (default: by name)");
   app.add_option("--json", json_path, "write the results to this file");
   app.add_flag("-q,--quiet", quiet, "no summary on stdout");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (!ls::cli::parse(app, argc, argv)) return 0;
   if (batch < 1 || length < 1) ls::fail("--batch and --length must be positive");
   if (steps < 1 || warmup < 0) ls::fail("--steps must be >= 1 and --warmup >= 0");
   if (optimizer_name != "fused" && optimizer_name != "reference")

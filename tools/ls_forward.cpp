@@ -9,7 +9,6 @@
 //   --save-adapter writes the model's adapter (loaded, or fresh from --lora-*) as PEFT saves it.
 #include <ATen/ATen.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +22,7 @@
 #include "core/io/safetensors.h"
 #include "core/model/dtype.h"
 #include "core/model/ls_llama.h"
+#include "launch/cli.h"
 
 namespace {
 
@@ -96,11 +96,7 @@ int forward_main(int argc, char** argv) {
   app.add_flag("--labels", with_labels, "read seq_labels/tok_labels and write the loss");
   app.add_flag("--grads", with_grads, "backward from the loss; write every trainable gradient");
   app.add_flag("-v,--verbose", verbose, "report the weight loading time on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (!ls::cli::parse(app, argc, argv)) return 0;
   if (with_grads && !with_labels) ls::fail("--grads needs --labels (gradients are of the loss)");
   if (lora_r > 0 && !adapter_dir.empty()) ls::fail("--lora-r and --adapter both set: pick one");
 

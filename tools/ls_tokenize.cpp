@@ -2,13 +2,13 @@
 // The tokenizer is a sentencepiece tokenizer.model or a HF tokenizer.json (data/tokenizer.h).
 // BOS as the file has it (sentencepiece: BOS first; tokenizer.json: what its post-processor
 // adds), no EOS, unless --no-bos / --eos say otherwise. --words prints the NER word alignment.
-#include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
 
 #include "core/base/error.h"
 #include "data/text_file.h"
 #include "data/tokenizer.h"
+#include "launch/cli.h"
 
 namespace {
 
@@ -49,11 +49,7 @@ int tokenize_main(int argc, char** argv) {
   app.add_flag("--words", words,
                "each line is words separated by single spaces: print {\"ids\": [...], "
                "\"word_ids\": [...]} as the trainer aligns NER tags (-1: BOS/EOS)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (!ls::cli::parse(app, argc, argv)) return 0;
   ls::data::Tokenizer tokenizer(model, {.add_bos = !no_bos, .add_eos = eos});
   std::ios::sync_with_stdio(false);
   std::string line, out;

@@ -9,8 +9,14 @@ bool RunDirectory::is_run(const fs::path& path) {
 }
 
 std::vector<fs::path> RunDirectory::outputs() const {
-  return {state(),     best_adapter(), last_adapter(),           tensorboard(),
-          metrics(),   curves(),       predictions("validation"), predictions("test")};
+  return {state(),
+          best_adapter(),
+          last_adapter(),
+          tensorboard(),
+          metrics(),
+          curves(),
+          predictions("validation"),
+          predictions("test")};
 }
 
 fs::path RunDirectory::adapter(const std::string& choice) const {

@@ -102,23 +102,39 @@ TEST(ConfigRecord, ARecordHoldsExactlyTheKeysWhoseRowsNameIt) {
 // What open_trained_run needs from an adapter's description to predict without the run.
 TEST(ConfigRecord, ThePredictionRecordHoldsWhatPredictionReads) {
   const auto keys = ls::config_key_paths(ls::kPrediction);
-  for (const char* needed :
-       {"model.attention", "model.bidirectional_from_layer", "model.attend_to_padding",
-        "model.tokenizer", "task.type", "task.problem_type", "task.pooling", "task.threshold",
-        "task.normalize_targets", "data.format", "data.text_field", "data.text_pair_field",
-        "data.pair_separator", "data.label_field", "data.tokens_field", "data.max_length",
-        "data.padding_side", "data.pad_id", "data.add_eos", "train.ner_mode"})
+  for (const char* needed : {"model.attention",
+                             "model.bidirectional_from_layer",
+                             "model.attend_to_padding",
+                             "model.tokenizer",
+                             "task.type",
+                             "task.problem_type",
+                             "task.pooling",
+                             "task.threshold",
+                             "task.normalize_targets",
+                             "data.format",
+                             "data.text_field",
+                             "data.text_pair_field",
+                             "data.pair_separator",
+                             "data.label_field",
+                             "data.tokens_field",
+                             "data.max_length",
+                             "data.padding_side",
+                             "data.pad_id",
+                             "data.add_eos",
+                             "train.ner_mode"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), needed), keys.end()) << needed;
 }
 
 // A resume that changes the computation is refused; these may change (docs/CONFIG.md).
 TEST(ConfigRecord, TheIdentityHoldsWhatChangesTheComputationAndNotWhatMayChangeOnResume) {
   const auto keys = ls::config_key_paths(ls::kIdentity);
-  auto held = [&](const char* key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
-  for (const char* fixed : {"train.batch_size", "train.seed", "train.shuffle", "train.lr",
-                            "data.max_length", "data.group_by_length", "model.attention",
-                            "model.dtype", "lora.alpha", "lora.dropout", "lora.rslora",
-                            "task.pooling", "task.head_dropout", "train.metric", "parallel.tp"})
+  auto held = [&](const char* key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  };
+  for (const char* fixed :
+       {"train.batch_size", "train.seed", "train.shuffle", "train.lr", "data.max_length",
+        "data.group_by_length", "model.attention", "model.dtype", "lora.alpha", "lora.dropout",
+        "lora.rslora", "task.pooling", "task.head_dropout", "train.metric", "parallel.tp"})
     EXPECT_TRUE(held(fixed)) << fixed;
   for (const char* free : {"train.epochs", "train.max_steps", "train.log_every", "train.eval_every",
                            "train.early_stopping_patience", "output.dir", "output.state_every",
