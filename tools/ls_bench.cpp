@@ -29,6 +29,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,8 @@
 #include "core/model/dtype.h"
 #include "core/model/llama_sharding.h"
 #include "core/model/ls_llama.h"
+#include "core/run/config.h"
+#include "core/run/run_setup.h"
 #include "core/train/adamw.h"
 #include "core/train/train_step.h"
 #include "launch/cli.h"
@@ -302,14 +305,19 @@ Floor time_floor(ls::LsLlama& model, int64_t batch, int64_t length, bool causal,
   return floor;
 }
 
-ls::data::Batch make_batch(const ls::LlamaConfig& c, ls::TaskType task, int64_t num_labels,
-                           int64_t batch, int64_t length, bool pin) {
+ls::data::Batch make_batch(const ls::LlamaConfig& c, const ls::HeadOptions& head, int64_t batch,
+                           int64_t length, bool pin) {
   ls::data::Batch b;
   b.input_ids = at::randint(0, c.vocab_size, {batch, length}, at::kLong);
   b.attention_mask = at::ones({batch, length}, at::kLong);  // full-length sequences
-  b.labels = task == ls::TaskType::kSequence
-                 ? at::randint(0, num_labels, {batch}, at::kLong)
-                 : at::randint(0, num_labels, {batch, length}, at::kLong);
+  if (head.problem == ls::ProblemType::kMultiLabel)
+    b.labels = at::randint(0, 2, {batch, head.num_labels}, at::kFloat);
+  else if (head.problem == ls::ProblemType::kRegression)
+    b.labels = at::randn({batch}, at::kFloat);
+  else
+    b.labels = head.task == ls::TaskType::kSequence
+                   ? at::randint(0, head.num_labels, {batch}, at::kLong)
+                   : at::randint(0, head.num_labels, {batch, length}, at::kLong);
   if (pin) {
     b.input_ids = b.input_ids.pin_memory();
     b.attention_mask = b.attention_mask.pin_memory();
@@ -352,7 +360,13 @@ void write_json_atomically(const std::string& path, const json& value) {
 }
 
 int bench_main(int argc, char** argv) {
-  CLI::App app{"Speed and memory of one ls-train training step (forward, backward, AdamW)."};
+  CLI::App app{
+      "Speed and memory of one ls-train training step (forward, backward, AdamW). The model comes "
+      "from --config (as ls_train builds it: model, head, LoRA, optimizer, seed) or from the model "
+      "flags (--shape or --model, --lora-*, ...); --batch, --length and the timing flags apply to "
+      "both."};
+  std::string config_path;
+  std::vector<std::string> overrides;
   std::string shape = "tiny", model_dir, task_name = "sequence", attention = "causal";
   std::string checkpointing = "none", optimizer_name = "fused", dtype_name = "auto";
   std::string device_spec = "auto", json_path, dropout_masks = "keyed";
@@ -363,36 +377,75 @@ int bench_main(int argc, char** argv) {
   uint64_t seed = 0;
   bool floor_flag = false, breakdown = false, quiet = false;
   app.option_defaults()->always_capture_default();  // --help shows every default
-  app.add_option("--shape", shape, "synthetic weights at a named shape: tiny | 1b | 7b | 13b");
-  app.add_option("--model", model_dir, "a real HF LLaMA directory instead of --shape");
-  app.add_option("--task", task_name, "sequence | token");
-  app.add_option("--num-labels", num_labels, "classes of the head");
-  app.add_option("--batch", batch, "examples per step");
-  app.add_option("--length", length, "tokens per example (all real, no padding)");
-  app.add_option("--lora-r", lora_r, "LoRA rank");
-  app.add_option("--lora-alpha", lora_alpha, "LoRA alpha");
-  app.add_option("--lora-dropout", lora_dropout, "dropout on the LoRA input");
+  auto* config_opt = app.add_option(
+      "--config", config_path,
+      "a run config (YAML): the model, head, LoRA, optimizer and seed as ls_train builds them; "
+      "--batch and --length default to its micro-batch and data.max_length");
+  app.add_option("--set", overrides, "override a config key, e.g. --set lora.r=16")
+      ->allow_extra_args(false);
+  const std::vector<CLI::Option*> model_flags = {
+      app.add_option("--shape", shape, "synthetic weights at a named shape: tiny | 1b | 7b | 13b"),
+      app.add_option("--model", model_dir, "a real HF LLaMA directory instead of --shape"),
+      app.add_option("--task", task_name, "sequence | token"),
+      app.add_option("--num-labels", num_labels, "classes of the head"),
+      app.add_option("--lora-r", lora_r, "LoRA rank"),
+      app.add_option("--lora-alpha", lora_alpha, "LoRA alpha"),
+      app.add_option("--lora-dropout", lora_dropout, "dropout on the LoRA input"),
+      app.add_option("--lora-targets", lora_targets, "modules with adapters")->delimiter(','),
+      app.add_option("--attention", attention, "causal | bidirectional"),
+      app.add_option("--activation-checkpointing", checkpointing, "none | selective | full"),
+      app.add_option("--optimizer", optimizer_name,
+                     "AdamW: fused (ls_train's default) | reference"),
+      app.add_option("--dtype", dtype_name,
+                     "frozen base: auto (bf16 on GPU, f32 on CPU) | f32 | bf16 | f16"),
+      app.add_option("--device", device_spec, "auto | cpu | cuda | cuda:N"),
+      app.add_option("--lr", lr, "AdamW learning rate"),
+      app.add_option("--max-grad-norm", max_grad_norm, "gradient clipping as ls_train (0: none)"),
+      app.add_option("--seed", seed, "seed for weights, adapters and batch")};
+  for (CLI::Option* flag : model_flags) config_opt->excludes(flag);
+  auto* batch_opt = app.add_option("--batch", batch, "examples per step");
+  auto* length_opt =
+      app.add_option("--length", length, "tokens per example (all real, no padding)");
   app.add_option("--dropout-masks", dropout_masks,
                  "keyed (ls_train's: by example, step and site) | generator (torch's draws)");
-  app.add_option("--lora-targets", lora_targets, "modules with adapters")->delimiter(',');
-  app.add_option("--attention", attention, "causal | bidirectional");
-  app.add_option("--activation-checkpointing", checkpointing, "none | selective | full");
-  app.add_option("--optimizer", optimizer_name, "AdamW: fused (ls_train's default) | reference");
-  app.add_option("--dtype", dtype_name,
-                 "frozen base: auto (bf16 on GPU, f32 on CPU) | f32 | bf16 | f16");
-  app.add_option("--device", device_spec, "auto | cpu | cuda | cuda:N");
   app.add_option("--threads", threads, "CPU threads for torch (0: torch's default)");
   app.add_option("--warmup", warmup, "untimed steps first");
   app.add_option("--steps", steps, "timed steps (the median is reported)");
-  app.add_option("--lr", lr, "AdamW learning rate");
-  app.add_option("--max-grad-norm", max_grad_norm, "gradient clipping as ls_train (0: none)");
-  app.add_option("--seed", seed, "seed for weights, adapters and batch");
   app.add_flag("--floor", floor_flag, "also time the step's GEMMs and attention alone");
   app.add_flag("--breakdown", breakdown, "also time forward, backward and optimizer apart");
   app.add_option("--peak-tflops", peak_tflops, "peak of the device for MFU (default: by name)");
   app.add_option("--json", json_path, "write the results to this file");
   app.add_flag("-q,--quiet", quiet, "no summary on stdout");
   if (!ls::cli::parse(app, argc, argv)) return 0;
+  if (!overrides.empty() && config_path.empty()) ls::fail("--set needs --config");
+  std::optional<ls::Config> run_config;
+  if (!config_path.empty()) {
+    // The run's settings into the flags' variables: the rest of the bench reads those.
+    run_config = ls::Config::load(config_path, overrides);
+    const ls::Config& rc = *run_config;
+    ls::check_model_dir(rc);
+    model_dir = rc.model.path;
+    task_name = std::string(ls::enum_name(rc.task.type));
+    attention = rc.model.attention == ls::AttentionMode::kCausal ? "causal"
+                : rc.model.bidirectional_from_layer > 0
+                    ? fmt::format("bidirectional:{}-", rc.model.bidirectional_from_layer)
+                    : "bidirectional";
+    checkpointing = std::string(ls::enum_name(rc.model.activation_checkpointing));
+    dtype_name = std::string(ls::enum_name(rc.model.dtype));
+    device_spec = std::string(ls::enum_name(rc.model.device));
+    optimizer_name = rc.train.fused_optimizer ? "fused" : "reference";
+    lora_r = rc.lora.r, lora_alpha = rc.lora.alpha, lora_dropout = rc.lora.dropout;
+    lora_targets = rc.lora.targets;
+    lr = rc.train.lr, max_grad_norm = rc.train.max_grad_norm;
+    seed = static_cast<uint64_t>(rc.train.seed);
+    num_labels = rc.task.problem_type == ls::ProblemType::kRegression ? 1
+                 : rc.task.labels.empty()                             ? num_labels
+                                          : static_cast<int64_t>(rc.task.labels.size());
+    if (!batch_opt->count())
+      batch = rc.train.micro_batch_size > 0 ? rc.train.micro_batch_size : rc.train.batch_size;
+    if (!length_opt->count()) length = rc.data.max_length;
+    shape = "config";
+  }
   if (batch < 1 || length < 1) ls::fail("--batch and --length must be positive");
   if (steps < 1 || warmup < 0) ls::fail("--steps must be >= 1 and --warmup >= 0");
   if (optimizer_name != "fused" && optimizer_name != "reference")
@@ -423,6 +476,7 @@ int bench_main(int argc, char** argv) {
   options.attention = ls::parse_attention_policy(attention, "--attention");
   options.activation_checkpointing =
       ls::parse_enum<ls::ActivationCheckpointing>(checkpointing, "--activation-checkpointing");
+  if (run_config) options.attention.attend_to_padding = run_config->model.attend_to_padding;
   ls::HeadOptions head;
   head.task = ls::parse_enum<ls::TaskType>(task_name, "--task");
   head.num_labels = num_labels;
@@ -431,20 +485,29 @@ int bench_main(int argc, char** argv) {
   lora.alpha = lora_alpha;
   lora.dropout = lora_dropout;
   lora.targets = lora_targets;
+  if (run_config) lora.use_rslora = run_config->lora.rslora;
   lora.validate("--lora-*");
   const bool causal = !options.attention.is_bidirectional(0);
 
   at::manual_seed(seed);
   const auto load_start = Clock::now();
   std::shared_ptr<ls::LsLlama> model;
-  if (!model_dir.empty()) {
+  if (run_config) {
+    // As ls_train builds it: placement, head (problem type, pooling, dropout), LoRA or
+    // lora.init_from's adapter, seeded with train.seed.
+    const ls::Placement placement{device, dtype};
+    model = ls::load_model(*run_config, placement, static_cast<int>(num_labels),
+                           run_config->lora.init_from);
+    head = model->head_options();
+  } else if (!model_dir.empty()) {
     model = ls::LsLlama::from_pretrained(model_dir, options, head);
     shape = "model";
+    model->add_lora(lora);
   } else {
     model = std::make_shared<ls::LsLlama>(shape_config(shape, length), options, head);
     fill_synthetic(model->model());
+    model->add_lora(lora);
   }
-  model->add_lora(lora);
   model->set_activation_checkpointing(options.activation_checkpointing);
   synchronize(device);
   const double load_s = elapsed_ms(load_start) / 1000;
@@ -453,17 +516,24 @@ int bench_main(int argc, char** argv) {
   std::vector<ls::AdamW::Param> params;
   int64_t trainable = 0, base = 0;
   for (auto& [name, tensor] : model->trainable_parameters()) {
-    params.push_back({name, tensor, tensor.dim() > 1});  // as the trainer: no decay on biases
+    // As the trainer: no decay on biases unless the config's train.decay_biases_and_norms.
+    const bool decay = tensor.dim() > 1 || (run_config && run_config->train.decay_biases_and_norms);
+    params.push_back({name, tensor, decay});
     trainable += tensor.numel();
   }
   for (const auto& p : model->model().parameters())
     if (!p.requires_grad()) base += p.numel();
-  ls::AdamWOptions adamw;  // ls_train's defaults
+  ls::AdamWOptions adamw;  // ls_train's defaults, or the config's
+  if (run_config)
+    adamw = ls::AdamWOptions{.beta1 = run_config->train.adam_beta1,
+                             .beta2 = run_config->train.adam_beta2,
+                             .eps = run_config->train.adam_eps,
+                             .weight_decay = run_config->train.weight_decay};
   adamw.fused = optimizer_name == "fused";
   ls::AdamW optimizer(std::move(params), adamw);
   ls::StepRunner runner(*model, optimizer, nullptr, nullptr, max_grad_norm, device);
   const std::vector<ls::data::Batch> batches = {
-      make_batch(config, head.task, num_labels, batch, length, device.is_cuda())};
+      make_batch(config, head, batch, length, device.is_cuda())};
 
 #if defined(LS_WITH_CUDA)
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
@@ -482,6 +552,7 @@ int bench_main(int argc, char** argv) {
   result["date"] = iso_time();
   result["shape"] = shape;
   result["model"] = model_dir.empty() ? json(nullptr) : json(model_dir);
+  result["run_config"] = config_path.empty() ? json(nullptr) : json(config_path);
   result["config"] = {
       {"hidden", config.hidden_size},        {"layers", config.num_hidden_layers},
       {"heads", config.num_attention_heads}, {"kv_heads", config.num_key_value_heads},

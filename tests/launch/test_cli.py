@@ -49,7 +49,7 @@ class CommandLine(unittest.TestCase):
             ("ls_serve", [d, "--port", "http"], "--port"),
             ("ls_serve", [d, "--port", "70000"], "--port"),
             ("ls_serve", [d, "--bogus"], "--bogus"),
-            ("ls_forward", ["--task", "sequence"], "--model"),
+            ("ls_forward", ["--task", "sequence", "--inputs", "in.safetensors", "--out", "out.safetensors"], "--model"),
             ("ls_forward", ["--num-labels", "x"], "--num-labels"),
             ("ls_bench", ["--batch", "x"], "--batch"),
             ("ls_bench", ["--bogus"], "--bogus"),
