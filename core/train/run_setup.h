@@ -12,7 +12,7 @@
 #include "core/train/evaluator.h"
 #include "data/batch.h"
 #include "data/dataset.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::parallel {
 class Communicator;

@@ -1,0 +1,103 @@
+// BPE: the tokens of one word, as `tokenizers`' models.BPE gives them for the same vocabulary and
+// merges (ids and byte offsets from the pip library's encode() on a model-only tokenizer).
+#include "data/tokenizer/hf/bpe.h"
+
+#include <gtest/gtest.h>
+
+namespace ls::data::hf {
+namespace {
+
+using Tokens = std::vector<std::pair<int, uint32_t>>;  // (id, begin byte)
+
+StringMap abc_vocab() {
+  return {{"a", 0},   {"b", 1},  {"c", 2},     {"ab", 3},  {"bc", 4},
+          {"abc", 5}, {"aa", 6}, {"[UNK]", 7}, {"aaa", 8}, {"abcab", 11}};
+}
+
+std::unique_ptr<Bpe> make_bpe(BpeOptions options,
+                              std::vector<std::pair<std::string, std::string>> merges,
+                              StringMap vocab = abc_vocab()) {
+  auto bpe = std::make_unique<Bpe>(std::move(vocab), options);
+  for (const auto& [left, right] : merges) EXPECT_TRUE(bpe->add_merge(left, right));
+  return bpe;
+}
+
+const std::vector<std::pair<std::string, std::string>> kMerges{
+    {"a", "b"}, {"b", "c"}, {"ab", "c"}, {"a", "a"}};
+
+Tokens tokens_of(const Bpe& bpe, std::string_view word) {
+  std::vector<Symbol> symbols;
+  bpe.tokenize(word, symbols);
+  Tokens out;
+  for (const Symbol& s : symbols) out.emplace_back(s.id, s.begin);
+  return out;
+}
+
+TEST(Bpe, MergesApplyLowestRankFirst) {
+  EXPECT_EQ(tokens_of(*make_bpe({}, kMerges), "abc"), (Tokens{{5, 0}}));
+  // b+c ranks first here, then a+bc.
+  auto other = make_bpe({}, {{"b", "c"}, {"a", "b"}, {"a", "bc"}});
+  EXPECT_EQ(tokens_of(*other, "abc"), (Tokens{{5, 0}}));
+  EXPECT_EQ(tokens_of(*other, "abab"), (Tokens{{3, 0}, {3, 2}}));
+}
+
+TEST(Bpe, EqualRanksMergeLeftmostFirst) {
+  EXPECT_EQ(tokens_of(*make_bpe({}, kMerges), "aaaaa"), (Tokens{{6, 0}, {6, 2}, {0, 4}}));
+}
+
+TEST(Bpe, UnknownCharactersBecomeUnkFusedOrNotOrAreDropped) {
+  BpeOptions unk;
+  unk.unk_id = 7;
+  EXPECT_EQ(tokens_of(*make_bpe(unk, kMerges), "axyb"), (Tokens{{0, 0}, {7, 1}, {7, 2}, {1, 3}}));
+  unk.fuse_unk = true;
+  EXPECT_EQ(tokens_of(*make_bpe(unk, kMerges), "axyb"), (Tokens{{0, 0}, {7, 1}, {1, 3}}));
+  // Without an unk token the characters are dropped, and what is left merges.
+  EXPECT_EQ(tokens_of(*make_bpe({}, kMerges), "axyb"), (Tokens{{3, 0}}));
+}
+
+TEST(Bpe, ByteFallbackSpellsUnknownCharactersInBytesWhenAllAreInTheVocabulary) {
+  StringMap vocab = abc_vocab();
+  vocab.emplace("<0xC3>", 9);
+  vocab.emplace("<0xA9>", 10);
+  BpeOptions options;
+  options.unk_id = 7;
+  options.byte_fallback = true;
+  auto bpe = make_bpe(options, kMerges, vocab);
+  EXPECT_EQ(tokens_of(*bpe, "a\u00e9b"), (Tokens{{0, 0}, {9, 1}, {10, 2}, {1, 3}}));
+  // E2 82 AC (the euro sign) has no byte tokens here: <unk>.
+  EXPECT_EQ(tokens_of(*bpe, "a\u20acb"), (Tokens{{0, 0}, {7, 1}, {1, 4}}));
+}
+
+TEST(Bpe, IgnoreMergesTakesAWordInTheVocabularyWhole) {
+  BpeOptions ignore;
+  ignore.ignore_merges = true;
+  EXPECT_EQ(tokens_of(*make_bpe(ignore, kMerges), "abcab"), (Tokens{{11, 0}}));
+  EXPECT_EQ(tokens_of(*make_bpe({}, kMerges), "abcab"), (Tokens{{5, 0}, {3, 3}}));
+}
+
+TEST(Bpe, ByteLevelVocabulariesAreReadInGpt2sAlphabetAndRunOnBytes) {
+  // "Ġ" is the space byte, "Ã" and "©" the bytes C3 A9 of "é".
+  StringMap vocab{{"h", 0},        {"i", 1},      {"\u0120", 2}, {"\u0120h", 3},
+                  {"\u0120hi", 4}, {"\u00c3", 5}, {"\u00a9", 6}, {"\u00c3\u00a9", 7}};
+  BpeOptions options;
+  options.byte_level = true;
+  auto bpe = make_bpe(options, {{"\u0120", "h"}, {"\u0120h", "i"}, {"\u00c3", "\u00a9"}}, vocab);
+  EXPECT_EQ(tokens_of(*bpe, " hi"), (Tokens{{4, 0}}));
+  EXPECT_EQ(tokens_of(*bpe, "h\u00e9"), (Tokens{{0, 0}, {7, 1}}));
+}
+
+TEST(Bpe, AMergeOfTokensOutsideTheVocabularyIsRefused) {
+  Bpe bpe(abc_vocab(), {});
+  EXPECT_FALSE(bpe.add_merge("a", "x"));
+  EXPECT_FALSE(bpe.add_merge("c", "a"));  // "ca" is not a token
+}
+
+TEST(Bpe, RepeatedWordsGiveTheSameTokensFromTheCache) {
+  auto bpe = make_bpe({}, kMerges);
+  const Tokens first = tokens_of(*bpe, "abcaa");
+  EXPECT_EQ(first, (Tokens{{5, 0}, {6, 3}}));
+  EXPECT_EQ(tokens_of(*bpe, "abcaa"), first);
+}
+
+}  // namespace
+}  // namespace ls::data::hf
