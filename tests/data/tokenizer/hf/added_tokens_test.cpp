@@ -2,6 +2,7 @@
 // (expected spans from encode(...).offsets of the same tokens in the pip library).
 #include "data/tokenizer/hf/added_tokens.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "data/tokenizer/hf/normalizers.h"
@@ -15,8 +16,7 @@ std::vector<std::string> split_raw(const AddedVocabulary& added, const std::stri
   added.split_raw(Piece{text, 0, {}, -1}, out);
   std::vector<std::string> pieces;
   for (const Piece& p : out)
-    pieces.push_back(p.added_id < 0 ? p.text
-                                    : "[" + std::to_string(p.added_id) + ":" + p.text + "]");
+    pieces.push_back(p.added_id < 0 ? p.text : fmt::format("[{}:{}]", p.added_id, p.text));
   return pieces;
 }
 
