@@ -45,9 +45,14 @@ class Bpe {
 
   // The tokens of one pre-tokenized word (tokenizers' BPE::tokenize).
   void tokenize(std::string_view word, std::vector<Symbol>& out) const;
+  // How merge_word finds the next merge: a scan over all pairs (O(n^2), fast on short words), a
+  // heap (O(n log n)), or kAuto: the scan below kHeapFrom symbols. The tokens are the same.
+  enum class MergeMethod { kAuto, kScan, kHeap };
+  static constexpr size_t kHeapFrom = 96;
   // The same without the cache or ignore_merges: the word's units merged (tokenizers'
-  // merge_word). Public for tests.
-  void merge_word(std::string_view word, std::vector<Symbol>& out) const;
+  // merge_word).
+  void merge_word(std::string_view word, std::vector<Symbol>& out,
+                  MergeMethod method = MergeMethod::kAuto) const;
 
   int unk_id() const { return options_.unk_id; }
   int max_id() const { return static_cast<int>(pieces_.size()) - 1; }
@@ -62,6 +67,8 @@ class Bpe {
   }
   // The word's characters (bytes) as tokens, before any merge.
   void initial_symbols(std::string_view word, std::vector<Symbol>& out) const;
+  void merge_by_scan(std::vector<Symbol>& symbols) const;
+  void merge_by_heap(std::vector<Symbol>& symbols) const;
 
   BpeOptions options_;
   StringMap vocab_;                      // the file's strings

@@ -3,6 +3,11 @@
 #include "data/tokenizer/hf/bpe.h"
 
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
 
 namespace ls::data::hf {
 namespace {
@@ -97,6 +102,81 @@ TEST(Bpe, RepeatedWordsGiveTheSameTokensFromTheCache) {
   const Tokens first = tokens_of(*bpe, "abcaa");
   EXPECT_EQ(first, (Tokens{{5, 0}, {6, 3}}));
   EXPECT_EQ(tokens_of(*bpe, "abcaa"), first);
+}
+
+// A vocabulary grown by random merges over "abcd" (tokens up to 6 letters, some reachable by two
+// different merges, e.g. "a"+"bc" and "ab"+"c"), and 'x' unknown.
+std::unique_ptr<Bpe> random_bpe(std::mt19937& rng) {
+  StringMap vocab{{"a", 0}, {"b", 1}, {"c", 2}, {"d", 3}, {"<unk>", 4}};
+  std::vector<std::string> tokens{"a", "b", "c", "d"};
+  std::vector<std::pair<std::string, std::string>> merges;
+  while (merges.size() < 300) {
+    const std::string left = tokens[rng() % tokens.size()];
+    const std::string right = tokens[rng() % tokens.size()];
+    const std::string joined = left + right;
+    if (joined.size() > 6) continue;
+    if (vocab.emplace(joined, static_cast<int>(vocab.size())).second) tokens.push_back(joined);
+    merges.emplace_back(left, right);
+  }
+  BpeOptions options;
+  options.unk_id = 4;
+  return make_bpe(options, merges, vocab);
+}
+
+std::string random_word(std::mt19937& rng, size_t length, const char* letters = "abcdx") {
+  const size_t count = std::strlen(letters);
+  std::string word(length, 'a');
+  for (char& c : word) c = letters[rng() % count];
+  return word;
+}
+
+TEST(Bpe, TheHeapAndTheScanGiveTheSameTokensOnRandomWords) {
+  std::mt19937 rng(7);
+  for (int vocabulary = 0; vocabulary < 5; ++vocabulary) {
+    const auto bpe = random_bpe(rng);
+    for (int k = 0; k < 400; ++k) {
+      const std::string word = random_word(rng, 1 + rng() % 300);
+      std::vector<Symbol> fast, reference;
+      bpe->merge_word(word, fast, Bpe::MergeMethod::kHeap);
+      bpe->merge_word(word, reference, Bpe::MergeMethod::kScan);
+      ASSERT_EQ(fast.size(), reference.size()) << word;
+      for (size_t i = 0; i < fast.size(); ++i) {
+        ASSERT_EQ(fast[i].id, reference[i].id) << word << " token " << i;
+        ASSERT_EQ(fast[i].begin, reference[i].begin) << word << " token " << i;
+      }
+    }
+  }
+}
+
+// CPU time, not wall time: other builds share the machine's cores.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+double best_seconds_to_merge(const Bpe& bpe, const std::string& word) {
+  double best = 1e9;
+  std::vector<Symbol> out;
+  for (int run = 0; run < 3; ++run) {
+    const double start = cpu_seconds();
+    bpe.merge_word(word, out);
+    best = std::min(best, cpu_seconds() - start);
+  }
+  EXPECT_FALSE(out.empty());
+  return best;
+}
+
+TEST(Bpe, MergeTimeGrowsAboutLinearlyWithTheWordsLength) {
+  // 100x the length may take up to 300x the time (n log n gives about 150x; the quadratic scan
+  // took about 10000x).
+  std::mt19937 rng(11);
+  const auto bpe = random_bpe(rng);
+  const std::string small = random_word(rng, 10'000, "abcd");
+  const std::string large = random_word(rng, 1'000'000, "abcd");
+  const double small_s = best_seconds_to_merge(*bpe, small);
+  const double large_s = best_seconds_to_merge(*bpe, large);
+  EXPECT_LT(large_s, 300 * small_s) << "10 KB: " << small_s << " s, 1 MB: " << large_s << " s";
 }
 
 }  // namespace
