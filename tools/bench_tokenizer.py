@@ -120,7 +120,11 @@ def main():
         # One pre-token of word_mb megabytes: BPE's merge loop alone, on a long word.
         syllables = ["ka", "to", "ri", "en", "the", "ing", "str", "qu"]
         rng = random.Random(1)
-        word = "".join(rng.choice(syllables) for _ in range(int(args.word_mb * 1e6 / 2.9)))
+        parts, size = [], 0
+        while size < args.word_mb * 1e6:
+            parts.append(rng.choice(syllables))
+            size += len(parts[-1])
+        word = "".join(parts)
         word_path = os.path.join(tmp, "word.txt")
         with open(word_path, "w", encoding="utf-8") as f:
             f.write(word + "\n")
