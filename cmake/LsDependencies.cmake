@@ -68,7 +68,7 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 
-# tokenizer.json support (data/hf_tokenizer.cpp): PCRE2 for the pre-tokenizer regexes, utf8proc
+# tokenizer.json support (data/tokenizer/hf/): PCRE2 for the pre-tokenizer regexes, utf8proc
 # for NFC. Optional: a build without them reads sentencepiece models only, and a tokenizer.json
 # is one clear error.
 set(LS_HF_TOKENIZER_ENABLED OFF)

@@ -9,7 +9,7 @@
 
 #include "data/label_map.h"
 #include "data/reader.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::data {
 

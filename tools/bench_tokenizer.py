@@ -87,6 +87,8 @@ def main():
     parser.add_argument("--tokenizer", help="a tokenizer.json (default: one trained here)")
     parser.add_argument("--build-dir", default="build")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--word-mb", type=float, default=1.0,
+                        help="megabytes of the one-long-word row (letters, no space; default 1)")
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {0})  # tokenizers on one core too
@@ -115,6 +117,27 @@ def main():
         same = all(json.loads(o) == e.ids for o, e in zip(out, encodings[:len(sample)]))
         tokens = sum(len(e.ids) for e in encodings)
 
+        # One pre-token of word_mb megabytes: BPE's merge loop alone, on a long word.
+        syllables = ["ka", "to", "ri", "en", "the", "ing", "str", "qu"]
+        rng = random.Random(1)
+        parts, size = [], 0
+        while size < args.word_mb * 1e6:
+            parts.append(rng.choice(syllables))
+            size += len(parts[-1])
+        word = "".join(parts)
+        word_path = os.path.join(tmp, "word.txt")
+        with open(word_path, "w", encoding="utf-8") as f:
+            f.write(word + "\n")
+        word_hf = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            word_ids = hf.encode(word).ids
+            word_hf = min(word_hf, time.perf_counter() - start)
+        word_ls, _ = time_ls_tokenize(binary, tokenizer, word_path, args.repeat)
+        word_out = subprocess.run([binary, "--tokenizer", tokenizer], input=word + "\n",
+                                  capture_output=True, text=True, check=True).stdout
+        same_word = json.loads(word_out) == word_ids
+
     print(f"text: {len(lines)} lines, {nbytes / 1e6:.2f} MB, {tokens} tokens; tokenizer "
           f"{args.tokenizer or 'byte-level BPE (LLaMA-3 regex, 16k vocab) trained here'}; "
           f"ids equal on the first {len(sample)} lines: {same}")
@@ -123,7 +146,9 @@ def main():
               f"  ({seconds:.2f} s)")
     print(f"ls_tokenize load (tokenizer.json parse, not in the rate above): {ls_load:.2f} s")
     print(f"ratio ls_tokenize / tokenizers: {hf_seconds / ls_seconds:.2f}x")
-    if not same:
+    print(f"one {len(word) / 1e6:.2f} MB word ({len(word_ids)} tokens, ids equal: {same_word}): "
+          f"ls_tokenize {word_ls:.3f} s, tokenizers encode {word_hf:.3f} s")
+    if not same or not same_word:
         raise SystemExit("ids differ")
 
 

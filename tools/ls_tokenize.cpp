@@ -7,7 +7,7 @@
 
 #include "core/base/error.h"
 #include "data/text_file.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 #include "launch/cli.h"
 
 namespace {

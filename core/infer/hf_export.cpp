@@ -18,7 +18,7 @@
 #include "core/model/llama_config.h"
 #include "core/model/lora.h"
 #include "core/run/run_setup.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls {
 namespace fs = std::filesystem;

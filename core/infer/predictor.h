@@ -18,7 +18,7 @@
 #include "data/dataset.h"
 #include "data/label_map.h"
 #include "data/reader.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::parallel {
 class Communicator;

@@ -12,7 +12,7 @@
 #include "core/run/config.h"
 #include "data/batch.h"
 #include "data/dataset.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::parallel {
 class Communicator;

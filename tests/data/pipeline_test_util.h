@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/base/error.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::data::testing {
 

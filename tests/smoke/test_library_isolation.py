@@ -38,7 +38,7 @@ class ProtobufIsolation(unittest.TestCase):
         spm_syms = set().union(*(exported_protobuf_symbols(l) for l in spm_libs))
         shared = {s for s in torch_syms & spm_syms if "8byteswap" not in s}
         self.assertEqual(shared, set(), "libtorch and libsentencepiece export the same protobuf "
-                         "symbols; they will interpose each other (see data/tokenizer.h)")
+                         "symbols; they will interpose each other (see data/tokenizer/tokenizer.h)")
 
     def test_libstdcxx_is_needed_before_libtorch(self):
         dynamic = subprocess.run(["readelf", "-d", BINARY], check=True, capture_output=True, text=True).stdout

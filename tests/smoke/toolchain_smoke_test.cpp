@@ -1,6 +1,6 @@
 // Toolchain smoke in one binary that links libtorch AND uses sentencepiece: the two bring
 // conflicting protobuf copies, and this binary must start, train a model and encode with it
-// (see data/tokenizer.h). Also: yaml-cpp parses, and the tokenizer's errors name files.
+// (see data/tokenizer/tokenizer.h). Also: yaml-cpp parses, and the tokenizer's errors name files.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "core/base/error.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 

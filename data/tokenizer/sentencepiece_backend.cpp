@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "core/base/error.h"  // header-only: UserError, fail()
-#include "data/tokenizer.h"
-#include "data/tokenizer_backend.h"
+#include "data/tokenizer/backend.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace ls::data {
 namespace {

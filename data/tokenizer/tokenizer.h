@@ -4,7 +4,7 @@
 //   - a HF `tokenizer.json` (LLaMA-3.x, Qwen2/2.5/3, Mistral-Nemo; LLaMA-2/Mistral as HF converts
 //     them): byte-level or sentencepiece-style BPE, ids equal to the pip `tokenizers` library's;
 //     encode() adds what the file's post-processor adds (BOS or nothing). docs/TOKENIZERS.md.
-// The file picks the backend (tokenizer_backend.h): a `.json` name or a file starting with `{` is
+// The file picks the backend (backend.h): a `.json` name or a file starting with `{` is
 // a tokenizer.json. BOS/EOS options mean the same for both.
 //
 // sentencepiece and libtorch share one process. Debian's libsentencepiece embeds and exports its

@@ -1,7 +1,8 @@
 // TokenizerBackend: what data::Tokenizer asks of a tokenizer file format. Tokenizer (tokenizer.h)
 // owns the options (BOS/EOS) and the word alignment; a backend turns text into ids with the byte
 // offset where each id's piece begins. Two backends: a sentencepiece `tokenizer.model`
-// (sentencepiece_tokenizer.cpp) and a HF `tokenizer.json` (hf_tokenizer.cpp).
+// (sentencepiece_backend.cpp) and a HF `tokenizer.json` (hf/tokenizer_json.cpp, its stages in
+// hf/).
 #pragma once
 
 #include <memory>

@@ -1,13 +1,13 @@
 // Tokenizer: picks the backend by the file and adds BOS/EOS and word alignment on top of it (see
 // tokenizer.h).
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "core/base/error.h"  // header-only: UserError, fail()
-#include "data/tokenizer_backend.h"
+#include "data/tokenizer/backend.h"
 
 namespace ls::data {
 namespace {
