@@ -22,9 +22,12 @@ from model_reference import (ParityTestCase, bidirectional_hooks, bidirectional_
                              write_checkpoint)
 
 ACTIVATIONS, GRADIENTS = 1e-4, 1e-3
-# A padded row against the row alone: the same arithmetic but for the batch's shape. bf16: well under
-# its 2^-7 relative step; positions counted from the first pad were off by 4e-3 to 1e-2 here.
-ALONE = {"f32": 1e-5, "bf16": 1e-3}
+# A padded row against the row alone: the same arithmetic but for the batch's shape. f32 catches
+# wrong positions or masks (1e-5). bf16 is bounded by its own rounding: some CPUs' bf16 GEMM kernels
+# block (and so round) by the batch's shape, which moved right-padded rows too, by up to 1.5e-2 (2
+# bf16 steps of 2^-7) on an AMD EPYC host, so the bound is 4 steps; on machines whose kernels do not
+# (1e-3 held there), positions counted from the first pad were off by 4e-3 to 1e-2.
+ALONE = {"f32": 1e-5, "bf16": 4 * 2**-7}
 
 BASE = dict(vocab=97, hidden=48, inner=112, layers=2, heads=4, kv_heads=2, rope=dict(type="default"),
             layout="v5", targets=["q_proj", "v_proj", "down_proj"])
