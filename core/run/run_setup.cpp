@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -219,7 +220,15 @@ void adopt_init_adapter(Config& config) {
         fmt::format("{}", l.dropout));
   adopt("lora.rslora", l.rslora, adapter.use_rslora,
         fmt::format("use_rslora {}", adapter.use_rslora), fmt::format("{}", l.rslora));
-  if (!adapter.target_regex)
+  // PEFT's target_modules is a set: the same modules in another order are the same adapter.
+  auto as_set = [](std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+  };
+  if (!adapter.target_regex && as_set(l.targets) == as_set(adapter.targets))
+    l.targets = adapter.targets;
+  else if (!adapter.target_regex)
     adopt("lora.targets", l.targets, adapter.targets,
           fmt::format("target_modules [{}]", fmt::join(adapter.targets, ", ")),
           fmt::format("[{}]", fmt::join(l.targets, ", ")));
