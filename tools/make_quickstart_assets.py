@@ -256,6 +256,10 @@ def make_model_and_first_sets(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0)
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        print(f"usage: {sys.argv[0]} OUT_DIR (see --help)", file=sys.stderr)
+        sys.exit(2)
     main(sys.argv[1])

@@ -5,7 +5,14 @@
 # then a multi-label and a regression task on the same model, and the sentiment task once more on
 # a LLaMA-3-style model with a byte-level BPE tokenizer.json.
 # CPU only; a few minutes on 2 cores. Results: runs/quickstart-*/ and runs/quickstart-summary.json.
+# Usage: tools/quickstart.sh [--set key=value ...]   (extra arguments go to every ls_train run)
 set -euo pipefail
+case "${1:-}" in
+  -h | --help)
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+esac
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$LS_ROOT/tools/setup.sh"

@@ -1,7 +1,9 @@
 """ls_train started by a launcher that does not join its processes into one MPI world (torchrun,
-srun without PMIx) stops before reading anything, with one line saying how to launch."""
+srun without PMIx) stops before reading anything, with one line saying how to launch; the
+quickstart scripts answer --help with their usage and run nothing, and take no option as a path."""
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -33,6 +35,28 @@ class LauncherTest(unittest.TestCase):
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertIn("srun (SLURM_STEP_NUM_TASKS)", result.stderr)
         self.assertFalse(wrote)
+
+
+class QuickstartScriptsTest(unittest.TestCase):
+    def test_quickstart_help_prints_usage_and_runs_nothing(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = subprocess.run([os.path.join(SOURCE, "tools", "quickstart.sh"), "--help"], cwd=tmp,
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("Usage: tools/quickstart.sh", result.stdout)
+            self.assertNotIn("validation", result.stdout)  # no results table of an earlier run
+            self.assertEqual(os.listdir(tmp), [])
+
+    def test_assets_script_takes_no_option_as_its_output_directory(self):
+        script = os.path.join(SOURCE, "tools", "make_quickstart_assets.py")
+        with tempfile.TemporaryDirectory() as tmp:
+            shown = subprocess.run([sys.executable, script, "--help"], cwd=tmp, capture_output=True, text=True)
+            self.assertEqual(shown.returncode, 0, shown.stderr)
+            self.assertIn("Makes the embedded default", shown.stdout)
+            refused = subprocess.run([sys.executable, script, "--out"], cwd=tmp, capture_output=True, text=True)
+            self.assertEqual(refused.returncode, 2)
+            self.assertIn("usage:", refused.stderr)
+            self.assertEqual(os.listdir(tmp), [], "an option became a directory")
 
 
 if __name__ == "__main__":
