@@ -172,8 +172,20 @@ void TrainRecipe::setup_parallel() {
 void TrainRecipe::setup_directory() {
   // A missing model directory or tokenizer, or a model that cannot take the data, stops before
   // anything is written.
-  check_model_dir(config_);
+  const LlamaConfig model = check_model_dir(config_);
   if (needs_tokenizer(config_, /*labeled=*/true)) tokenizer_path(config_);
+  if (config_.train.early_stopping_patience > 0 && config_.data.validation.empty())
+    fail(
+        "train.early_stopping_patience: {} needs data.validation (early stopping counts "
+        "evaluations of the validation split without improvement); set data.validation, or "
+        "train.early_stopping_patience: 0",
+        config_.train.early_stopping_patience);
+  if (config_.data.max_length > model.max_position_embeddings)
+    log(fmt::format(
+        "warning: data.max_length {} exceeds the model's max_position_embeddings {} ({}): "
+        "positions past it were never trained",
+        config_.data.max_length, model.max_position_embeddings,
+        (fs::path(config_.model.path) / "config.json").string()));
   adopt_init_adapter(config_);  // config.yaml and the log show the adapter's settings
   if (rank0()) {
     if (resume_) {
@@ -214,6 +226,10 @@ void TrainRecipe::setup_data() {
     labels_ = data::infer_label_map(raw_train, options.reader.problem);
   }
   if (rank0() && !resume_) labels_.save(run_dir_.labels().string());
+  if (labels_.size() == 1 && config_.task.problem_type != ProblemType::kRegression)
+    log(fmt::format(
+        "warning: task.labels: one class ('{}'){}: the classifier can only ever predict it",
+        labels_.name(0), config_.task.labels.empty() ? " in the training split" : ""));
 
   train_ = data::build_dataset(raw_train, tokenizer_.get(), labels_, options);
   log(train_.summary());

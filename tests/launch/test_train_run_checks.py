@@ -1,6 +1,8 @@
 """ls_train's guards around a run: a resume that would replay other batches is refused, rank 0
 alone writes state/ and the adapters (a multi-rank run with output.save: best and no validation
-finishes), f16 is refused for training."""
+finishes), f16 is refused for training; early stopping without a validation split is refused
+before anything is written, and a data.max_length past the model's positions or a training split
+of one class is warned about in one line naming the key."""
 import json
 import os
 import shutil
@@ -54,6 +56,25 @@ class RunChecks(unittest.TestCase):
         result = ls_train("--resume", self.run_dir, "--set", f"data.train={other}", check=False)
         self.assert_one_line_error(result, "data.train is not the training split the run was started with")
         self.assertEqual(self.snapshot(), before)
+
+    def test_early_stopping_without_validation_is_refused_and_writes_nothing(self):
+        result = ls_train(write_config(self.dir, data={"validation": ""}, train={"early_stopping_patience": 2}),
+                          check=False)
+        self.assert_one_line_error(result, "train.early_stopping_patience: 2 needs data.validation")
+        self.assertFalse(os.path.exists(self.run_dir))
+
+    def test_a_length_past_the_models_positions_and_one_class_are_warned_naming_the_key(self):
+        result = ls_train(write_config(self.dir, data={"max_length": 200}, train={"max_steps": 1}))
+        warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: data.max_length")]
+        self.assertEqual(len(warnings), 1, result.stdout)
+        self.assertIn("exceeds the model's max_position_embeddings 128", warnings[0])
+        one_class = os.path.join(self.dir, "positive.jsonl")
+        with open(f"{ASSETS}/data/sentiment_train.jsonl") as f, open(one_class, "w") as out:
+            out.writelines(line for line in f if '"positive"' in line)
+        result = ls_train(write_config(self.dir, task={"type": "sequence", "labels": []},
+                                       data={"train": one_class, "validation": ""},
+                                       train={"max_steps": 1}, output={"overwrite": True}))
+        self.assertIn("warning: task.labels: one class ('positive') in the training split", result.stdout)
 
     def test_resume_may_extend_the_run_and_change_logging(self):
         ls_train(write_config(self.dir, train={"max_steps": 4}))
