@@ -52,12 +52,12 @@ class DesignLinkGraph(unittest.TestCase):
 
     def test_the_model_links_no_data_library_even_indirectly(self):
         links = cmake_links()
-        closure, todo = set(), ["ls_core_model"]
-        while todo:
-            for dep in links.get(todo.pop(), ()):
+        closure, pending = set(), ["ls_core_model"]
+        while pending:
+            for dep in links.get(pending.pop(), ()):
                 if dep not in closure:
                     closure.add(dep)
-                    todo.append(dep)
+                    pending.append(dep)
         self.assertFalse({d for d in closure if d.startswith("ls_data")}, closure)
 
 
