@@ -133,22 +133,25 @@ def write_conll(path, sentences):
 
 LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
                 r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>"]
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"]
 
 
-def byte_level_tokenizer(corpus, vocab_size, bos=True):
-    """A byte-level BPE tokenizer as LLaMA-3 ships it (its Split regex, then ByteLevel; merges by
-    rank; <|begin_of_text|> first when `bos`), trained on `corpus` by pip `tokenizers`."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def byte_level_tokenizer(corpus, vocab_size, bos=True, specials=LLAMA3_SPECIALS):
+    """A byte-level BPE tokenizer laid out as LLaMA-3 and Qwen2 ship theirs: the Split regex, then
+    ByteLevel; merges by rank; `vocab_size` learned tokens with the byte alphabet first (so id 0 is
+    "!"), then `specials` as special added tokens; <|begin_of_text|> first when `bos`. Trained on
+    `corpus` by pip `tokenizers`."""
+    from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers,
+                            processors, trainers)
     tok = Tokenizer(models.BPE(ignore_merges=True))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLAMA3_SPECIALS,
-                                  show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(corpus, trainer)
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     steps = [processors.ByteLevel(trim_offsets=False)]
     if bos:
         steps.append(processors.TemplateProcessing(
@@ -208,8 +211,19 @@ def main(out):
     if not os.path.exists(os.path.join(out, ".complete")):
         make_model_and_first_sets(out)
     write_problem_type_sets(os.path.join(out, "data"))
-    if not os.path.exists(os.path.join(out, "model_llama3", "config.json")):
+    llama3 = os.path.join(out, "model_llama3")
+    if not os.path.exists(os.path.join(llama3, "config.json")) or not has_pad_token(llama3):
         make_llama3_model(out)
+
+
+def has_pad_token(model_dir):
+    """Whether the LLaMA-3-style model is laid out as now (specials after the vocabulary, with
+    <|finetune_right_pad_id|>); older asset directories are made again."""
+    try:
+        with open(os.path.join(model_dir, "tokenizer.json")) as f:
+            return "<|finetune_right_pad_id|>" in f.read()
+    except OSError:
+        return False
 
 
 def make_model_and_first_sets(out):

@@ -171,6 +171,8 @@ std::string head_config_json(const HeadOptions& head, const AdapterDescription* 
     if (description->pad_token_id) config["pad_token_id"] = *description->pad_token_id;
     if (!description->run_json.empty())
       config["ls_train"]["run"] = json::parse(description->run_json);
+    if (!description->tokenizer_fingerprint.empty())
+      config["ls_train"]["tokenizer_fingerprint"] = description->tokenizer_fingerprint;
   }
   return config.dump(2) + "\n";
 }

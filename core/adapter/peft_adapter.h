@@ -39,7 +39,8 @@ struct AdapterDescription {
   std::string base_model;  // adapter_config.json `base_model_name_or_path`
   std::vector<std::string> labels;
   std::optional<int64_t> pad_token_id;
-  std::string run_json;  // a JSON object, or empty
+  std::string run_json;               // a JSON object, or empty
+  std::string tokenizer_fingerprint;  // of the tokenizer file the run read (file_fingerprint)
 };
 
 struct PeftAdapterConfig {

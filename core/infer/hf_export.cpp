@@ -59,48 +59,82 @@ at::Tensor materialize(const PlannedTensor& t, const Checkpoint& base, const Che
   return merged.to(dtype);
 }
 
+// A tokenizer.json whose post-processor also appends EOS, as the run's data.add_eos did (HF's
+// fast tokenizers take BOS and EOS from the post-processor alone): a TemplateProcessing "$A EOS"
+// after the file's own post-processor, unless that already ends in EOS.
+void append_eos_to_post_processor(const fs::path& file, const data::Tokenizer& tokenizer) {
+  json tj = read_json_object(file);
+  const std::string eos = tokenizer.id_to_piece(tokenizer.eos_id());
+  const json token = {{"SpecialToken", {{"id", eos}, {"type_id", 0}}}};
+  auto sequence = [](const char* id, int type_id) {
+    return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
+  };
+  const json append_eos = {
+      {"type", "TemplateProcessing"},
+      {"single", {sequence("A", 0), token}},
+      {"pair", {sequence("A", 0), sequence("B", 1), token}},
+      {"special_tokens", {{eos, {{"id", eos}, {"ids", {tokenizer.eos_id()}}, {"tokens", {eos}}}}}}};
+  json& post = tj["post_processor"];
+  if (post.is_null())
+    post = append_eos;
+  else if (post.value("type", "") == "Sequence" && post.contains("processors"))
+    post["processors"].push_back(append_eos);
+  else
+    post = {{"type", "Sequence"}, {"processors", {post, append_eos}}};
+  write_file_atomic(file, tj.dump(2) + "\n");
+}
+
 // The tokenizer files (tokenizer.model and/or tokenizer.json, special_tokens_map.json) and a
-// tokenizer_config.json that pads and truncates as the run did.
-void write_tokenizer_files(const Config& config, const fs::path& out) {
-  const fs::path tokenizer = find_tokenizer(config);
-  if (tokenizer.empty()) {  // a run on pre-tokenized data: the model alone
+// tokenizer_config.json that pads, truncates and adds BOS/EOS as the run did. `tokenizer`: the
+// run's, with its reading options (null: the run read pre-tokenized data).
+void write_tokenizer_files(const Config& config, const data::Tokenizer* tokenizer, int pad_id,
+                           const fs::path& out) {
+  if (!tokenizer) {
     fmt::print(stderr,
                "ls_export: warning: {} has no tokenizer (the run read pre-tokenized data): the "
                "export has none either\n",
                config.model.path);
     return;
   }
+  const fs::path file = tokenizer->path();
   const fs::path base = config.model.path;
-  const std::string own_name =
-      tokenizer.extension() == ".json" ? "tokenizer.json" : "tokenizer.model";
+  const bool is_json = file.extension() == ".json";
+  const std::string own_name = is_json ? "tokenizer.json" : "tokenizer.model";
   auto copy = [&](const fs::path& from, const std::string& name) {
     std::error_code ec;
     fs::copy_file(from, out / name, fs::copy_options::overwrite_existing, ec);
     if (ec) fail("{}: cannot copy to {}: {}", from.string(), (out / name).string(), ec.message());
   };
-  for (const char* name : {"tokenizer.model", "tokenizer.json", "special_tokens_map.json"})
-    if (fs::exists(base / name)) copy(base / name, name);
-  copy(tokenizer, own_name);  // the file the run used wins over the base's
-  if (!fs::exists(out / "special_tokens_map.json") &&
-      fs::exists(tokenizer.parent_path() / "special_tokens_map.json"))
-    copy(tokenizer.parent_path() / "special_tokens_map.json", "special_tokens_map.json");
+  // Only the file the run read: a base's other tokenizer file could disagree with it.
+  copy(file, own_name);
+  for (const fs::path& dir : {file.parent_path(), base})
+    if (fs::exists(dir / "special_tokens_map.json")) {
+      copy(dir / "special_tokens_map.json", "special_tokens_map.json");
+      break;
+    }
 
   json tc = json::object();
-  for (const fs::path& dir : {tokenizer.parent_path(), base})
+  for (const fs::path& dir : {file.parent_path(), base})
     if (fs::exists(dir / "tokenizer_config.json")) {
       tc = read_json_object(dir / "tokenizer_config.json");
       break;
     }
-  const data::Tokenizer reader(tokenizer.string());
   if (!tc.contains("tokenizer_class"))
-    tc["tokenizer_class"] =
-        own_name == "tokenizer.json" ? "PreTrainedTokenizerFast" : "LlamaTokenizer";
-  if (own_name == "tokenizer.model") {
-    tc["add_bos_token"] = true;
-    tc["add_eos_token"] = config.data.add_eos;
+    tc["tokenizer_class"] = is_json ? "PreTrainedTokenizerFast" : "LlamaTokenizer";
+  const bool add_eos = tokenizer->options().add_eos;
+  if (is_json) {
+    const std::vector<int> own_suffix = tokenizer->suffix_ids();
+    if (add_eos && (own_suffix.empty() || own_suffix.back() != tokenizer->eos_id()))
+      append_eos_to_post_processor(out / own_name, *tokenizer);
+    // Classes that rebuild the post-processor from these flags must not undo the above.
+    tc.erase("add_bos_token");
+    tc.erase("add_eos_token");
+  } else {
+    tc["add_bos_token"] = tokenizer->options().add_bos;
+    tc["add_eos_token"] = add_eos;
   }
-  if (config.data.pad_id < reader.vocab_size())
-    tc["pad_token"] = reader.id_to_piece(config.data.pad_id);
+  if (add_eos) tc["eos_token"] = tokenizer->id_to_piece(tokenizer->eos_id());
+  tc["pad_token"] = tokenizer->id_to_piece(pad_id);
   tc["padding_side"] = std::string(enum_name(config.data.padding_side));
   tc["model_max_length"] = config.data.max_length;
   write_file_atomic(out / "tokenizer_config.json", tc.dump(2) + "\n");
@@ -221,7 +255,11 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   hf["id2label"] = id2label;
   hf["label2id"] = label2id;
   hf["problem_type"] = std::string(hf_problem_type(head.problem));
-  hf["pad_token_id"] = config.data.pad_id;
+  // The run's tokenizer with its reading options; the pad id HF's pooling skips (run_setup.h).
+  const std::unique_ptr<data::Tokenizer> tokenizer =
+      find_tokenizer(config).empty() ? nullptr : make_tokenizer(config);
+  const int pad_id = hf_pad_token_id(config, tokenizer.get());
+  hf["pad_token_id"] = pad_id;
   bool dtype_set = false;
   for (const char* key : {"dtype", "torch_dtype"})
     if (hf.contains(key)) {
@@ -237,7 +275,7 @@ HfExportResult write_export(const TrainedRun& run, const fs::path& out,
   hf["ls_train"]["target_std"] = head.loss.target_std;
   hf["ls_train"]["adapter"] = fs::absolute(adapter_dir).lexically_normal().string();
   write_file_atomic(out / "config.json", hf.dump(2) + "\n");
-  write_tokenizer_files(config, out);
+  write_tokenizer_files(config, tokenizer.get(), pad_id, out);
 
   if (bidirectional)
     result.warnings.push_back(fmt::format(

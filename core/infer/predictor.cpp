@@ -15,6 +15,7 @@ Predictor::Predictor(TrainedRun run, const Placement& placement)
     : run_(std::move(run)), placement_(placement), options_(dataset_options(run_.config, false)) {
   // A run on pre-tokenized data may have no tokenizer: it then predicts pre-tokenized files only.
   if (!find_tokenizer(run_.config).empty()) tokenizer_ = make_tokenizer(run_.config);
+  resolve_pad_id(run_.config, tokenizer_.get());  // `--set data.pad_id=auto`; a run's is an id
   // The loss settings the run trained with (class weights resolved from its training split), so
   // a file's loss is the trainer's; the threshold and target normalisation the predictions use.
   HeadOptions head = head_options(run_.config, run_.labels.size());

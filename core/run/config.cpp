@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "core/base/error.h"
 #include "core/eval/metric_table.h"
@@ -89,6 +90,21 @@ struct Codec<std::vector<std::string>> {
   static nlohmann::json json(const std::vector<std::string>& v) { return v; }
 };
 
+// data.pad_id: an integer or `auto` (kAutoPadId in memory).
+struct PadIdCodec {
+  static constexpr const char* kind = "integer or auto";
+  static int read(const YAML::Node& n) {
+    if (n.IsScalar() && n.Scalar() == "auto") return kAutoPadId;
+    const int id = n.as<int>();
+    if (id < 0) throw YAML::BadConversion(n.Mark());
+    return id;
+  }
+  static std::string show(int v) { return v == kAutoPadId ? "auto" : std::to_string(v); }
+  static nlohmann::json json(int v) {
+    return v == kAutoPadId ? nlohmann::json("auto") : nlohmann::json(v);
+  }
+};
+
 // A choice: a string that must be one of the enum's names (aliases are not config spellings).
 struct NotAChoice {
   std::string shown;  // the value as the saved config would write it
@@ -162,19 +178,21 @@ struct KeySpec {
   std::string leaf() const { return path.substr(path.find('.') + 1); }
 };
 
-// `choices`: the allowed values of a string key; an enum key takes its enum's names.
-template <class Section, class T>
+// `choices`: the allowed values of a string key; an enum key takes its enum's names. `With`: the
+// codec, when the member's type alone does not say how the key reads (data.pad_id).
+template <class With = void, class Section, class T>
 KeySpec key(std::string path, Section Config::*section, T Section::*member, std::string doc,
             std::vector<std::string> choices = {}) {
+  using C = std::conditional_t<std::is_void_v<With>, Codec<T>, With>;
   if constexpr (NamedEnum<T>) choices = enum_choices<T>();
   std::string flat_name = path.substr(path.find('.') + 1);
   return KeySpec{std::move(path),
-                 Codec<T>::kind,
+                 C::kind,
                  std::move(doc),
                  std::move(choices),
-                 [=](Config& c, const YAML::Node& n) { (c.*section).*member = Codec<T>::read(n); },
-                 [=](const Config& c) { return Codec<T>::show((c.*section).*member); },
-                 [=](const Config& c) { return Codec<T>::json((c.*section).*member); },
+                 [=](Config& c, const YAML::Node& n) { (c.*section).*member = C::read(n); },
+                 [=](const Config& c) { return C::show((c.*section).*member); },
+                 [=](const Config& c) { return C::json((c.*section).*member); },
                  Records{},
                  std::move(flat_name)};
 }
@@ -312,8 +330,12 @@ const std::vector<KeySpec>& schema() {
           .in(kPrediction | kIdentity | kModelInfo),
       key("data.padding_side", &C::data, &DataSection::padding_side, "where padding goes")
           .in(kPrediction | kIdentity | kModelInfo),
-      key("data.pad_id", &C::data, &DataSection::pad_id,
-          "token id used for padding (LLaMA's tokenizer has no pad piece)")
+      key<PadIdCodec>(
+          "data.pad_id", &C::data, &DataSection::pad_id,
+          "token id that pads batches; auto = the tokenizer's pad token (tokenizer_config.json "
+          "pad_token, LLaMA-3's <|finetune_right_pad_id|>, <pad>), else a token no text encodes to "
+          "(sentencepiece <unk> with byte fallback, BOS); never EOS with data.add_eos. An exported "
+          "HF model pools at the last token that is not this one (docs/EXPORT.md)")
           .in(kPrediction | kIdentity),
       key("data.add_eos", &C::data, &DataSection::add_eos, "append EOS to every example")
           .in(kPrediction | kIdentity | kModelInfo),
@@ -494,7 +516,7 @@ void validate(const Config& c, const std::map<std::string, std::string>& where) 
             fmt::format("'{}' is not a LLaMA linear ({})", t, fmt::join(projections, " ")));
   require(!c.lora.targets.empty(), "lora.targets", "at least one module");
   require(c.data.max_length >= 2, "data.max_length", "must be >= 2");
-  require(c.data.pad_id >= 0, "data.pad_id", "must be >= 0");
+  require(c.data.pad_id >= 0 || c.data.pad_id == kAutoPadId, "data.pad_id", "must be >= 0 or auto");
   require(c.data.conll_tag_column >= -1, "data.conll_tag_column", "must be >= -1");
   require(c.train.epochs >= 1, "train.epochs", "must be >= 1");
   require(c.train.max_steps >= 0, "train.max_steps", "must be >= 0");

@@ -83,6 +83,9 @@ struct LoraSection {
   std::string init_from;  // PEFT adapter directory to start from
 };
 
+// data.pad_id: auto, resolved against the tokenizer before a run writes anything (run_setup.h).
+inline constexpr int kAutoPadId = -1;
+
 struct DataSection {
   std::string train;
   std::string validation;
@@ -99,7 +102,7 @@ struct DataSection {
   int conll_tag_column = -1;  // -1 = last column
   int max_length = 64;
   data::PaddingSide padding_side = data::PaddingSide::kRight;
-  int pad_id = 0;
+  int pad_id = kAutoPadId;  // kAutoPadId: the tokenizer's (data::Tokenizer::default_pad_id)
   bool add_eos = false;
   bool label_all_subwords = false;  // NER: label every sub-word, not only the first
   bool group_by_length = false;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/adapter/peft_adapter.h"
+#include "core/base/crc32.h"
 #include "core/base/error.h"
 #include "core/model/dtype.h"
 #include "core/model/llama_config.h"
@@ -53,6 +54,96 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config) {
   return std::make_unique<data::Tokenizer>(
       tokenizer_path(config).string(),
       data::TokenizerOptions{.add_bos = true, .add_eos = config.data.add_eos});
+}
+
+std::string file_fingerprint(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail("{}: cannot read", file.string());
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return fmt::format("crc32:{:08x}:{}", crc32(bytes), bytes.size());
+}
+
+std::string base_model_fingerprint(const std::filesystem::path& model_dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> shards;
+  for (const auto& entry : fs::directory_iterator(model_dir))
+    if (entry.path().extension() == ".safetensors") shards.push_back(entry.path());
+  std::sort(shards.begin(), shards.end());
+  // Up to `limit` bytes of `file` from `offset`.
+  auto read = [&](const fs::path& file, uint64_t offset, uint64_t limit) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail("{}: cannot read", file.string());
+    const uint64_t size = fs::file_size(file);
+    limit = offset >= size ? 0 : std::min(limit, size - offset);
+    in.seekg(static_cast<std::streamoff>(offset));
+    std::string bytes(limit, '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(limit));
+    bytes.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    return bytes;
+  };
+  std::string hashed = read(model_dir / "config.json", 0, UINT64_MAX);
+  for (const fs::path& shard : shards) {
+    // A safetensors file starts with its header's length (8 bytes, little-endian), then the
+    // header; the tensors' bytes follow. The header and 16 samples of 4 KiB spread over the
+    // bytes: a resaved or rescaled model differs in them, and nothing like the whole file is read.
+    const std::string prefix = read(shard, 0, 8);
+    uint64_t length = 0;
+    for (size_t i = prefix.size(); i-- > 0;)
+      length = (length << 8) | static_cast<unsigned char>(prefix[i]);
+    const uint64_t size = fs::file_size(shard);
+    const uint64_t header_end = std::min<uint64_t>(8 + length, size);
+    hashed += shard.filename().string() + read(shard, 0, header_end);
+    constexpr uint64_t kSamples = 16, kSample = 4096;
+    const uint64_t data = size - header_end;
+    for (uint64_t k = 0; k < kSamples; ++k)
+      hashed += read(shard, header_end + data * k / kSamples, std::min(kSample, data));
+  }
+  return fmt::format("crc32:{:08x}", crc32(hashed));
+}
+
+std::string resolve_pad_id(Config& config, const data::Tokenizer* tokenizer) {
+  int& pad = config.data.pad_id;
+  if (!tokenizer) {
+    if (pad == kAutoPadId) pad = 0;
+    return "";
+  }
+  const std::string file = tokenizer->path();
+  if (pad == kAutoPadId) {
+    pad = tokenizer->default_pad_id(config.data.add_eos);
+    if (pad < 0)
+      fail(
+          "data.pad_id: auto found no pad token in {} (no pad_token, no special token); set "
+          "data.pad_id to an id that no text encodes to",
+          file);
+    return "";
+  }
+  if (pad >= tokenizer->vocab_size())
+    fail("data.pad_id: {} is outside the vocabulary of {} ({} tokens)", pad, file,
+         tokenizer->vocab_size());
+  const int fallback = tokenizer->default_pad_id(config.data.add_eos);
+  const std::string instead = fallback >= 0
+                                  ? fmt::format("data.pad_id: auto (here {}, '{}')", fallback,
+                                                tokenizer->id_to_piece(fallback))
+                                  : std::string("another data.pad_id");
+  if (config.data.add_eos && pad == tokenizer->eos_id())
+    fail(
+        "data.pad_id: {} is the EOS id of {} and data.add_eos appends it to every example: HF's "
+        "classifiers pool at the last token that is not padding, which would skip it; set {}",
+        pad, file, instead);
+  if (tokenizer->is_text_token(pad))
+    return fmt::format(
+        "warning: data.pad_id: {} is '{}', a token text encodes to; ls-train masks padding, but "
+        "HF's classifiers pool at the last token that is not padding (ls_export and the adapter "
+        "record {}); set {}",
+        pad, tokenizer->id_to_piece(pad), hf_pad_token_id(config, tokenizer), instead);
+  return "";
+}
+
+int hf_pad_token_id(const Config& config, const data::Tokenizer* tokenizer) {
+  const int pad = config.data.pad_id == kAutoPadId ? 0 : config.data.pad_id;
+  if (!tokenizer || pad >= tokenizer->vocab_size() || !tokenizer->is_text_token(pad)) return pad;
+  const int fallback = tokenizer->default_pad_id(config.data.add_eos);
+  return fallback >= 0 ? fallback : pad;
 }
 
 data::ReaderOptions reader_options(const Config& config, bool labeled) {
@@ -115,6 +206,8 @@ bool needs_tokenizer(const Config& config, bool labeled) {
 }
 
 data::CollateOptions collate_options(const Config& config) {
+  if (config.data.pad_id == kAutoPadId)
+    fail("data.pad_id: auto is resolved against the tokenizer first (resolve_pad_id)");
   data::CollateOptions collate;
   collate.pad_id = config.data.pad_id;
   collate.padding_side = config.data.padding_side;

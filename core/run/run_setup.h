@@ -34,6 +34,25 @@ std::filesystem::path tokenizer_path(const Config& config);
 // The same, but an empty path when model.path holds no tokenizer (a run on pre-tokenized data).
 std::filesystem::path find_tokenizer(const Config& config);
 std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
+// A file's bytes as "crc32:<8 hex>:<size>": the tokenizer an adapter records, checked when it is
+// loaded again (trained_run.h). UserError naming the file when it cannot be read.
+std::string file_fingerprint(const std::filesystem::path& file);
+// A base model's: its config.json, every safetensors header (tensor names, dtypes, shapes,
+// offsets) and 16 samples of 4 KiB spread over each file's tensor bytes, so it costs a few reads:
+// another model, the same one resaved in another dtype or layout, or its weights rescaled,
+// differ. Part of a run's resume identity.
+std::string base_model_fingerprint(const std::filesystem::path& model_dir);
+// data.pad_id resolved against the run's tokenizer (null: pre-tokenized data) before anything is
+// written: auto becomes tokenizer->default_pad_id(data.add_eos) (0 without a tokenizer; the model
+// masks padding, so only HF's pooling cares which id it is). UserError naming data.pad_id when
+// auto finds none, or an explicit id is EOS while data.add_eos appends it. Returns a warning line
+// when an explicit id is a token text encodes to, else "".
+std::string resolve_pad_id(Config& config, const data::Tokenizer* tokenizer);
+// The pad_token_id an exported model and an adapter's head_config.json record: data.pad_id, unless
+// text can produce that token (a run padded with LLaMA-3's id 0, '!'); then the tokenizer's
+// default_pad_id, so HF's classifiers, which pool at the last token that is not pad_token_id,
+// pool where the run did.
+int hf_pad_token_id(const Config& config, const data::Tokenizer* tokenizer);
 // Whether any of the configured splits (data.train/validation/test) holds text, which needs a
 // tokenizer; pre-tokenized splits need none (their ids are checked against config.json's
 // vocab_size instead).

@@ -1,6 +1,8 @@
 // Run directory or self-describing adapter -> what prediction needs (see trained_run.h).
 #include "core/run/trained_run.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,7 +15,8 @@ namespace ls {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-AdapterDescription describe_run(const Config& config, const data::LabelMap& labels) {
+AdapterDescription describe_run(const Config& config, const data::LabelMap& labels,
+                                int pad_token_id) {
   // The tokenizer the run read with, resolved; a run on pre-tokenized data may have had none, and
   // then none is recorded.
   Config described = config;
@@ -23,8 +26,10 @@ AdapterDescription describe_run(const Config& config, const data::LabelMap& labe
   AdapterDescription description;
   description.base_model = config.model.path;
   description.labels = labels.names();
-  description.pad_token_id = config.data.pad_id;
+  description.pad_token_id = pad_token_id;
   description.run_json = run.dump();
+  if (!described.model.tokenizer.empty())
+    description.tokenizer_fingerprint = file_fingerprint(described.model.tokenizer);
   return description;
 }
 
@@ -89,21 +94,51 @@ TrainedRun open_adapter_directory(const fs::path& adapter_dir, const std::string
   const std::string base = adapter_base_model(adapter_dir, base_model);
   run["model"]["path"] = base;
   run["task"]["labels"] = names;
-  // The tokenizer: the recorded file's name in the base directory (the adapter may have moved to
-  // another machine), else the recorded path itself.
+  // The tokenizer: the recorded file, else (the adapter moved to another machine) the file of
+  // that name in the base directory, with a warning; check_tokenizer compares fingerprints.
   if (auto& tokenizer = run["model"]["tokenizer"]; tokenizer.is_string()) {
     const fs::path recorded = tokenizer.get<std::string>();
-    if (fs::exists(fs::path(base) / recorded.filename()))
-      tokenizer = (fs::path(base) / recorded.filename()).string();
-    else if (!fs::exists(recorded))
-      fail("{}: ls_train.run.model.tokenizer: neither {} nor {} exists", head_file.string(),
-           (fs::path(base) / recorded.filename()).string(), recorded.string());
+    const fs::path in_base = fs::path(base) / recorded.filename();
+    if (!fs::exists(recorded)) {
+      if (!fs::exists(in_base))
+        fail("{}: ls_train.run.model.tokenizer: neither {} nor {} exists", head_file.string(),
+             recorded.string(), in_base.string());
+      fmt::print(stderr, "warning: {}: the run's tokenizer {} is not here; using {}\n",
+                 head_file.string(), recorded.string(), in_base.string());
+      tokenizer = in_base.string();
+    }
   }
   TrainedRun trained{Config::parse(run.dump(), head_file.string(), overrides),
                      data::LabelMap(names),
                      adapter_dir,
                      {}};
   return trained;
+}
+
+// The tokenizer a run will read must be the one its adapter recorded (head_config.json's
+// ls_train.tokenizer_fingerprint; adapters saved before it was recorded are not checked).
+void check_tokenizer(const TrainedRun& trained) {
+  const fs::path head_file = trained.adapter_dir / kHeadConfigFile;
+  if (!fs::exists(head_file)) return;
+  const json head = read_json_object(head_file);
+  const auto extra = head.find("ls_train");
+  if (extra == head.end() || !extra->is_object() || !extra->contains("tokenizer_fingerprint"))
+    return;
+  const std::string recorded = (*extra)["tokenizer_fingerprint"].get<std::string>();
+  const fs::path tokenizer = find_tokenizer(trained.config);
+  std::string recorded_file = "the run's tokenizer";
+  if (const auto run = extra->find("run");
+      run != extra->end() && run->contains("model") && (*run)["model"].contains("tokenizer"))
+    recorded_file = (*run)["model"]["tokenizer"].get<std::string>();
+  if (tokenizer.empty())
+    fail("{}: the run read text with {}, and no tokenizer is here (model.tokenizer)",
+         head_file.string(), recorded_file);
+  const std::string found = file_fingerprint(tokenizer);
+  if (found != recorded)
+    fail(
+        "{}: not the tokenizer this adapter was trained with ({}, fingerprint {}; this file: {}); "
+        "give the run's tokenizer (--set model.tokenizer=FILE)",
+        tokenizer.string(), recorded_file, recorded, found);
 }
 
 }  // namespace
@@ -124,13 +159,16 @@ TrainedRun open_trained_run(const fs::path& path, const std::string& adapter,
                        data::LabelMap::load(dir.labels().string()), dir.adapter(adapter), path};
     if (!fs::exists(trained.adapter_dir / kAdapterConfigFile))
       fail("{}: no PEFT adapter here (adapter_config.json missing)", trained.adapter_dir.string());
+    check_tokenizer(trained);
     return trained;
   }
   if (fs::exists(path / kAdapterConfigFile)) {
     if (adapter != "best")
       fail("{}: an adapter directory; the adapter choice '{}' applies to run directories",
            path.string(), adapter);
-    return open_adapter_directory(path, base_model, overrides);
+    TrainedRun trained = open_adapter_directory(path, base_model, overrides);
+    check_tokenizer(trained);
+    return trained;
   }
   fail(
       "{}: neither an ls-train run directory (no config.yaml) nor an adapter directory (no "

@@ -15,10 +15,12 @@
 namespace ls {
 
 // What a run's adapters record so they can be used without the run directory: the base model
-// (model.path), the label names, data.pad_id, and the config's prediction record (config.h's
+// (model.path), the label names, the pad_token_id HF should pool with (hf_pad_token_id in
+// run_setup.h), and the config's prediction record (config.h's
 // kPrediction: attention, the tokenizer file, task, data reading and batching options) as the
 // JSON object that becomes head_config.json's `ls_train.run`.
-AdapterDescription describe_run(const Config& config, const data::LabelMap& labels);
+AdapterDescription describe_run(const Config& config, const data::LabelMap& labels,
+                                int pad_token_id);
 
 struct TrainedRun {
   Config config;  // model.path is the base model to load the adapter into
@@ -33,7 +35,9 @@ struct TrainedRun {
 // Adapter directory: the run described by its head_config.json; `adapter` must be "best" (the
 // default: there is only this one). The base model is `base_model` when given (for a run
 // directory too), else the adapter's base_model_name_or_path when that is an existing directory;
-// the tokenizer is the recorded file's name in the base directory, else the recorded path.
+// the tokenizer is the recorded file, else (with a warning on stderr) the file of that name in the
+// base directory. Either way, the tokenizer must be the one the adapter recorded (head_config.json
+// ls_train.tokenizer_fingerprint): another is a UserError naming both files.
 // Every failure is a UserError naming the path, file or key (an adapter saved before adapters
 // described their run names its missing keys and asks for the run directory).
 TrainedRun open_trained_run(const std::filesystem::path& path, const std::string& adapter = "best",

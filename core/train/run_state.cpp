@@ -86,8 +86,15 @@ json RunState::read_trainer_json() const {
 }
 
 void RunState::check_resumable() const {
+  // A crash inside the swap of state.tmp for state/ (replace_directory) left state.old alone.
+  if (recover_directory(dir_ / "state"))
+    fmt::print("resume: {} restored from the copy a crash left at the swap\n",
+               (dir_ / "state").string());
   if (!fs::exists(dir_ / "state" / "trainer.json"))
-    fail("{}: no resumable state (state/trainer.json) in this run directory", dir_.string());
+    fail(
+        "{}: no resumable state (state/trainer.json): the run stopped before its first save; "
+        "start it again with output.overwrite: true",
+        dir_.string());
   const json trainer = read_trainer_json();
   const int saved_tp = trainer.value("tp", 1);
   if (saved_tp != topology_.tp())
@@ -111,6 +118,12 @@ void RunState::check_identity(const RunIdentity& identity) const {
     if (!saved.contains(key)) continue;
     const std::string original = saved.at(key).get<std::string>();
     if (original == value) continue;
+    if (key == "model.path")
+      fail(
+          "--resume {}: model.path is not the base model the run was started with (its "
+          "config.json and weights fingerprint to {}, the run's to {}); resume with the original "
+          "model",
+          dir_.string(), value, original);
     if (key == "data.train")
       fail(
           "--resume {}: data.train is not the training split the run was started with (its "
@@ -161,6 +174,8 @@ void RunState::save(const TrainingProgress& progress, const RunIdentity& identit
         {"sampler", {{"epoch", progress.position.epoch}, {"batch", progress.position.batch}}},
         {"best", progress.best ? json(*progress.best) : json(nullptr)},
         {"best_step", progress.best_step},
+        {"best_metric", progress.best_metric ? json(*progress.best_metric) : json(nullptr)},
+        {"total_steps", progress.total_steps},
         {"best_metrics", progress.best_metrics},
         {"evals_without_improvement", progress.evals_without_improvement}};
     for (const auto& [key, value] : identity) trainer["identity"][key] = value;
@@ -216,6 +231,9 @@ TrainingProgress RunState::restore(LsLlama& model, AdamW& optimizer) const {
                        trainer.at("sampler").at("batch").get<int64_t>()};
   if (!trainer.at("best").is_null()) progress.best = trainer.at("best").get<double>();
   progress.best_step = trainer.at("best_step").get<int64_t>();
+  if (trainer.contains("best_metric") && trainer["best_metric"].is_string())
+    progress.best_metric = trainer["best_metric"].get<std::string>();
+  progress.total_steps = trainer.value("total_steps", int64_t{0});
   progress.best_metrics = trainer.at("best_metrics").get<std::map<std::string, double>>();
   progress.evals_without_improvement = trainer.at("evals_without_improvement").get<int64_t>();
   if (topology_.is_rank0()) drop_replayed_records(progress.step);

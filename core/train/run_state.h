@@ -30,17 +30,20 @@ namespace ls {
 
 // Where training stands: what state/ saves besides tensors.
 struct TrainingProgress {
-  int64_t step = 0;                // optimizer steps taken
-  data::SamplerPosition position;  // the next batch
-  std::optional<double> best;      // best validation value of the selection metric so far
+  int64_t step = 0;                        // optimizer steps taken
+  data::SamplerPosition position;          // the next batch
+  std::optional<double> best;              // best validation value of the selection metric so far
+  std::optional<std::string> best_metric;  // that metric's name (absent in older states)
+  int64_t total_steps = 0;                 // the plan's optimizer steps (0: not saved)
   int64_t best_step = 0;
   std::map<std::string, double> best_metrics;
   int64_t evals_without_improvement = 0;
 };
 
-// What a run's batches depend on, as (config key, value) pairs: the training split's fingerprint
-// (data.train), the batch sizes, seed, order and truncation, the layout. A resume with other values
-// would replay other batches, so it is refused.
+// What a run computes depends on, as (config key, value) pairs: every kIdentity config key
+// (config.h), the resolved micro-batch and dp, the base model's fingerprint (model.path) and the
+// training split's (data.train). A resume with other values would compute another run, so it is
+// refused.
 using RunIdentity = std::vector<std::pair<std::string, std::string>>;
 
 // A hash over every example's ids and labels (FNV-1a, hex): another file, tokenizer or

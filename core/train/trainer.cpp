@@ -74,9 +74,10 @@ class TrainRecipe {
 
   TrainOutcome run() {
     setup_parallel();
-    setup_directory();
+    check_inputs();
     setup_data();
     check_resumed_run();
+    write_run_directory();  // the first write: every input above is read and checked
     setup_model();
     setup_optimizer();
     if (resume_) progress_ = state_->restore(*model_, *optimizer_);
@@ -93,9 +94,10 @@ class TrainRecipe {
  private:
   // Phases, in order.
   void setup_parallel();
-  void setup_directory();
+  void check_inputs();
   void setup_data();
   void check_resumed_run();
+  void write_run_directory();
   void setup_model();
   void setup_optimizer();
   void setup_schedule();
@@ -147,6 +149,7 @@ class TrainRecipe {
   std::unique_ptr<StepRunner> runner_;
   std::unique_ptr<Progress> bar_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
+  int hf_pad_id_ = 0;          // the pad_token_id adapters record (hf_pad_token_id)
   RunIdentity identity_;       // what the batches depend on; a resume must match it
   TrainingProgress progress_;  // what state/ saves and restores
   std::map<std::string, double> test_metrics_;
@@ -169,9 +172,9 @@ void TrainRecipe::setup_parallel() {
   batching_ = plan_batching(config_.train, topology_->dp());
 }
 
-void TrainRecipe::setup_directory() {
-  // A missing model directory or tokenizer, or a model that cannot take the data, stops before
-  // anything is written.
+// What can be checked before reading the data: the model directory and tokenizer, settings that
+// cannot work together, and whether output.dir may be used. Nothing is written.
+void TrainRecipe::check_inputs() {
   const LlamaConfig model = check_model_dir(config_);
   if (needs_tokenizer(config_, /*labeled=*/true)) tokenizer_path(config_);
   if (config_.train.early_stopping_patience > 0 && config_.data.validation.empty())
@@ -187,19 +190,27 @@ void TrainRecipe::setup_directory() {
         config_.data.max_length, model.max_position_embeddings,
         (fs::path(config_.model.path) / "config.json").string()));
   adopt_init_adapter(config_);  // config.yaml and the log show the adapter's settings
+  if (!rank0()) return;
+  if (resume_) {
+    state_->check_resumable();
+  } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
+    fail(
+        "{}: run directory exists and is not empty (resume it with --resume {}, or set "
+        "output.overwrite: true, or choose another output.dir)",
+        dir_.string(), dir_.string());
+  }
+}
+
+// The run directory, once the data and the resume identity have been checked: a new run's
+// config.yaml and labels.json (after clearing an overwritten run's outputs), a resumed run's
+// config.yaml with the settings it may change.
+void TrainRecipe::write_run_directory() {
   if (rank0()) {
-    if (resume_) {
-      state_->check_resumable();  // config.yaml is rewritten once the identity is checked
-    } else if (fs::exists(dir_) && !fs::is_empty(dir_) && !config_.output.overwrite) {
-      fail(
-          "{}: run directory exists and is not empty (resume it with --resume {}, or set "
-          "output.overwrite: true, or choose another output.dir)",
-          dir_.string(), dir_.string());
-    } else if (fs::exists(dir_) && config_.output.overwrite) {
+    if (!resume_ && fs::exists(dir_) && config_.output.overwrite)
       for (const fs::path& output : run_dir_.outputs()) fs::remove_all(output);
-    }
     fs::create_directories(dir_);
-    if (!resume_) write_file_atomic(run_dir_.config(), config_.to_yaml());
+    write_file_atomic(run_dir_.config(), config_.to_yaml());
+    if (!resume_) labels_.save(run_dir_.labels().string());
   }
   topology_->world()->barrier();
 }
@@ -217,6 +228,13 @@ void TrainRecipe::setup_data() {
                     "vocab_size of {}",
                     options.vocab_size));
   }
+  const bool auto_pad = config_.data.pad_id == kAutoPadId;
+  if (const std::string warning = resolve_pad_id(config_, tokenizer_.get()); !warning.empty())
+    log(warning);
+  else if (auto_pad && tokenizer_)
+    log(fmt::format("padding with {} ('{}', data.pad_id: auto)", config_.data.pad_id,
+                    tokenizer_->id_to_piece(config_.data.pad_id)));
+  hf_pad_id_ = hf_pad_token_id(config_, tokenizer_.get());
   data::RawDataset raw_train = data::read_raw_dataset(d.train, options.task, options.reader);
   if (resume_) {
     labels_ = data::LabelMap::load(run_dir_.labels().string());
@@ -225,7 +243,6 @@ void TrainRecipe::setup_data() {
   } else {
     labels_ = data::infer_label_map(raw_train, options.reader.problem);
   }
-  if (rank0() && !resume_) labels_.save(run_dir_.labels().string());
   if (labels_.size() == 1 && config_.task.problem_type != ProblemType::kRegression)
     log(fmt::format(
         "warning: task.labels: one class ('{}'){}: the classifier can only ever predict it",
@@ -271,11 +288,9 @@ void TrainRecipe::check_resumed_run() {
   identity_ = config_values(config_, kIdentity);
   identity_.emplace_back("train.micro_batch_size", std::to_string(batching_.micro_batch_size));
   identity_.emplace_back("dp", std::to_string(topology_->dp()));
+  identity_.emplace_back("model.path", base_model_fingerprint(config_.model.path));
   identity_.emplace_back("data.train", dataset_fingerprint(train_));
-  if (!resume_) return;
-  state_->check_identity(identity_);  // every rank: each fails alike, nothing written yet
-  if (rank0()) write_file_atomic(run_dir_.config(), config_.to_yaml());
-  topology_->world()->barrier();
+  if (resume_) state_->check_identity(identity_);  // every rank: each fails alike
 }
 
 void TrainRecipe::setup_model() {
@@ -329,6 +344,24 @@ void TrainRecipe::setup_schedule() {
   schedule_ =
       LrSchedule{config_.train.schedule, config_.train.lr, plan_.total_steps, plan_.warmup_steps};
   metric_ = selection_metric(config_);
+  if (resume_) {
+    // What a resume may change about the length (docs/CONFIG.md, Resuming): say what it does.
+    if (progress_.best_metric && *progress_.best_metric != metric_)
+      fail("--resume {}: the best checkpoint was selected by {}, this run selects by {}",
+           dir_.string(), *progress_.best_metric, metric_);
+    if (progress_.total_steps > 0 && progress_.total_steps != plan_.total_steps)
+      log(fmt::format(
+          "resume: {} optimizer steps in all, not {} (train.max_steps / train.epochs): the {} "
+          "schedule is recomputed over {} steps, so the learning rate at step {} is {:.3g}, not "
+          "{:.3g}",
+          plan_.total_steps, progress_.total_steps, enum_name(config_.train.schedule),
+          plan_.total_steps, progress_.step + 1, schedule_.lr(progress_.step),
+          LrSchedule{config_.train.schedule, config_.train.lr, progress_.total_steps,
+                     plan_.warmup_steps}
+              .lr(progress_.step)));
+  }
+  progress_.best_metric = metric_;
+  progress_.total_steps = plan_.total_steps;
   collate_ = collate_options(config_);
   collate_.pin_memory = placement_.device.is_cuda();
   eval_options_ = eval_options(config_, batching_.micro_batch_size);
@@ -562,7 +595,7 @@ void TrainRecipe::save_adapter(const std::string& name) {
   if (topology_->dp_rank() != 0) return;
   fs::path staged = dir_ / (name + ".tmp");
   if (rank0()) fs::remove_all(staged);
-  const AdapterDescription description = describe_run(config_, labels_);
+  const AdapterDescription description = describe_run(config_, labels_, hf_pad_id_);
   ls::save_adapter(*model_, staged, /*write=*/rank0(), &description);
   if (rank0()) replace_directory(staged, dir_ / name);
 }

@@ -35,6 +35,11 @@ class TokenizerBackend {
   virtual int pad_id() const = 0;
   virtual int unk_id() const = 0;
   virtual std::string id_to_piece(int id) const = 0;
+  // Whether encode_plain(text) yields `id` for some ordinary text: false for special and control
+  // tokens, and for the unknown token of a vocabulary with byte fallback.
+  virtual bool is_text_token(int id) const = 0;
+  // The id of a vocabulary piece or added token, -1 when there is none.
+  virtual int token_id(const std::string& piece) const = 0;
 };
 
 // Both throw UserError naming the file when it cannot be used.

@@ -39,6 +39,9 @@ class SentencePieceBackend final : public TokenizerBackend {
           "model: use the model's tokenizer.json",
           path);
     if (!status.ok()) fail("{}: not a sentencepiece model ({})", path, status.ToString());
+    // Byte fallback pieces (<0x00> ... <0xFF>) are there exactly when the model falls back.
+    const int byte0 = processor_.PieceToId("<0x00>");
+    byte_fallback_ = processor_.IdToPiece(byte0) == "<0x00>" && processor_.IsByte(byte0);
   }
 
   std::vector<int> encode_plain(std::string_view text) const override {
@@ -85,10 +88,20 @@ class SentencePieceBackend final : public TokenizerBackend {
   int pad_id() const override { return processor_.pad_id(); }
   int unk_id() const override { return processor_.unk_id(); }
   std::string id_to_piece(int id) const override { return processor_.IdToPiece(id); }
+  bool is_text_token(int id) const override {
+    if (processor_.IsControl(id) || processor_.IsUnused(id)) return false;
+    // With byte fallback, a character outside the vocabulary becomes bytes, never <unk>.
+    return !(processor_.IsUnknown(id) && byte_fallback_);
+  }
+  int token_id(const std::string& piece) const override {
+    const int id = processor_.PieceToId(piece);
+    return processor_.IdToPiece(id) == piece ? id : -1;
+  }
 
  private:
   std::string path_;
   sentencepiece::SentencePieceProcessor processor_;
+  bool byte_fallback_ = false;
 };
 
 }  // namespace

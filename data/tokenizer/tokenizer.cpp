@@ -106,6 +106,10 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   return backend_->decode(ids);
 }
 
+std::vector<int> Tokenizer::suffix_ids() const {
+  return backend_->suffix_ids();
+}
+
 int Tokenizer::vocab_size() const {
   return backend_->vocab_size();
 }
@@ -123,6 +127,20 @@ int Tokenizer::unk_id() const {
 }
 std::string Tokenizer::id_to_piece(int id) const {
   return backend_->id_to_piece(id);
+}
+bool Tokenizer::is_text_token(int id) const {
+  return backend_->is_text_token(id);
+}
+
+int Tokenizer::default_pad_id(bool add_eos) const {
+  const int eos = eos_id();
+  auto usable = [&](int id) { return id >= 0 && id < vocab_size() && !(add_eos && id == eos); };
+  if (usable(pad_id())) return pad_id();
+  for (const char* name : {"<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]"})
+    if (const int id = backend_->token_id(name); usable(id) && !is_text_token(id)) return id;
+  for (int id = 0; id < vocab_size(); ++id)
+    if (usable(id) && !is_text_token(id)) return id;
+  return -1;
 }
 
 }  // namespace ls::data

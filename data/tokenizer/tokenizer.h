@@ -60,13 +60,26 @@ class Tokenizer {
   WordEncoding encode_words(const std::vector<std::string>& words) const;
   std::string decode(const std::vector<int>& ids) const;
 
+  // The special ids the file itself puts after a text (a tokenizer.json post-processor's; none for
+  // sentencepiece), before add_eos adds EOS when they do not end in it.
+  std::vector<int> suffix_ids() const;
+
   int vocab_size() const;
   int bos_id() const;
   int eos_id() const;
-  // -1 when the tokenizer has none. LLaMA's has no pad piece: callers pad with a configured id.
+  // -1 when the tokenizer has none (LLaMA-2's, LLaMA-3's: see default_pad_id).
   int pad_id() const;
   int unk_id() const;
   std::string id_to_piece(int id) const;
+  // Whether some ordinary text encodes to `id` (backend.h): a pad id that is one would make HF's
+  // classifiers, which pool at the last token that is not padding, pool before it.
+  bool is_text_token(int id) const;
+  // The id to pad with when data.pad_id is auto: the file's pad token (tokenizer_config.json's
+  // pad_token, a sentencepiece pad piece), else a reserved pad token of the vocabulary
+  // (<|finetune_right_pad_id|>, <|pad|>, <pad>, [PAD]), else the first token no text encodes to
+  // (sentencepiece's <unk> with byte fallback, BOS). Never EOS when `add_eos` (every example
+  // would end in padding). -1 when there is none.
+  int default_pad_id(bool add_eos) const;
   const std::string& path() const { return path_; }
   const TokenizerOptions& options() const { return options_; }
 

@@ -267,6 +267,85 @@ class Export(unittest.TestCase):
         run_program("ls_predict", adapter, data, "--out", mine, "--model", f"{ASSETS}/model")
         self.assertEqual(read_jsonl(mine), expected)
 
+    def test_adapter_reads_the_tokenizer_its_run_recorded_and_refuses_another(self):
+        """The run names its tokenizer (model.tokenizer): an adapter directory reads that file
+        even when the base directory holds another of the same name; without it, the base's is
+        used with a warning, and a tokenizer other than the recorded one is refused naming both."""
+        work = os.path.join(self.dir, "tokenizer_swap")
+        base, own = os.path.join(work, "base"), os.path.join(work, "own")
+        shutil.copytree(f"{ASSETS}/model", base)
+        os.makedirs(own)
+        shutil.copy(os.path.join(base, "tokenizer.model"), os.path.join(own, "tokenizer.model"))
+        run_dir = train(work, model={"path": base, "tokenizer": os.path.join(own, "tokenizer.model")})
+        # The base directory's tokenizer.model becomes another tokenizer (a smaller vocabulary).
+        texts = os.path.join(work, "corpus.txt")
+        with open(texts, "w") as f:
+            f.writelines(r["text"] + "\n" for r in read_jsonl(f"{ASSETS}/data/sentiment_train.jsonl"))
+        sentencepiece.SentencePieceTrainer.train(
+            input=texts, model_prefix=os.path.join(work, "other"), vocab_size=150, model_type="bpe",
+            byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
+        shutil.copy(os.path.join(work, "other.model"), os.path.join(base, "tokenizer.model"))
+
+        data = f"{ASSETS}/data/sentiment_validation.jsonl"
+        expected, mine = os.path.join(work, "from_run.jsonl"), os.path.join(work, "from_adapter.jsonl")
+        run_program("ls_predict", run_dir, data, "--out", expected)
+        adapter = os.path.join(run_dir, "adapter_last")
+        run_program("ls_predict", adapter, data, "--out", mine)
+        self.assertEqual(read_jsonl(mine), read_jsonl(expected))
+        head = read_json(os.path.join(adapter, "head_config.json"))
+        self.assertTrue(head["ls_train"]["tokenizer_fingerprint"].startswith("crc32:"))
+
+        # The recorded file gone: the base's, which is another tokenizer, is refused; the same
+        # tokenizer in the base directory is used with a warning.
+        os.rename(os.path.join(own, "tokenizer.model"), os.path.join(work, "moved.model"))
+        for program, args in (("ls_predict", [adapter, data, "--out", mine]),
+                              ("ls_export", [adapter, os.path.join(work, "hf")])):
+            result = run_program(program, *args, check=False)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            error = result.stderr.strip().splitlines()[-1]
+            self.assertIn(os.path.join(base, "tokenizer.model"), error)
+            self.assertIn("not the tokenizer this adapter was trained with", error)
+            self.assertIn(os.path.join(own, "tokenizer.model"), error)
+            self.assertFalse(os.path.exists(os.path.join(work, "hf")))
+        shutil.copy(os.path.join(work, "moved.model"), os.path.join(base, "tokenizer.model"))
+        result = run_program("ls_predict", adapter, data, "--out", mine)
+        self.assertIn("warning:", result.stderr)
+        self.assertIn("is not here; using " + os.path.join(base, "tokenizer.model"), result.stderr)
+        self.assertEqual(read_jsonl(mine), read_jsonl(expected))
+
+    def test_export_with_add_eos_tokenizes_as_the_run_for_sentencepiece_and_tokenizer_json(self):
+        """data.add_eos: the exported tokenizer (AutoTokenizer, no ls-train code) gives the run's
+        ids, BOS and EOS included, for a sentencepiece model and a LLaMA-3-style tokenizer.json,
+        and the exported model the run's probabilities."""
+        texts = sentiment_texts()[:12]
+        for name, model in (("sentencepiece", f"{ASSETS}/model"), ("tokenizer_json", f"{ASSETS}/model_llama3")):
+            with self.subTest(name):
+                work = os.path.join(self.dir, "eos_" + name)
+                os.makedirs(work)
+                run_dir = train(work, model={"path": model}, data={"add_eos": True}, train={"max_steps": 2})
+                tokenizer_file = os.path.join(model, "tokenizer.model" if name == "sentencepiece" else "tokenizer.json")
+                ours = subprocess.run([os.path.join(BIN, "ls_tokenize"), "--tokenizer", tokenizer_file, "--eos"],
+                                      input="\n".join(texts) + "\n", capture_output=True, text=True, check=True)
+                run_ids = [json.loads(line) for line in ours.stdout.splitlines()]
+                out, _ = self.export("hf_eos_" + name, "--dtype", "f32", run=run_dir)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+                self.assertEqual([tokenizer(t).input_ids for t in texts], run_ids)
+                self.assertTrue(all(ids[-1] == tokenizer.eos_token_id for ids in run_ids))
+
+                data = os.path.join(work, "texts.jsonl")
+                with open(data, "w") as f:
+                    f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+                predictions = os.path.join(work, "predictions.jsonl")
+                run_program("ls_predict", run_dir, data, "--out", predictions)
+                model_hf = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+                batch = tokenizer(texts, padding=True, return_tensors="pt")
+                with torch.no_grad():
+                    probs = model_hf(**batch).logits.softmax(-1)
+                worst = max(float((torch.tensor([r["probabilities"][n] for n in SENTIMENT]) - p).abs().max())
+                            for r, p in zip(read_jsonl(predictions), probs))
+                WORST[f"add_eos {name} probabilities"] = worst
+                self.assertLess(worst, 1e-4)
+
     def test_adapters_saved_before_they_described_their_run_still_load_from_the_run(self):
         old_run = os.path.join(self.dir, "old_run")
         shutil.copytree(self.run_dir, old_run)

@@ -2,7 +2,10 @@
 alone writes state/ and the adapters (a multi-rank run with output.save: best and no validation
 finishes), f16 is refused for training; early stopping without a validation split is refused
 before anything is written, and a data.max_length past the model's positions or a training split
-of one class is warned about in one line naming the key."""
+of one class is warned about in one line naming the key; a data error leaves no run directory (the
+fixed command then runs as it is); a resume on another base model is refused, and one that changes
+the run's length says what that does to the schedule; data.pad_id: auto takes the tokenizer's pad
+token, an EOS pad with data.add_eos is refused and a pad id that text produces is warned about."""
 import json
 import os
 import shutil
@@ -75,6 +78,92 @@ class RunChecks(unittest.TestCase):
                                        data={"train": one_class, "validation": ""},
                                        train={"max_steps": 1}, output={"overwrite": True}))
         self.assertIn("warning: task.labels: one class ('positive') in the training split", result.stdout)
+
+    def test_a_data_error_leaves_no_run_directory_and_the_fixed_command_runs(self):
+        good = os.path.join(self.dir, "validation.conll")
+        shutil.copy(f"{ASSETS}/data/ner_validation.conll", good)
+        with open(good) as f:
+            text = f.read()
+        broken = {
+            "an unknown tag": text.replace(" B-PER", " B-ORG", 1),
+            "a line without its tag": text.replace(" B-LOC\n", "\n", 1),
+        }
+        cfg = write_config(self.dir, train={"max_steps": 1}, data={"validation": good})
+        for what, content in broken.items():
+            with self.subTest(what):
+                with open(good, "w") as f:
+                    f.write(content)
+                result = ls_train(cfg, check=False)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(good, result.stderr.strip().splitlines()[-1])
+                self.assertFalse(os.path.exists(self.run_dir), what)
+        missing = write_config(self.dir, train={"max_steps": 1}, data={"test": os.path.join(self.dir, "nope.conll")})
+        result = ls_train(missing, check=False)
+        self.assertIn("nope.conll", result.stderr)
+        self.assertFalse(os.path.exists(self.run_dir))
+        with open(good, "w") as f:
+            f.write(text)
+        ls_train(write_config(self.dir, train={"max_steps": 1}, data={"validation": good}))
+        self.assertTrue(os.path.exists(os.path.join(self.run_dir, "state", "trainer.json")))
+
+    def test_a_run_directory_without_state_says_how_to_start_again(self):
+        os.makedirs(self.run_dir)
+        shutil.copy(write_config(self.dir), os.path.join(self.run_dir, "config.yaml"))
+        result = ls_train("--resume", self.run_dir, check=False)
+        self.assert_one_line_error(result, "no resumable state", "output.overwrite: true")
+
+    def test_resume_refuses_another_base_model_and_says_what_a_longer_run_does_to_the_schedule(self):
+        base = os.path.join(self.dir, "base")
+        shutil.copytree(f"{ASSETS}/model", base)
+        ls_train(write_config(self.dir, model={"path": base}, train={"max_steps": 4, "eval_every": "epoch"}))
+        before = self.snapshot()
+        weights = os.path.join(base, "model.safetensors")
+        original = load_file(weights)
+        save_file({name: value * 0.5 for name, value in original.items()}, weights, metadata={"format": "pt"})
+        result = ls_train("--resume", self.run_dir, "--set", "train.max_steps=6", check=False)
+        self.assert_one_line_error(result, "model.path is not the base model the run was started with")
+        save_file(original, weights, metadata={"format": "pt"})
+        config_json = os.path.join(base, "config.json")
+        with open(config_json) as f:
+            config = json.load(f)
+        with open(config_json, "w") as f:
+            json.dump(dict(config, rope_theta=config.get("rope_theta", 10000.0) * 2), f)
+        result = ls_train("--resume", self.run_dir, "--set", "train.max_steps=6", check=False)
+        self.assert_one_line_error(result, "model.path is not the base model")
+        self.assertEqual(self.snapshot(), before)
+        with open(config_json, "w") as f:
+            json.dump(config, f)
+        result = ls_train("--resume", self.run_dir, "--set", "train.max_steps=8")
+        notice = [line for line in result.stdout.splitlines() if line.startswith("resume: 8 optimizer steps")]
+        self.assertEqual(len(notice), 1, result.stdout)
+        self.assertIn("not 4 (train.max_steps / train.epochs): the linear schedule is recomputed over 8 steps",
+                      notice[0])
+        with open(os.path.join(self.run_dir, "state", "trainer.json")) as f:
+            state = json.load(f)
+        self.assertEqual((state["total_steps"], state["best_metric"]), (8, "entity_f1"))
+
+    def test_pad_id_auto_takes_the_tokenizers_pad_token_and_eos_padding_with_add_eos_is_refused(self):
+        llama3 = f"{ASSETS}/model_llama3"
+        sentiment = dict(model={"path": llama3, "attention": "causal"}, task={"type": "sequence", "labels": []},
+                         data={"train": f"{ASSETS}/data/sentiment_train.jsonl", "validation": ""},
+                         train={"max_steps": 1})
+        result = ls_train(write_config(self.dir, **sentiment))
+        self.assertIn("padding with 602 ('<|finetune_right_pad_id|>', data.pad_id: auto)", result.stdout)
+        with open(os.path.join(self.run_dir, "config.yaml")) as f:
+            self.assertIn("pad_id: 602", f.read())
+        shutil.rmtree(self.run_dir)
+        sentiment["data"].update({"pad_id": 601, "add_eos": True})  # <|end_of_text|>
+        result = ls_train(write_config(self.dir, **sentiment), check=False)
+        self.assert_one_line_error(result, "data.pad_id: 601 is the EOS id", "data.add_eos",
+                                   "data.pad_id: auto (here 602, '<|finetune_right_pad_id|>')")
+        self.assertFalse(os.path.exists(self.run_dir))
+        sentiment["data"].update({"pad_id": 0, "add_eos": False})
+        result = ls_train(write_config(self.dir, **sentiment))
+        warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: data.pad_id")]
+        self.assertEqual(len(warnings), 1, result.stdout)
+        self.assertIn("0 is '!', a token text encodes to", warnings[0])
+        with open(os.path.join(self.run_dir, "adapter_last", "head_config.json")) as f:
+            self.assertEqual(json.load(f)["pad_token_id"], 602)
 
     def test_resume_may_extend_the_run_and_change_logging(self):
         ls_train(write_config(self.dir, train={"max_steps": 4}))

@@ -55,6 +55,7 @@ class Bpe {
                   MergeMethod method = MergeMethod::kAuto) const;
 
   int unk_id() const { return options_.unk_id; }
+  bool byte_fallback() const { return options_.byte_fallback; }
   int max_id() const { return static_cast<int>(pieces_.size()) - 1; }
   const StringMap& vocab() const { return vocab_; }
   const std::vector<std::string>& pieces() const { return pieces_; }

@@ -371,6 +371,11 @@ class HfBackend final : public TokenizerBackend {
   int pad_id() const override { return pad_id_; }
   int unk_id() const override { return pipeline_->model().unk_id(); }
   std::string id_to_piece(int id) const override { return pipeline_->id_to_piece(id); }
+  bool is_text_token(int id) const override {
+    if (const AddedToken* added = pipeline_->added_tokens().find(id)) return !added->special;
+    return !(id == pipeline_->model().unk_id() && pipeline_->model().byte_fallback());
+  }
+  int token_id(const std::string& piece) const override { return pipeline_->token_id(piece); }
 
  private:
   std::unique_ptr<const Pipeline> pipeline_;
