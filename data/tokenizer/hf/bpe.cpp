@@ -44,7 +44,7 @@ bool Bpe::add_merge(std::string_view left, std::string_view right) {
   joined.append(left).append(right);
   auto a = vocab_.find(left), b = vocab_.find(right), merged = vocab_.find(joined);
   if (a == vocab_.end() || b == vocab_.end() || merged == vocab_.end()) return false;
-  merges_.emplace(pair_key(a->second, b->second), std::make_pair(rank, merged->second));
+  merges_.insert_or_assign(pair_key(a->second, b->second), std::make_pair(rank, merged->second));
   return true;
 }
 

@@ -39,7 +39,8 @@ class Bpe {
   Bpe& operator=(const Bpe&) = delete;
 
   // The next merge, ranked after those added before. False (nothing added) when `left`, `right`
-  // or their concatenation is not in the vocabulary. A pair seen before keeps its first rank.
+  // or their concatenation is not in the vocabulary. A pair seen before takes the new rank, as in
+  // `tokenizers` (its merge map is built in order, later entries replacing earlier ones).
   bool add_merge(std::string_view left, std::string_view right);
   void reserve_merges(size_t count) { merges_.reserve(count); }
 

@@ -24,7 +24,8 @@ void Pipeline::encode(std::string_view text, std::vector<int>& ids,
                       std::vector<size_t>* begins) const {
   if (size_t bad = find_invalid_utf8(text); bad != std::string::npos)
     fail("{}: cannot encode text: invalid UTF-8 at byte {}", name_, bad + 1);
-  Piece whole = begins ? tracked_piece(std::string(text)) : Piece{std::string(text), 0, {}, -1};
+  const bool track = begins || (normalizer_ && pre_tokenizer_.needs_origins);
+  Piece whole = track ? tracked_piece(std::string(text)) : Piece{std::string(text), 0, {}, -1};
   // 1. Added tokens that match the raw text; 2. the rest normalized, then the added tokens that
   // match normalized text.
   std::vector<Piece> raw_split, split;

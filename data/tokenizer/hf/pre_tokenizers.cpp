@@ -109,7 +109,8 @@ void MetaspacePreTokenizer::split(const Piece& p, std::vector<Piece>& out) const
   for (auto [begin, end] : spaces) edits.push_back({begin, end, replacement_});
   apply_edits(piece, edits);
   const bool starts = piece.text.starts_with(replacement_);
-  if (!starts && (scheme_ == Prepend::kAlways || (scheme_ == Prepend::kFirst && p.orig_begin == 0)))
+  const size_t begin = p.orig.empty() ? p.orig_begin : p.orig.front();
+  if (!starts && (scheme_ == Prepend::kAlways || (scheme_ == Prepend::kFirst && begin == 0)))
     prepend(piece, replacement_);
   if (split_)
     split_piece(piece, separator_, SplitBehavior::kMergedWithNext, false, out);

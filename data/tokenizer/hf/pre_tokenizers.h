@@ -55,7 +55,8 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
 };
 
 // Metaspace: spaces become `replacement` (sentencepiece's "▁"), prepended per the scheme
-// (kFirst: only to the piece that begins the input), and with `split` each word starts at one.
+// (kFirst: only to a piece whose first byte is the input's first, as tokenizers' offsets say),
+// and with `split` each word starts at one.
 class MetaspacePreTokenizer final : public PreTokenizer {
  public:
   enum class Prepend { kAlways, kFirst, kNever };
@@ -74,6 +75,9 @@ class MetaspacePreTokenizer final : public PreTokenizer {
 struct PreTokenizerChain {
   std::vector<std::unique_ptr<PreTokenizer>> steps;
   bool byte_level = false;
+  // A step asks where a piece began in the input (Metaspace "first"): after a normalizer, only
+  // tracked origins say it (a Strip or Replace may have removed the first input bytes).
+  bool needs_origins = false;
 
   // The words of `p`, each step applied to every word of the one before (`scratch`: reused).
   void run(Piece p, std::vector<Piece>& words, std::vector<Piece>& scratch) const;

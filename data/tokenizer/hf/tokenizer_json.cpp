@@ -3,10 +3,12 @@
 // strings them into a Pipeline (pipeline.h), and finds BOS/EOS/PAD, so ids are equal to
 // `tokenizers`' `encode(text).ids`. Anything the stages do not implement is refused naming the
 // JSON key. docs/TOKENIZERS.md.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/base/error.h"  // header-only: UserError, fail()
 #include "data/tokenizer/backend.h"
@@ -102,6 +104,24 @@ SplitBehavior read_behavior(const JsonReader& r, const json& j, const std::strin
                 "Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous");
 }
 
+// Metaspace's prepend_scheme (always when absent), as `tokenizers` reads it: add_prefix_space
+// false goes only with "never", and tokenizers refuses to load the file otherwise.
+MetaspacePreTokenizer::Prepend read_prepend_scheme(const JsonReader& r, const json& j,
+                                                   const std::string& key) {
+  using Prepend = MetaspacePreTokenizer::Prepend;
+  std::string name = "always";
+  if (j.contains("prepend_scheme")) name = r.string(j, key, "prepend_scheme");
+  if (!r.value(j, "add_prefix_space", true, key) && name != "never")
+    fail(
+        "{}: {}.add_prefix_space is false but {}.prepend_scheme is \"{}\" (tokenizers refuses "
+        "this file: add_prefix_space false goes with prepend_scheme \"never\")",
+        r.path(), key, key, name);
+  if (name == "always") return Prepend::kAlways;
+  if (name == "first") return Prepend::kFirst;
+  if (name == "never") return Prepend::kNever;
+  r.unsupported(key + ".prepend_scheme", name, "always, first, never");
+}
+
 void read_pre_tokenizer(const JsonReader& r, const json& j, const std::string& key,
                         PreTokenizerChain& chain) {
   if (j.is_null()) return;
@@ -124,18 +144,8 @@ void read_pre_tokenizer(const JsonReader& r, const json& j, const std::string& k
     chain.byte_level = true;
   } else if (type == "Metaspace") {
     const std::string replacement = r.string(j, key, "replacement");
-    auto scheme = MetaspacePreTokenizer::Prepend::kAlways;
-    if (j.contains("prepend_scheme")) {
-      const std::string name = r.string(j, key, "prepend_scheme");
-      if (name == "first")
-        scheme = MetaspacePreTokenizer::Prepend::kFirst;
-      else if (name == "never")
-        scheme = MetaspacePreTokenizer::Prepend::kNever;
-      else if (name != "always")
-        r.unsupported(key + ".prepend_scheme", name, "always, first, never");
-    } else if (!r.value(j, "add_prefix_space", true, key)) {
-      scheme = MetaspacePreTokenizer::Prepend::kNever;
-    }
+    const auto scheme = read_prepend_scheme(r, j, key);
+    chain.needs_origins |= scheme == MetaspacePreTokenizer::Prepend::kFirst;
     chain.steps.push_back(std::make_unique<MetaspacePreTokenizer>(replacement, scheme,
                                                                   r.value(j, "split", true, key)));
   } else if (type == "Digits") {
@@ -231,23 +241,42 @@ std::unique_ptr<Decoder> read_decoder(const JsonReader& r, const json& j, const 
   }
   if (type == "Metaspace") {
     std::string replacement = r.string(j, key, "replacement");
-    bool strip_first = r.value(j, "add_prefix_space", true, key);
-    if (j.contains("prepend_scheme")) strip_first = r.string(j, key, "prepend_scheme") != "never";
+    const bool strip_first =
+        read_prepend_scheme(r, j, key) != MetaspacePreTokenizer::Prepend::kNever;
     return metaspace_decoder(std::move(replacement), strip_first);
   }
   r.unsupported(key + ".type", type,
                 "ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence");
 }
 
-std::vector<AddedToken> read_added_tokens(const JsonReader& r, const json& added) {
+// Ids as `tokenizers` gives them when it loads the file (AddedVocabulary::add_tokens), not the
+// file's `id`: a content in the model's vocabulary keeps that id; any other takes the model's
+// vocabulary size, or one past the largest added id when that is already past it. Empty contents
+// are skipped, as there. A content added twice is refused (tokenizers merges the two entries'
+// flags in ways not worth copying; no real file has one).
+std::vector<AddedToken> read_added_tokens(const JsonReader& r, const json& added,
+                                          const Bpe& model) {
   std::vector<AddedToken> tokens;
   tokens.reserve(added.size());
+  std::unordered_map<std::string, size_t> index_of;
+  const int model_size = static_cast<int>(model.vocab().size());
+  int max_id = -1;
   for (size_t i = 0; i < added.size(); ++i) {
     const std::string key = fmt::format("added_tokens[{}]", i);
     AddedToken t;
     t.content = r.string(added[i], key, "content");
-    t.id = r.value(added[i], "id", -1, key);
-    if (t.id < 0) fail("{}: {}.id is missing", r.path(), key);
+    if (t.content.empty()) continue;
+    if (auto [it, fresh] = index_of.emplace(t.content, i); !fresh)
+      fail(
+          "{}: {}.content \"{}\" repeats added_tokens[{}] (tokenizer.json reader: each added "
+          "token once)",
+          r.path(), key, t.content, it->second);
+    if (auto in_vocab = model.vocab().find(t.content); in_vocab != model.vocab().end())
+      t.id = in_vocab->second;
+    else
+      t.id = max_id < 0 ? model_size
+                        : (max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
+    max_id = std::max(max_id, t.id);
     t.special = r.value(added[i], "special", false, key);
     t.normalized = r.value(added[i], "normalized", !t.special, key);
     t.lstrip = r.value(added[i], "lstrip", false, key);
@@ -333,7 +362,7 @@ std::unique_ptr<Pipeline> read_pipeline(const std::string& path) {
   auto model = read_model(r, r.at(root, "tokenizer", "model"), pre_tokenizer.byte_level);
   std::unique_ptr<Decoder> decoder;
   if (!section("decoder").is_null()) decoder = read_decoder(r, section("decoder"), "decoder");
-  auto added = read_added_tokens(r, section("added_tokens"));
+  auto added = read_added_tokens(r, section("added_tokens"), *model);
   PostProcessor post_processor;
   read_post_processor(r, section("post_processor"), "post_processor", post_processor);
   return std::make_unique<Pipeline>(path, std::move(normalizer), std::move(pre_tokenizer),

@@ -6,6 +6,11 @@
 namespace ls::data::hf {
 
 bool is_word_char(char32_t c) {
+  // Alphabetic is the letters, Nl and Other_Alphabetic: marks, and these symbols (circled and
+  // squared Latin letters), the only Other_Alphabetic characters outside M.
+  if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+      (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189))
+    return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:

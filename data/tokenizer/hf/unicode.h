@@ -44,7 +44,8 @@ inline bool is_white_space(char32_t c) {
          c == 0x3000;
 }
 
-// regex's \w: letters, marks, decimal digits, connector punctuation, joiners.
+// regex's \w (Rust's regex crate, which single_word uses): Alphabetic, marks, decimal digits,
+// connector punctuation, joiners.
 bool is_word_char(char32_t c);
 
 // GPT-2's byte <-> character table (the ByteLevel alphabet): printable bytes stand for

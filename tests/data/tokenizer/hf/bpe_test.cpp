@@ -46,6 +46,12 @@ TEST(Bpe, MergesApplyLowestRankFirst) {
   EXPECT_EQ(tokens_of(*other, "abab"), (Tokens{{3, 0}, {3, 2}}));
 }
 
+TEST(Bpe, AMergeListedTwiceTakesItsLastRankAsTokenizersDoes) {
+  // tokenizers with merges [a b, b c, a b] encodes "abc" as a + bc.
+  const auto bpe = make_bpe({}, {{"a", "b"}, {"b", "c"}, {"a", "b"}});
+  EXPECT_EQ(tokens_of(*bpe, "abc"), (Tokens{{0, 0}, {4, 1}}));
+}
+
 TEST(Bpe, EqualRanksMergeLeftmostFirst) {
   EXPECT_EQ(tokens_of(*make_bpe({}, kMerges), "aaaaa"), (Tokens{{6, 0}, {6, 2}, {0, 4}}));
 }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/base/error.h"
+
 namespace ls::data::hf {
 namespace {
 
@@ -95,6 +97,83 @@ TEST(PreTokenizerChain, EachStepCutsEveryWordOfTheOneBefore) {
   Words texts;
   for (const Piece& w : words) texts.push_back(w.text);
   EXPECT_EQ(texts, (Words{"ab", " ", "1", "2", " cd"}));
+}
+
+// ---- Pattern: Oniguruma regexes on PCRE2
+// ---------------------------------------------------------
+
+using Ranges = std::vector<std::pair<size_t, size_t>>;
+
+Ranges matches(const std::string& regex, std::string_view text) {
+  Ranges out;
+  Pattern::regex(regex, "test").find_all(text, out);
+  return out;
+}
+
+TEST(Pattern, EmptyMatchesAreFoundAsOnigsFindIterFindsThem) {
+  // tokenizers' Replace(regex, "|") gives "|Hello|World", "|b|b|", "|a|b|c|", "" for these.
+  EXPECT_EQ(matches("(?=[A-Z])", "HelloWorld"), (Ranges{{0, 0}, {5, 5}}));
+  EXPECT_EQ(matches("a*", "baab"), (Ranges{{0, 0}, {1, 3}, {4, 4}}));  // none right after "aa"
+  EXPECT_EQ(matches("", "ab\u00e9"), (Ranges{{0, 0}, {1, 1}, {2, 2}, {4, 4}}));
+  EXPECT_EQ(matches("a*", ""), Ranges{});
+  Ranges literal;
+  Pattern::literal("").find_all("abc", literal);
+  EXPECT_EQ(literal, (Ranges{{0, 0}, {1, 1}, {2, 2}, {3, 3}}));
+}
+
+TEST(Pattern, LineAnchorsAndDotReadNewlinesAsOniguruma) {
+  // Oniguruma: ^ and $ are line anchors, LF the only newline (`.` matches \r); tokenizers splits
+  // "a\nb\r\nc\n" into a, b, c with ^. and into a, \r, c with .$ .
+  EXPECT_EQ(matches("^.", "a\nb\r\nc\n"), (Ranges{{0, 1}, {2, 3}, {5, 6}}));
+  EXPECT_EQ(matches(".$", "a\nb\r\nc\n"), (Ranges{{0, 1}, {3, 4}, {5, 6}}));
+  EXPECT_EQ(matches("(?m)a.b", "a\nb"), (Ranges{{0, 3}}));  // Oniguruma's m: dotall
+  EXPECT_EQ(matches("\\h+", "0fz G"), (Ranges{{0, 2}}));    // hex digits
+  EXPECT_EQ(matches("\\v", "a\x0b\n"), (Ranges{{1, 2}}));   // VT alone
+  EXPECT_EQ(matches("[\\S]+", "a\u0085b"), (Ranges{{0, 1}, {3, 4}}));
+  EXPECT_EQ(matches("a{,2}", "aaa"), (Ranges{{0, 2}, {2, 3}}));
+}
+
+TEST(Pattern, RefusesOnigurumaConstructsPcre2ReadsOtherwiseNamingThem) {
+  for (const auto& [regex, construct] :
+       std::vector<std::pair<std::string, std::string>>{{"\\w+", "\\w"},
+                                                        {"x\\b", "\\b"},
+                                                        {"\\Qa\\E", "\\Q"},
+                                                        {"\\C-a", "\\C"},
+                                                        {"[[:alpha:]]", "POSIX class"},
+                                                        {"[a-z&&[^a]]", "&& in a character class"},
+                                                        {"[a[b]]", "class inside a class"},
+                                                        {"(?x)a", "(?x)"},
+                                                        {"a{2}?", "a{2}?"},
+                                                        {"a{1,2}+", "{1,2}+"},
+                                                        {"[\\H]", "\\H in a character class"}}) {
+    try {
+      Pattern::regex(regex, "f.json: pre_tokenizer.pattern");
+      ADD_FAILURE() << regex << ": no error";
+    } catch (const UserError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind("f.json: pre_tokenizer.pattern: regex /" + regex + "/ uses ", 0), 0u)
+          << message;
+      EXPECT_NE(message.find(construct), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  // What LLaMA-3's and Qwen2's regexes use compiles.
+  EXPECT_NO_THROW(
+      Pattern::regex("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                     "test"));
+}
+
+TEST(MetaspacePreTokenizer, FirstMeansTheInputsFirstByteEvenAfterANormalizerDroppedIt) {
+  using Prepend = MetaspacePreTokenizer::Prepend;
+  const std::string m = "\u2581";
+  const MetaspacePreTokenizer first(m, Prepend::kFirst, true);
+  Piece stripped = tracked_piece(" He");
+  apply_edits(stripped, {{0, 1, ""}});  // as a Replace(" ", "") leaves it: origins 1, 2
+  std::vector<Piece> out;
+  first.split(stripped, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].text, "He");  // tokenizers: no prepend, the piece begins at input byte 1
 }
 
 }  // namespace
