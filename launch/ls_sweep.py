@@ -10,17 +10,25 @@ interrupted ones from their state/. Run through launch/ls_sweep (picks the proje
   launch/ls_sweep SPEC.yaml --report        only (re)write the results from what has run
   launch/ls_sweep SPEC.yaml --dry-run       list the trials and their ls_train commands
 
+Before the first trial it checks what would fail every trial: the keys of the base config, set:,
+axes: and metric: against `ls_train --config-docs` (and the values of keys with fixed choices), that
+the base config parses, and, for run.launcher: mpirun, that mpirun starts the trial's ranks here.
+
 Exit status: 0 every trial finished, 1 some trial failed (recorded, the others ran), 2 a spec or
-command-line error (one line on stderr), 130 interrupted (rerun the same command to continue).
+command-line error, or a check before the first trial (one line on stderr, nothing written),
+130 interrupted (rerun the same command to continue).
 """
 import argparse
 import csv
+import difflib
 import hashlib
 import itertools
 import json
 import math
 import os
 import random
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -50,7 +58,7 @@ class Axis:
     """One swept config key: a list of grid values, or a distribution sampled `samples` times."""
 
     def __init__(self, key, raw, where):
-        self.key, self.log, self.sampler = key, False, None
+        self.key, self.where, self.log, self.sampler = key, where, False, None
         if isinstance(raw, list):
             self.values = raw
         elif isinstance(raw, dict) and "range" in raw:
@@ -113,7 +121,7 @@ class Spec:
         except OSError as e:
             raise SpecError(f"{path}: cannot read the sweep spec ({e.strerror})")
         except yaml.YAMLError as e:
-            raise SpecError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
+            raise SpecError(_yaml_error(path, e))
         if not isinstance(raw, dict):
             raise SpecError(f"{path}: expected a mapping with base:, axes:, ...")
         for key in raw:
@@ -125,6 +133,7 @@ class Spec:
         self.base = os.path.normpath(os.path.join(here, str(raw["base"])))
         if not os.path.isfile(self.base):
             raise SpecError(f"{path}: base: {self.base} does not exist")
+        self.base_keys = _config_keys(self.base)
         out = out_override or raw.get("out") or os.path.join(ROOT, "runs", "sweep-" + _stem(self.path))
         self.out = os.path.abspath(out if out_override else os.path.join(here, out))
         self.set = _mapping(raw.get("set", {}), f"{path}: set")
@@ -202,6 +211,38 @@ class Spec:
         return trials
 
 
+def _yaml_error(path, error):
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else path
+    return f"{where}: not valid YAML ({getattr(error, 'problem', None) or str(error).splitlines()[0]})"
+
+
+def _config_keys(path):
+    """The keys a config file sets, as ls_train reads it (sections of keys): {key: (FILE:LINE, the
+    value's text when it is a scalar)}."""
+    try:
+        with open(path) as f:
+            root = yaml.compose(f)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the base config ({e.strerror})")
+    except yaml.YAMLError as e:
+        raise SpecError(_yaml_error(path, e))
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise SpecError(f"{path}: a config is a mapping of sections (model:, task:, lora:, ...)")
+    keys = {}
+    for section, body in root.value:
+        if isinstance(body, yaml.ScalarNode) and body.tag.endswith(":null"):
+            continue
+        if not isinstance(body, yaml.MappingNode):
+            raise SpecError(f"{path}:{section.start_mark.line + 1}: section '{section.value}' must be a mapping of keys")
+        for key, value in body.value:
+            keys[f"{section.value}.{key.value}"] = (f"{path}:{key.start_mark.line + 1}",
+                                                    value.value if isinstance(value, yaml.ScalarNode) else None)
+    return keys
+
+
 def _mapping(raw, what):
     if not isinstance(raw, dict):
         raise SpecError(f"{what}: expected a mapping, got {raw!r}")
@@ -275,11 +316,18 @@ class Trial:
             args = [ls_train, "--resume", self.dir]
         else:
             args = [ls_train, self.spec.base] + [a for o in self.overrides() for a in ("--set", o)]
-        if self.spec.launcher == "mpirun":
-            args = [os.path.join(ROOT, "launch", "mpirun_node.sh"), str(self.spec.ranks)] + args[1:]
-            if cores is not None:  # mpirun binds within the CPUs it inherits: give each trial its own
-                args = ["taskset", "--cpu-list", ",".join(map(str, cores))] + args
+        return launched(self.spec, args, cores)
+
+
+def launched(spec, args, cores=None):
+    """args (a program and its arguments) as run.launcher starts them: under mpirun, through
+    launch/mpirun_node.sh RANKS, which runs $LS_TRAIN (the slot's environment sets it)."""
+    if spec.launcher != "mpirun":
         return args
+    args = [os.path.join(ROOT, "launch", "mpirun_node.sh"), str(spec.ranks)] + args[1:]
+    if cores is not None:  # mpirun binds within the CPUs it inherits: give each trial its own
+        args = ["taskset", "--cpu-list", ",".join(map(str, cores))] + args
+    return args
 
 
 class Runner:
@@ -409,6 +457,100 @@ def _error_line(stderr):
         if "error" in line.lower():
             return line
     return lines[0] if lines else "exited without a message"
+
+
+# --- checks before the first trial -------------------------------------------------------------
+# A mistake every trial shares (a mistyped key, a value that is not one of a key's choices, a base
+# config ls_train cannot read, an mpirun that cannot start) stops the sweep before its first
+# trial, as one line, rather than failing every trial with it.
+
+def config_schema(ls_train):
+    """{key: its choices, or None} for every config key, from `ls_train --config-docs` (a Markdown
+    table; a key with fixed choices ends its meaning with "(a \\| b \\| c)")."""
+    try:
+        result = subprocess.run([ls_train, "--config-docs"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SpecError(f"{ls_train} --config-docs: cannot run it ({getattr(e, 'strerror', None) or e})")
+    schema = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)]
+        if len(cells) != 5 or not re.fullmatch(r"`[\w.]+`", cells[1]):
+            continue
+        doc = cells[3].replace("\\|", "|")
+        choices = re.search(r"\(([\w.+-]+(?: \| [\w.+-]+)+)\)$", doc)
+        schema[cells[1].strip("`")] = choices.group(1).split(" | ") if choices else None
+    if result.returncode != 0 or not schema:
+        said = _error_line(result.stderr) if result.stderr.strip() else "no table of config keys"
+        raise SpecError(f"{ls_train} --config-docs (exit status {result.returncode}): {said}; "
+                        "every trial runs this program, so none could run")
+    return schema
+
+
+def check_keys(spec, schema):
+    """Every key the trials set (base config, set:, axes:, metric:) is one ls_train knows, and every
+    value given to a key with fixed choices is one of them. `where` names the key."""
+    entries = [(f"{where}: {key}", key, [] if text is None else [text])
+               for key, (where, text) in spec.base_keys.items()]
+    entries += [(f"{spec.path}: set.{key}", key, [value]) for key, value in spec.set.items()]
+    entries += [(axis.where, axis.key, axis.choices if axis.sampler == "choice" else axis.values)
+                for axis in spec.axes]
+    entries.append((f"{spec.path}: metric", "train.metric", [spec.metric]))
+    for where, key, values in entries:
+        if key not in schema:
+            near = _nearest(key, schema)
+            hint = f"did you mean '{near}'? " if near else ""
+            raise SpecError(f"{where}: unknown config key ({hint}`ls_train --config-docs` lists every key)")
+        for value in values if schema[key] else []:
+            text = value if isinstance(value, str) else _yaml_value(value)
+            if text not in schema[key]:
+                raise SpecError(f"{where}: '{text}' is not one of: {', '.join(schema[key])}")
+
+
+def _nearest(key, keys):
+    """The known key closest to a mistyped one: by the whole key, else by its last part."""
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if match:
+        return match[0]
+    leaves = {k.rsplit(".", 1)[-1]: k for k in keys}
+    match = difflib.get_close_matches(key.rsplit(".", 1)[-1], leaves, n=1, cutoff=0.6)
+    return leaves[match[0]] if match else None
+
+
+def check_launcher(spec, runner):
+    """run.launcher: mpirun: mpirun starts the trial's ranks here, through the same launch script,
+    CPUs and environment as the first trial, with `true` as the program (as root too: the launch
+    script allows OpenMPI to run as root, see docs/PARALLEL.md)."""
+    if spec.launcher != "mpirun":
+        return
+    if shutil.which("mpirun") is None:
+        raise SpecError(f"{spec.path}: run.launcher: mpirun, but no mpirun is on PATH (tools/setup.sh installs it)")
+    ranks = f"{spec.ranks} rank{'s' if spec.ranks > 1 else ''}"
+    env = dict(runner.slot_env(0), LS_TRAIN=shutil.which("true") or "/bin/true")
+    command = launched(spec, [env["LS_TRAIN"], spec.base], runner.slot_cores(0))
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise SpecError(f"{spec.path}: run.launcher: mpirun did not start {ranks} of `true` in 120 s")
+    if result.returncode != 0:
+        said = _first_paragraph(result.stderr + result.stdout)
+        if "root" in said:
+            said += (" (as root, OpenMPI needs OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;"
+                     " launch/mpirun_node.sh sets them unless they are set to something else)")
+        raise SpecError(f"{spec.path}: run.launcher: mpirun cannot start {ranks} here, "
+                        f"so no trial could run: {said}")
+
+
+def _first_paragraph(text):
+    """OpenMPI explains itself in a box of paragraphs: its first paragraph, as one line."""
+    paragraph = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.strip("-*="):
+            if paragraph:
+                break
+            continue
+        paragraph.append(line)
+    return " ".join(paragraph) or "exited without a message"
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -696,21 +838,25 @@ def main(argv):
 
     try:
         spec = Spec(args.spec, args.out)
+        ls_train = os.path.abspath(args.ls_train)
+        runnable = os.access(ls_train, os.X_OK)
+        if not (args.report or args.dry_run or runnable):
+            raise SpecError(f"{ls_train} not found: build it (tools/build.sh) or pass --ls-train / set LS_TRAIN")
+        if runnable and not args.report:  # a dry run shows these mistakes too, when it can
+            check_keys(spec, config_schema(ls_train))
+        runner = Runner(spec, ls_train, args.retry_failed, scheduled=args.trial is not None)
+        trials = spec.trials
+        if args.trial is not None:
+            trials = [t for t in spec.trials if t.name == args.trial]
+            if not trials:
+                raise SpecError(f"no trial named '{args.trial}' in {spec.path} (see --dry-run)")
+        to_run = runner.pending(trials)
+        if to_run and not (args.dry_run or args.report or args.slurm):  # array tasks check where they run
+            check_launcher(spec, runner)
     except SpecError as e:
         print(f"ls_sweep: error: {e}", file=sys.stderr)
-        return 2
-    ls_train = os.path.abspath(args.ls_train)
-    needs_program = not (args.report or args.dry_run)
-    if needs_program and not os.access(ls_train, os.X_OK):
-        print(f"ls_sweep: error: {ls_train} not found: build it (tools/build.sh) or pass --ls-train / set LS_TRAIN",
-              file=sys.stderr)
         return 2
 
-    try:
-        runner = Runner(spec, ls_train, args.retry_failed, scheduled=args.trial is not None)
-    except SpecError as e:
-        print(f"ls_sweep: error: {e}", file=sys.stderr)
-        return 2
     if args.dry_run:
         for trial in spec.trials:
             record = trial.record() or {}
@@ -723,7 +869,6 @@ def main(argv):
         return 0
 
     if args.slurm:
-        to_run = runner.pending(spec.trials)
         if not to_run:
             log("every trial has finished; nothing to submit")
             write_results(spec)
@@ -732,13 +877,6 @@ def main(argv):
         log(f"wrote {path}: {len(to_run)} array tasks ({len(spec.trials) - len(to_run)} trials already finished)")
         return 0
 
-    trials = spec.trials
-    if args.trial is not None:
-        trials = [t for t in spec.trials if t.name == args.trial]
-        if not trials:
-            print(f"ls_sweep: error: no trial named '{args.trial}' in {spec.path} (see --dry-run)", file=sys.stderr)
-            return 2
-    to_run = runner.pending(trials)
     skipped = len(trials) - len(to_run)
     if args.trial is None:
         log(f"{len(spec.trials)} trials in {spec.out}: {len(to_run)} to run, {skipped} finished earlier (done or failed)"

@@ -7,6 +7,7 @@
 # Every node needs the same checkout and build path, and passwordless ssh from this one.
 # Environment: LS_TRAIN, LS_CORES_PER_RANK (default: this node's cores / GPUS_PER_NODE),
 #   MPIRUN_ARGS (e.g. "--mca btl_tcp_if_include eth0"); NCCL_* variables are passed on.
+# Run as root (a container), it lets OpenMPI run as root; OMPI_ALLOW_RUN_AS_ROOT=0 keeps the refusal.
 set -euo pipefail
 usage() { echo "usage: $0 HOSTFILE GPUS_PER_NODE CFG.yaml [ls_train arguments...]" >&2; exit 2; }
 [ $# -ge 3 ] || usage
@@ -21,6 +22,11 @@ nodes=$(grep -cEv '^[[:space:]]*(#|$)' "$hostfile" || true)
 [ "$nodes" -ge 1 ] || { echo "$0: no hosts in '$hostfile'" >&2; exit 2; }
 cores=${LS_CORES_PER_RANK:-$(( $(nproc --all) / per_node ))}
 [ "$cores" -ge 1 ] || cores=1
+# OpenMPI starts as root only when both variables say 1; root here is a container's user.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT="${OMPI_ALLOW_RUN_AS_ROOT-1}"
+  export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM-1}"
+fi
 
 # The remote ranks get this shell's PATH, LD_LIBRARY_PATH and NCCL_* settings.
 pass_env=(-x PATH)

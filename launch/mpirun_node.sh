@@ -4,6 +4,7 @@
 #   launch/mpirun_node.sh NGPUS CFG.yaml [--set a.b=value ...] [--resume RUN_DIR]
 # Environment: LS_TRAIN (the program; default build/bin/ls_train of this checkout),
 #   LS_CORES_PER_RANK (default: cores / NGPUS), MPIRUN_ARGS (extra mpirun flags).
+# Run as root (a container), it lets OpenMPI run as root; OMPI_ALLOW_RUN_AS_ROOT=0 keeps the refusal.
 set -euo pipefail
 usage() { echo "usage: $0 NGPUS CFG.yaml [ls_train arguments...]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -19,6 +20,11 @@ if command -v nvidia-smi >/dev/null; then
 fi
 cores=${LS_CORES_PER_RANK:-$(( $(nproc --all) / ngpus ))}
 [ "$cores" -ge 1 ] || cores=1
+# OpenMPI starts as root only when both variables say 1; root here is a container's user.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT="${OMPI_ALLOW_RUN_AS_ROOT-1}"
+  export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM-1}"
+fi
 
 # ppr:N:node fills this node with N ranks in order, so tp groups (contiguous ranks) share NVLink.
 # shellcheck disable=SC2086

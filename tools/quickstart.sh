@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the embedded default: a tiny LLaMA-architecture model and tokenizer
-# made locally (seeded, no downloads), a sentiment task (LS-LLaMA) and an NER task whose tags
-# depend on the words to their right, trained causal (LS-LLaMA) and bidirectional (LS-unLLaMA),
-# then a multi-label and a regression task on the same model, and the sentiment task once more on
-# a LLaMA-3-style model with a byte-level BPE tokenizer.json.
-# CPU only; a few minutes on 2 cores. Results: runs/quickstart-*/ and runs/quickstart-summary.json.
+# Sets up, builds ls_train (nothing else) and runs the embedded default: a tiny LLaMA-architecture
+# model and tokenizer made locally (seeded, no downloads), a sentiment task (LS-LLaMA) and an NER
+# task whose tags depend on the words to their right, trained causal (LS-LLaMA) and bidirectional
+# (LS-unLLaMA), then a multi-label and a regression task on the same model, and the sentiment task
+# once more on a LLaMA-3-style model with a byte-level BPE tokenizer.json.
+# CPU only: about two minutes on 2 cores once built (the first build's time: README.md).
+# Results: runs/quickstart-*/ and runs/quickstart-summary.json.
 # Usage: tools/quickstart.sh [--set key=value ...]   (extra arguments go to every ls_train run)
 set -euo pipefail
 case "${1:-}" in
@@ -17,7 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$LS_ROOT/tools/setup.sh"
 build_dir="${LS_BUILD_DIR:-$LS_ROOT/build}"
-"$LS_ROOT/tools/build.sh" "$build_dir"
+# Only the program it runs: the tests, ls_predict, ls_export and ls_serve come with tools/build.sh.
+ls_build "$build_dir" ls_train
 py=$(ls_resolve_python)
 bin="$build_dir/bin"
 runs="$LS_ROOT/runs"

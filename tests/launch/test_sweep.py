@@ -2,9 +2,11 @@
 tools/make_quickstart_assets.py into the build tree): a 4-trial sweep (2 learning rates x 2 seeds)
 and its results table checked against every trial's metrics.jsonl, a restart that skips finished
 trials, a sweep stopped by SIGTERM whose interrupted trial resumes from state/, a failing trial
-that is recorded while the others run, mpirun trials (2 ranks, launch/mpirun_node.sh) equal to
-one process, GPU trials side by side (one GPU each; a stand-in for ls_train), the Slurm job-array
-script, how axes expand (grid, range, seeded samples, seeds), and spec errors."""
+that is recorded while the others run, mpirun trials (2 ranks, launch/mpirun_node.sh, as root too)
+equal to one process, GPU trials side by side (one GPU each; a stand-in for ls_train), the Slurm
+job-array script, how axes expand (grid, range, seeded samples, seeds), spec errors, and the
+mistakes every trial would share (a mistyped key, a value that is no choice, a base config that
+does not parse, an mpirun that cannot start), which stop the sweep before its first trial."""
 import csv
 import json
 import os
@@ -30,7 +32,7 @@ def setUpModule():
                    check=True, capture_output=True)
 
 
-def write_spec(directory, axes, seeds=None, slurm=None, steps=16, extra=None):
+def write_spec(directory, axes, seeds=None, slurm=None, steps=16, extra=None, run=None, samples=None):
     """A sweep over a small quickstart NER config (JSON is YAML): 16 steps, evaluated at 8 and 16."""
     base = {
         "model": {"path": f"{ASSETS}/model", "attention": "bidirectional"},
@@ -49,15 +51,30 @@ def write_spec(directory, axes, seeds=None, slurm=None, steps=16, extra=None):
         spec["seeds"] = seeds
     if slurm is not None:
         spec["slurm"] = slurm
+    if run is not None:
+        spec["run"] = run
+    if samples is not None:
+        spec["samples"] = samples
     path = os.path.join(directory, "spec.yaml")
     with open(path, "w") as f:
         json.dump(spec, f)
     return path
 
 
-def sweep(*args):
-    env = dict(os.environ, LS_TRAIN=LS_TRAIN, LS_PYTHON=sys.executable, OMP_NUM_THREADS="1")
+def sweep(*args, env=None, ls_train=LS_TRAIN):
+    env = dict(env or os.environ, LS_TRAIN=ls_train, LS_PYTHON=sys.executable, OMP_NUM_THREADS="1")
     return subprocess.run([SWEEP, *args], capture_output=True, text=True, env=env)
+
+
+def without_root_consent():
+    """The environment without OMPI_ALLOW_RUN_AS_ROOT*, which CTest sets for its own mpirun tests."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}
+
+
+def write_program(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
 
 
 def read_csv(path):
@@ -176,18 +193,18 @@ class Sweep(unittest.TestCase):
         self.assertEqual(train_steps, list(range(4, 601, 4)))
 
     def test_a_failing_trial_is_recorded_and_the_others_run(self):
-        spec = write_spec(self.dir, {"model.attention": ["sideways", "causal"]})
+        spec = write_spec(self.dir, {"lora.r": [0, 4]})  # r 0: ls_train refuses it, not the sweep
         result = sweep(spec)
         self.assertEqual(result.returncode, 1, result.stderr)
-        rows = {r["attention"]: r for r in read_csv(os.path.join(self.out, "results.csv"))}
-        self.assertEqual(rows["causal"]["status"], "done")
-        self.assertNotEqual(rows["causal"]["val_entity_f1"], "")
-        self.assertEqual(rows["sideways"]["status"], "failed")
-        self.assertEqual(rows["sideways"]["val_entity_f1"], "")
-        self.assertIn("ls_train: error:", rows["sideways"]["error"])
-        self.assertIn("sideways", rows["sideways"]["error"])
+        rows = {r["r"]: r for r in read_csv(os.path.join(self.out, "results.csv"))}
+        self.assertEqual(rows["4"]["status"], "done")
+        self.assertNotEqual(rows["4"]["val_entity_f1"], "")
+        self.assertEqual(rows["0"]["status"], "failed")
+        self.assertEqual(rows["0"]["val_entity_f1"], "")
+        self.assertIn("ls_train: error:", rows["0"]["error"])
+        self.assertIn("lora.r", rows["0"]["error"])
         self.assertEqual(list(read_csv(os.path.join(self.out, "results.csv")))[-1]["status"], "failed")
-        record = read_record(self.trial_dir(rows["sideways"]["trial"]))
+        record = read_record(self.trial_dir(rows["0"]["trial"]))
         self.assertEqual((record["status"], record["returncode"]), ("failed", 2))
 
         again = sweep(spec)  # failures are kept, not rerun, unless --retry-failed
@@ -195,7 +212,7 @@ class Sweep(unittest.TestCase):
         self.assertIn("0 to run, 2 finished earlier", again.stderr)
         retried = sweep(spec, "--retry-failed")
         self.assertIn("1 to run, 1 finished earlier", retried.stderr)
-        self.assertEqual(read_record(self.trial_dir(rows["sideways"]["trial"]))["attempts"], 2)
+        self.assertEqual(read_record(self.trial_dir(rows["0"]["trial"]))["attempts"], 2)
 
     def test_slurm_writes_a_job_array_with_one_task_per_trial(self):
         spec = write_spec(self.dir, {"train.lr": {"logspace": [1e-3, 1e-2, 3]}, "lora.r": [4, 8]}, seeds=2,
@@ -231,13 +248,10 @@ class Sweep(unittest.TestCase):
             directory = os.path.join(self.dir, launcher)
             os.makedirs(directory)
             spec = write_spec(directory, {"train.lr": [5e-3]},
-                              extra={"task.head_dropout": 0.0, "train.shuffle": False})  # no rank-dependent draws
-            with open(spec) as f:
-                raw = json.load(f)
-            raw["run"] = {"launcher": launcher, "ranks": 2 if launcher == "mpirun" else 1}
-            with open(spec, "w") as f:
-                json.dump(raw, f)
-            result = sweep(spec)
+                              extra={"task.head_dropout": 0.0, "train.shuffle": False},  # no rank-dependent draws
+                              run={"launcher": launcher, "ranks": 2 if launcher == "mpirun" else 1})
+            # Run as root (a container; CTest's machines), mpirun_node.sh lets OpenMPI run as root.
+            result = sweep(spec, env=without_root_consent())
             self.assertEqual(result.returncode, 0, result.stderr)
             run = os.path.join(directory, "sweep", "trials", "lr-0.005")
             record = read_record(run)
@@ -255,6 +269,8 @@ class Sweep(unittest.TestCase):
         with open(fake, "w") as f:
             f.write(f"""#!{sys.executable}
 import json, os, sys, time
+if "--config-docs" in sys.argv:  # the sweep checks its keys against the real schema
+    os.execv({LS_TRAIN!r}, [{LS_TRAIN!r}, "--config-docs"])
 out = [a.split("=", 1)[1] for a in sys.argv if a.startswith("output.dir=")][0]
 os.makedirs(out, exist_ok=True)
 start = time.time()
@@ -324,6 +340,68 @@ with open(os.path.join(out, "metrics.jsonl"), "w") as f:
         result = sweep(spec)
         self.assertEqual(result.returncode, 2)
         self.assertIn("unknown key 'axis'", result.stderr)
+
+    def assert_stopped_before_any_trial(self, result, directory, *names):
+        self.assertEqual(result.returncode, 2, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)
+        self.assertTrue(lines[0].startswith("ls_sweep: error: "), lines[0])
+        for name in names:
+            self.assertIn(name, lines[0])
+        self.assertFalse(os.path.exists(os.path.join(directory, "sweep")),
+                         "a sweep stopped by a check must write nothing")
+
+    def test_a_mistake_every_trial_would_share_stops_the_sweep_before_the_first(self):
+        broken_program = os.path.join(self.dir, "broken_ls_train")
+        write_program(broken_program, "#!/bin/sh\necho 'ls_train: error while loading shared libraries: "
+                                      "libtorch.so: cannot open shared object file' >&2\nexit 127\n")
+        # name: (axes, set:, the base config's text (None: the usual one), ls_train, what the line names)
+        cases = {
+            "a mistyped axis key": ({"train.lrr": [5e-3, 2e-2]}, {}, None, LS_TRAIN,
+                                    ["spec.yaml: axes.train.lrr: unknown config key", "did you mean 'train.lr'?"]),
+            "a mistyped set: key": ({"train.lr": [5e-3]}, {"train.max_step": 4}, None, LS_TRAIN,
+                                    ["set.train.max_step: unknown config key", "did you mean 'train.max_steps'?"]),
+            "a value that is no choice": ({"model.attention": ["causal", "sideways"]}, {}, None, LS_TRAIN,
+                                          ["axes.model.attention: 'sideways' is not one of: causal, bidirectional"]),
+            "a sampled value that is no choice": (
+                {"train.schedule": {"sample": "choice", "values": ["cosine", "cosin"]}}, {}, None, LS_TRAIN,
+                ["axes.train.schedule: 'cosin' is not one of: constant, linear, cosine"]),
+            "a mistyped key in the base config": ({"train.lr": [5e-3]}, {}, "model:\n  path: m\nlora:\n  rank: 4\n",
+                                                  LS_TRAIN, ["base.yaml:4: lora.rank: unknown config key",
+                                                             "did you mean 'lora.r'?"]),
+            "a base config that does not parse": ({"train.lr": [5e-3]}, {}, "model:\n  path: [m\nlora: {r: 4}\n",
+                                                  LS_TRAIN, ["base.yaml:3: not valid YAML"]),
+            "an ls_train that cannot start": ({"train.lr": [5e-3]}, {}, None, broken_program,
+                                              ["--config-docs (exit status 127)", "libtorch.so"]),
+        }
+        for i, (name, (axes, overrides, base_text, program, names)) in enumerate(cases.items()):
+            with self.subTest(name):
+                directory = os.path.join(self.dir, str(i))
+                os.makedirs(directory)
+                spec = write_spec(directory, axes, extra=overrides, samples=1)
+                if base_text is not None:
+                    with open(os.path.join(directory, "base.yaml"), "w") as f:
+                        f.write(base_text)
+                self.assert_stopped_before_any_trial(sweep(spec, ls_train=program), directory, *names)
+                self.assert_stopped_before_any_trial(sweep(spec, "--slurm", ls_train=program), directory, *names)
+
+    def test_an_mpirun_that_cannot_start_stops_the_sweep_before_the_first_trial(self):
+        # Stand-ins: `id` says root, and mpirun refuses root as OpenMPI does without both consents;
+        # OMPI_ALLOW_RUN_AS_ROOT=0 is how a user keeps that refusal in launch/mpirun_node.sh.
+        stubs = os.path.join(self.dir, "bin")
+        os.makedirs(stubs)
+        write_program(os.path.join(stubs, "id"), "#!/bin/sh\necho 0\n")
+        write_program(os.path.join(stubs, "mpirun"), """#!/bin/sh
+if [ "$OMPI_ALLOW_RUN_AS_ROOT" != 1 ] || [ "$OMPI_ALLOW_RUN_AS_ROOT_CONFIRM" != 1 ]; then
+  printf '%s\\n' '-----' 'mpirun has detected an attempt to run as root.' '' 'Running as root is discouraged' >&2
+  exit 1
+fi
+""")
+        spec = write_spec(self.dir, {"train.lr": [5e-3, 2e-2]}, run={"launcher": "mpirun", "ranks": 2})
+        env = dict(without_root_consent(), PATH=stubs + os.pathsep + os.environ["PATH"], OMPI_ALLOW_RUN_AS_ROOT="0")
+        self.assert_stopped_before_any_trial(
+            sweep(spec, env=env), self.dir, "run.launcher: mpirun cannot start 2 ranks here",
+            "mpirun has detected an attempt to run as root", "OMPI_ALLOW_RUN_AS_ROOT=1")
 
 
 if __name__ == "__main__":
