@@ -48,7 +48,8 @@ std::vector<DelimitedRow> parse_delimited(const TextFile& file, char delimiter, 
             "{}: unbalanced quote: the quoted field opened here never closes (if quotes in "
             "this file are literal, set data.csv_quoting: false)",
             file.where(open_line));
-      if (i < n && text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') ++i;
+      // CRLF, or a CR ending the file: the CR is the line ending's, not the field's.
+      if (i < n && text[i] == '\r' && (i + 1 == n || text[i + 1] == '\n')) ++i;
       if (i < n && text[i] != delimiter && text[i] != '\n')
         fail(
             "{}: unexpected '{}' after a closing quote (quote the whole field and double the "

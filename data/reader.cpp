@@ -27,7 +27,7 @@ DataFormat resolve_format(const std::string& path, DataFormat requested) {
   if (ext == ".conll" || ext == ".txt" || ext == ".bio" || ext == ".iob") return DataFormat::kConll;
   fail(
       "{}: cannot tell the data format from the extension '{}'; set data.format (jsonl, csv, "
-      "tsv, conll or pretokenized)",
+      "tsv, conll, pretokenized or lines)",
       path, ext);
 }
 
@@ -143,17 +143,19 @@ class Parser {
     std::vector<DelimitedRow> rows = parse_delimited(file_, delimiter, options_.csv_quoting);
     if (rows.empty()) fail("{}: no header row", file_.path());
     const DelimitedRow& header = rows[0];
-    auto column = [&](const std::string& name, bool required) -> int {
+    auto column = [&](const std::string& name, bool required, std::string_view key) -> int {
       for (size_t i = 0; i < header.fields.size(); ++i)
         if (header.fields[i] == name) return static_cast<int>(i);
       if (required)
-        fail("{}: no column \"{}\" in the header (columns: {})", file_.where(header.line), name,
-             fmt::join(header.fields, ", "));
+        fail("{}: no column \"{}\" in the header (columns: {}; set {} to one of them)",
+             file_.where(header.line), name, fmt::join(header.fields, ", "), key);
       return -1;
     };
     std::vector<int> text_columns;
-    for (const std::string& name : options_.text_fields) text_columns.push_back(column(name, true));
-    const int label_column = column(options_.label_field, options_.labeled);
+    for (size_t k = 0; k < options_.text_fields.size(); ++k)
+      text_columns.push_back(
+          column(options_.text_fields[k], true, k ? "data.text_pair_field" : "data.text_field"));
+    const int label_column = column(options_.label_field, options_.labeled, "data.label_field");
 
     std::vector<RawRecord> records;
     records.reserve(rows.size() - 1);
@@ -186,6 +188,33 @@ class Parser {
       records.push_back(std::move(record));
     }
     if (records.empty()) fail("{}: no examples after the header", file_.path());
+    return records;
+  }
+
+  // Plain text: every non-empty line one unlabeled example.
+  std::vector<RawRecord> lines() {
+    if (options_.labeled)
+      fail(
+          "{}: a plain text file holds no labels; training and evaluation read JSONL, CSV/TSV or "
+          "CoNLL (data.format)",
+          file_.path());
+    std::vector<RawRecord> records;
+    auto lines = file_.lines();
+    std::string_view line;
+    int64_t line_number = 0;
+    std::vector<std::string_view> words;
+    while (lines.next_line(line, line_number)) {
+      if (is_blank(line)) continue;
+      RawRecord record;
+      record.line = line_number;
+      if (task_ == TaskType::kSequence) {
+        record.text = std::string(line);
+      } else {
+        split_whitespace(line, words);
+        record.words.assign(words.begin(), words.end());
+      }
+      records.push_back(std::move(record));
+    }
     return records;
   }
 
@@ -254,16 +283,21 @@ class Parser {
     }
   }
 
-  const json& field(const json& doc, const std::string& name, int64_t line) const {
+  // `key`: the config key that names the field, which the error says how to set.
+  const json& field(const json& doc, const std::string& name, int64_t line,
+                    std::string_view key) const {
     auto it = doc.find(name);
-    if (it == doc.end()) fail("{}: missing field \"{}\"", file_.where(line), name);
+    if (it == doc.end())
+      fail("{}: missing field \"{}\" (set {} to the field that holds it)", file_.where(line), name,
+           key);
     return *it;
   }
 
   std::string joined_text(const json& doc, int64_t line) const {
     std::string text;
     for (size_t k = 0; k < options_.text_fields.size(); ++k) {
-      const json& value = field(doc, options_.text_fields[k], line);
+      const json& value =
+          field(doc, options_.text_fields[k], line, k ? "data.text_pair_field" : "data.text_field");
       if (!value.is_string())
         fail("{}: field \"{}\" must be a string, found {}", file_.where(line),
              options_.text_fields[k], json_type(value));
@@ -287,7 +321,8 @@ class Parser {
     auto it = doc.find(options_.label_field);
     if (it == doc.end()) {
       if (options_.labeled)
-        fail("{}: missing field \"{}\"", file_.where(record.line), options_.label_field);
+        fail("{}: missing field \"{}\" (set data.label_field to the field that holds the label)",
+             file_.where(record.line), options_.label_field);
       return;
     }
     record.has_label = true;
@@ -319,7 +354,19 @@ class Parser {
   }
 
   std::vector<std::string> words(const json& doc, int64_t line) const {
-    const json& list = field(doc, options_.tokens_field, line);
+    // Unlabeled text for a token task (as ls_serve takes it): its words split at spaces and tabs.
+    if (!options_.labeled && !doc.contains(options_.tokens_field) &&
+        !options_.text_fields.empty()) {
+      const auto text = doc.find(options_.text_fields[0]);
+      if (text != doc.end() && text->is_string()) {
+        std::vector<std::string_view> split;
+        split_whitespace(text->get_ref<const std::string&>(), split);
+        if (split.empty())
+          fail("{}: field \"{}\" holds no words", file_.where(line), options_.text_fields[0]);
+        return {split.begin(), split.end()};
+      }
+    }
+    const json& list = field(doc, options_.tokens_field, line, "data.tokens_field");
     if (!list.is_array())
       fail("{}: field \"{}\" must be a list of words, found {}", file_.where(line),
            options_.tokens_field, json_type(list));
@@ -341,7 +388,8 @@ class Parser {
     auto it = doc.find(options_.tags_field);
     if (it == doc.end()) {
       if (options_.labeled)
-        fail("{}: missing field \"{}\"", file_.where(record.line), options_.tags_field);
+        fail("{}: missing field \"{}\" (set data.tags_field to the field that holds the tags)",
+             file_.where(record.line), options_.tags_field);
       return;
     }
     if (!it->is_array())
@@ -357,7 +405,7 @@ class Parser {
   }
 
   std::vector<int32_t> input_ids(const json& doc, int64_t line) const {
-    const json& list = field(doc, options_.input_ids_field, line);
+    const json& list = field(doc, options_.input_ids_field, line, "the input_ids field");
     if (!list.is_array() || list.empty())
       fail("{}: field \"{}\" must be a non-empty list of token ids", file_.where(line),
            options_.input_ids_field);
@@ -408,6 +456,11 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   dataset.path = file.path();
   dataset.task = task;
   dataset.format = detect_format(file, options);
+  // A .txt file is CoNLL for a token task, and for a sequence task (which CoNLL cannot hold)
+  // plain text, one example per line.
+  if (options.format == DataFormat::kAuto && dataset.format == DataFormat::kConll &&
+      task == TaskType::kSequence && std::filesystem::path(file.path()).extension() == ".txt")
+    dataset.format = DataFormat::kLines;
   Parser parser(file, task, options);
   switch (dataset.format) {
     case DataFormat::kJsonl:
@@ -424,6 +477,9 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
       break;
     case DataFormat::kConll:
       dataset.records = parser.conll();
+      break;
+    case DataFormat::kLines:
+      dataset.records = parser.lines();
       break;
     case DataFormat::kAuto:
       LS_ASSERT(false, "format resolved to auto");

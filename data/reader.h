@@ -13,7 +13,9 @@
 
 namespace ls::data {
 
-enum class DataFormat { kAuto, kJsonl, kCsv, kTsv, kConll, kPretokenized };
+// kLines: plain text, one unlabeled example per non-empty line (a sequence task's text; a token
+// task's words, split at spaces and tabs), for prediction.
+enum class DataFormat { kAuto, kJsonl, kCsv, kTsv, kConll, kPretokenized, kLines };
 
 struct ReaderOptions {
   DataFormat format = DataFormat::kAuto;  // kAuto: by extension (see resolve_format)
@@ -83,7 +85,8 @@ struct EnumNames<data::DataFormat> {
   static constexpr EnumName<data::DataFormat> table[] = {
       {data::DataFormat::kAuto, "auto"},   {data::DataFormat::kJsonl, "jsonl"},
       {data::DataFormat::kCsv, "csv"},     {data::DataFormat::kTsv, "tsv"},
-      {data::DataFormat::kConll, "conll"}, {data::DataFormat::kPretokenized, "pretokenized"}};
+      {data::DataFormat::kConll, "conll"}, {data::DataFormat::kPretokenized, "pretokenized"},
+      {data::DataFormat::kLines, "lines"}};
 };
 
 }  // namespace ls

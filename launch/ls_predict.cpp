@@ -1,6 +1,9 @@
 // ls_predict: a trained run's adapter (+ head) on new data.
 //   ls_predict RUN_DIR DATA_FILE [--out PREDICTIONS.jsonl] [--adapter best|last|DIR]
 //   ls_predict ADAPTER_DIR DATA_FILE [--model BASE_DIR] [--out PREDICTIONS.jsonl]
+//   [--set key=value ...]: the run's config keys as this file needs them (data.text_field, ...)
+// DATA_FILE: JSONL, CSV/TSV or CoNLL as in training, or plain text one example per line (.txt for
+// a sequence run, data.format=lines); a token run's JSONL may give "text" instead of word lists.
 // The run is opened by open_trained_run (RUN_DIR/config.yaml and labels.json, or what an adapter
 // directory's head_config.json records of its run) and loaded by ls::Predictor
 // (core/infer/predictor.h), as ls_serve loads it, with the adapter's head_config.json (threshold,
@@ -26,6 +29,7 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
       "for multi-label, numbers for regression) or per-word tags (NER)."};
   ls::cli::TrainedRunOptions trained;
   std::string data_file, out, device = "";
+  std::vector<std::string> sets;
   int batch_size = 0;
   ls::cli::add_trained_run_options(app, trained);
   app.add_option("data", data_file,
@@ -36,9 +40,12 @@ int predict_main(ls::parallel::MpiRuntime& mpi, int argc, char** argv) {
   app.add_option("--batch-size", batch_size,
                  "examples per forward pass (default: train.micro_batch_size or batch_size)");
   app.add_option("--device", device, "cpu or cuda (default: the run's model.device)");
+  app.add_option("--set", sets,
+                 "override a config key of the run for reading this file, e.g. --set "
+                 "data.text_field=sentence or data.format=lines (repeatable)");
   if (!ls::cli::parse(app, argc, argv, mpi.rank() == 0)) return 0;
   const fs::path run(trained.run);
-  std::vector<std::string> overrides;
+  std::vector<std::string> overrides = sets;
   if (!device.empty()) overrides.push_back("model.device=" + device);
   ls::TrainedRun source = ls::open_trained_run(run, trained.adapter, trained.base_model, overrides);
   const fs::path adapter_dir = source.adapter_dir;

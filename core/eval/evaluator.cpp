@@ -383,7 +383,11 @@ std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& 
   const auto objects = prediction_objects(result, raw, dataset, labels, /*gold=*/true, ner_mode);
   for (size_t i = 0; i < objects.size(); ++i) {
     nlohmann::json line = objects[i];
-    line["line"] = dataset.examples[result.predictions[i].example].line;
+    const int64_t example = result.predictions[i].example;
+    line["line"] = dataset.examples[example].line;
+    // A sequence example's text, so the file reads on its own (token objects carry their words).
+    if (dataset.task == TaskType::kSequence && !raw.records[example].text.empty())
+      line["text"] = raw.records[example].text;
     out += line.dump() + "\n";
   }
   return out;

@@ -73,8 +73,8 @@ std::vector<nlohmann::json> prediction_objects(const EvalResult& result,
                                                const data::LabelMap& labels, bool gold,
                                                NerMode ner_mode = NerMode::kDefault);
 
-// Predictions as JSONL, one line per example in dataset order: prediction_objects with gold and
-// the example's "line" in its file.
+// Predictions as JSONL, one line per example in dataset order: prediction_objects with gold, the
+// example's "line" in its file and, for sequence tasks, its "text" (pairs joined).
 std::string predictions_jsonl(const EvalResult& result, const data::RawDataset& raw,
                               const data::Dataset& dataset, const data::LabelMap& labels,
                               NerMode ner_mode = NerMode::kDefault);

@@ -50,6 +50,12 @@ PreparedInputs Predictor::prepare(const std::vector<PredictInput>& inputs) const
     } else {
       if (input.text.empty()) fail("inputs[{}]: empty text", i);
       record.text = input.text;
+      if (input.text_pair) {
+        if (run_.config.data.text_pair_field.empty())
+          fail("inputs[{}]: a text pair, but this run reads single texts (data.text_pair_field)",
+               i);
+        record.text += run_.config.data.pair_separator + *input.text_pair;
+      }
     }
     prepared.raw.records.push_back(std::move(record));
   }

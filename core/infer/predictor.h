@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ namespace ls {
 // whitespace into words there).
 struct PredictInput {
   std::string text;
+  std::optional<std::string> text_pair;  // a pair run's second text: joined as training joins it
   std::vector<std::string> words;
   bool is_words = false;
 };

@@ -302,9 +302,11 @@ const std::vector<KeySpec>& schema() {
           .in(kPrediction),
       key("data.text_pair_field", &C::data, &DataSection::text_pair_field,
           "second text of a pair (e.g. hypothesis); empty = none")
-          .in(kPrediction),
-      key("data.pair_separator", &C::data, &DataSection::pair_separator, "joins a text pair")
-          .in(kPrediction),
+          .in(kPrediction | kModelInfo),
+      key("data.pair_separator", &C::data, &DataSection::pair_separator,
+          "joins a text pair into one text (text + separator + pair), as ls_predict, ls_serve "
+          "({\"text\", \"text_pair\"} items) and an export's callers must too (docs/EXPORT.md)")
+          .in(kPrediction | kModelInfo),
       key("data.csv_quoting", &C::data, &DataSection::csv_quoting,
           "CSV/TSV fields may be quoted (RFC 4180); false treats quotes as text (GLUE TSVs)")
           .in(kPrediction),

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/adapter/peft_adapter.h"
@@ -65,39 +66,54 @@ std::string file_fingerprint(const std::filesystem::path& file) {
 
 std::string base_model_fingerprint(const std::filesystem::path& model_dir) {
   namespace fs = std::filesystem;
-  std::vector<fs::path> shards;
-  for (const auto& entry : fs::directory_iterator(model_dir))
-    if (entry.path().extension() == ".safetensors") shards.push_back(entry.path());
-  std::sort(shards.begin(), shards.end());
-  // Up to `limit` bytes of `file` from `offset`.
-  auto read = [&](const fs::path& file, uint64_t offset, uint64_t limit) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) fail("{}: cannot read", file.string());
-    const uint64_t size = fs::file_size(file);
-    limit = offset >= size ? 0 : std::min(limit, size - offset);
-    in.seekg(static_cast<std::streamoff>(offset));
+  using nlohmann::json;
+  // Up to `limit` bytes of `in` from `offset`.
+  auto read = [](std::ifstream& in, uint64_t offset, uint64_t limit) {
     std::string bytes(limit, '\0');
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(offset));
     in.read(bytes.data(), static_cast<std::streamsize>(limit));
     bytes.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
     return bytes;
   };
-  std::string hashed = read(model_dir / "config.json", 0, UINT64_MAX);
+  // config.json's content, not its formatting (nor the keys a resave stamps).
+  json config = read_json_object(model_dir / "config.json");
+  config.erase("transformers_version");
+  config.erase("_name_or_path");
+  std::string hashed = config.dump();
+  std::vector<fs::path> shards;
+  for (const auto& entry : fs::directory_iterator(model_dir))
+    if (entry.path().extension() == ".safetensors") shards.push_back(entry.path());
+  std::sort(shards.begin(), shards.end());
+  // Every tensor, in name order whatever the file layout: its name, dtype and shape (the
+  // safetensors header) and its first and middle 256 bytes, so a rescaled model differs too.
+  std::map<std::string, std::string> tensors;
   for (const fs::path& shard : shards) {
-    // A safetensors file starts with its header's length (8 bytes, little-endian), then the
-    // header; the tensors' bytes follow. The header and 16 samples of 4 KiB spread over the
-    // bytes: a resaved or rescaled model differs in them, and nothing like the whole file is read.
-    const std::string prefix = read(shard, 0, 8);
+    std::ifstream in(shard, std::ios::binary);
+    if (!in) fail("{}: cannot read", shard.string());
+    const std::string prefix = read(in, 0, 8);
     uint64_t length = 0;
     for (size_t i = prefix.size(); i-- > 0;)
       length = (length << 8) | static_cast<unsigned char>(prefix[i]);
     const uint64_t size = fs::file_size(shard);
-    const uint64_t header_end = std::min<uint64_t>(8 + length, size);
-    hashed += shard.filename().string() + read(shard, 0, header_end);
-    constexpr uint64_t kSamples = 16, kSample = 4096;
-    const uint64_t data = size - header_end;
-    for (uint64_t k = 0; k < kSamples; ++k)
-      hashed += read(shard, header_end + data * k / kSamples, std::min(kSample, data));
+    if (prefix.size() < 8 || length > size - 8)
+      fail("{}: not a safetensors file (header length {})", shard.string(), length);
+    json header;
+    try {
+      header = json::parse(read(in, 8, length));
+    } catch (const json::exception& e) {
+      fail("{}: unreadable safetensors header: {}", shard.string(), e.what());
+    }
+    for (const auto& [name, info] : header.items()) {
+      if (name == "__metadata__" || !info.is_object() || !info.contains("data_offsets")) continue;
+      const uint64_t begin = 8 + length + info["data_offsets"][0].get<uint64_t>();
+      const uint64_t end = 8 + length + info["data_offsets"][1].get<uint64_t>();
+      const uint64_t sample = std::min<uint64_t>(256, end - begin);
+      tensors[name] = info.value("dtype", "") + info.value("shape", json::array()).dump() +
+                      read(in, begin, sample) + read(in, begin + (end - begin) / 2, sample);
+    }
   }
+  for (const auto& [name, described] : tensors) hashed += name + described;
   return fmt::format("crc32:{:08x}", crc32(hashed));
 }
 

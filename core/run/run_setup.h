@@ -37,10 +37,10 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const Config& config);
 // A file's bytes as "crc32:<8 hex>:<size>": the tokenizer an adapter records, checked when it is
 // loaded again (trained_run.h). UserError naming the file when it cannot be read.
 std::string file_fingerprint(const std::filesystem::path& file);
-// A base model's: its config.json, every safetensors header (tensor names, dtypes, shapes,
-// offsets) and 16 samples of 4 KiB spread over each file's tensor bytes, so it costs a few reads:
-// another model, the same one resaved in another dtype or layout, or its weights rescaled,
-// differ. Part of a run's resume identity.
+// A base model's: its config.json's content and every tensor's name, dtype, shape and first and
+// middle 256 bytes, so it costs a few small reads: another model, the same one in another dtype,
+// or its weights rescaled differ; the same tensors resaved in another file layout, or config.json
+// reformatted, do not. Part of a run's resume identity.
 std::string base_model_fingerprint(const std::filesystem::path& model_dir);
 // data.pad_id resolved against the run's tokenizer (null: pre-tokenized data) before anything is
 // written: auto becomes tokenizer->default_pad_id(data.add_eos) (0 without a tokenizer; the model

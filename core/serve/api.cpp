@@ -37,7 +37,8 @@ std::vector<PredictInput> parse_predict_body(const std::string& body, bool token
   if (!request.is_object() || !request.contains("inputs"))
     fail("the body must be a JSON object with \"inputs\": [...]");
   const json& inputs = request["inputs"];
-  const char* expected = token_task ? "a string or a list of words" : "a string";
+  const char* expected = token_task ? "a string or a list of words"
+                                    : "a string or {\"text\": ..., \"text_pair\": ...}";
   if (!inputs.is_array()) fail("\"inputs\" must be an array (each item {})", expected);
   if (inputs.empty()) fail("\"inputs\" is empty");
   std::vector<PredictInput> out(inputs.size());
@@ -45,6 +46,12 @@ std::vector<PredictInput> parse_predict_body(const std::string& body, bool token
     const json& item = inputs[i];
     if (item.is_string()) {
       out[i].text = item.get<std::string>();
+    } else if (!token_task && item.is_object() && item.contains("text") &&
+               item["text"].is_string() && item.contains("text_pair") &&
+               item["text_pair"].is_string() && item.size() == 2) {
+      // A pair, joined as the run's reader joined its two fields.
+      out[i].text = item["text"].get<std::string>();
+      out[i].text_pair = item["text_pair"].get<std::string>();
     } else if (token_task && item.is_array()) {
       out[i].is_words = true;
       for (const json& word : item) {

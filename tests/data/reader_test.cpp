@@ -176,6 +176,30 @@ TEST(CsvReader, FollowsRfc4180Quoting) {
   EXPECT_EQ(raw.records[0].label.value, 1);
 }
 
+// Excel and Windows write CRLF, often after a UTF-8 BOM: the last column must not keep the '\r'
+// (labels would become "ham\r"), while a CR inside a quoted field is text.
+TEST(CsvReader, CrlfLineEndingsLeaveNoCarriageReturnInTheLastColumn) {
+  for (const std::string bom : {"", "\xEF\xBB\xBF"}) {
+    const RawDataset raw = parse("sms.csv",
+                                 bom +
+                                     "text,label\r\n"
+                                     "win a prize,spam\r\n"
+                                     "\"see you\rat six\",ham\r\n"
+                                     "\"quoted last\",\"ham\"\r\n"
+                                     "no newline at the end,ham\r",
+                                 TaskType::kSequence);
+    ASSERT_EQ(raw.records.size(), 4u) << "BOM: " << !bom.empty();
+    EXPECT_EQ(raw.records[0].label.name, "spam");
+    EXPECT_EQ(raw.records[1].text, "see you\rat six");
+    EXPECT_EQ(raw.records[1].label.name, "ham");
+    EXPECT_EQ(raw.records[2].label.name, "ham");
+    EXPECT_EQ(raw.records[3].label.name, "ham");
+  }
+  const RawDataset quoted_at_end =
+      parse("sms.csv", "text,label\r\nhello,\"ham\"\r", TaskType::kSequence);
+  EXPECT_EQ(quoted_at_end.records.at(0).label.name, "ham");
+}
+
 TEST(CsvReader, ReadsTsvAndKeepsQuotesLiteralWithoutQuoting) {
   ReaderOptions options;
   options.text_fields = {"sentence"};
@@ -254,9 +278,9 @@ TEST(BadInput, MalformedJsonNamesFileAndLine) {
 TEST(BadInput, MissingOrMistypedFieldNamesTheField) {
   EXPECT_HAS(parse_error("train.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"label\": 1}\n",
                          TaskType::kSequence),
-             "train.jsonl:2: missing field \"text\"");
+             "train.jsonl:2: missing field \"text\" (set data.text_field to");
   EXPECT_HAS(parse_error("train.jsonl", "{\"text\": \"a\"}\n", TaskType::kSequence),
-             "train.jsonl:1: missing field \"label\"");
+             "train.jsonl:1: missing field \"label\" (set data.label_field to");
   EXPECT_HAS(parse_error("train.jsonl", "{\"text\": 3, \"label\": 1}\n", TaskType::kSequence),
              "train.jsonl:1: field \"text\" must be a string");
   EXPECT_HAS(parse_error("train.jsonl", "{\"text\": \"a\", \"label\": 0.5}\n", TaskType::kSequence),
@@ -281,7 +305,8 @@ TEST(BadInput, CsvRowsMustMatchTheHeader) {
   EXPECT_HAS(parse_error("train.csv", "text,label\na,1\nb,1,extra\n", TaskType::kSequence),
              "train.csv:3: expected 2 fields as in the header, found 3");
   EXPECT_HAS(parse_error("train.csv", "sentence,label\na,1\n", TaskType::kSequence),
-             "train.csv:1: no column \"text\" in the header (columns: sentence, label)");
+             "train.csv:1: no column \"text\" in the header (columns: sentence, label; set "
+             "data.text_field");
   EXPECT_HAS(parse_error("train.csv", "\"\"\n", TaskType::kSequence), "train.csv: no header row");
   EXPECT_HAS(parse_error("train.csv", "text,label\n", TaskType::kSequence),
              "train.csv: no examples after the header");

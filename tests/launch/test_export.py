@@ -282,7 +282,7 @@ class Export(unittest.TestCase):
         with open(texts, "w") as f:
             f.writelines(r["text"] + "\n" for r in read_jsonl(f"{ASSETS}/data/sentiment_train.jsonl"))
         sentencepiece.SentencePieceTrainer.train(
-            input=texts, model_prefix=os.path.join(work, "other"), vocab_size=150, model_type="bpe",
+            input=texts, model_prefix=os.path.join(work, "other"), vocab_size=400, model_type="bpe",
             byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
         shutil.copy(os.path.join(work, "other.model"), os.path.join(base, "tokenizer.model"))
 

@@ -225,5 +225,53 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(len(first["words"]), len(first["tags"]))
 
 
+    def test_predict_reads_plain_text_takes_set_and_gives_ner_tags_for_text(self):
+        """ls_predict as a new user feeds it: a .txt file of sentences for a sequence run, a CSV
+        whose text column has another name (--set data.text_field), NER input as plain text (as
+        ls_serve takes it); sequence predictions carry their text."""
+        predict = os.path.join(BIN, "ls_predict")
+        ls_train(write_config(self.dir))  # NER
+        run = os.path.join(self.dir, "run")
+        words = [["jordan", "said", "hello"], ["peru", "borders", "chile", "today"]]
+        as_text, as_words = os.path.join(self.dir, "text.jsonl"), os.path.join(self.dir, "words.jsonl")
+        with open(as_text, "w") as f, open(as_words, "w") as g:
+            f.writelines(json.dumps({"text": " ".join(w)}) + "\n" for w in words)
+            g.writelines(json.dumps({"tokens": w}) + "\n" for w in words)
+        outs = []
+        for data in (as_text, as_words):
+            out = data + ".pred"
+            subprocess.run([predict, run, data, "--out", out], capture_output=True, text=True, check=True)
+            with open(out) as f:
+                outs.append([{k: r[k] for k in ("words", "tags")} for r in map(json.loads, f)])
+        self.assertEqual(outs[0], outs[1])
+        self.assertEqual([r["words"] for r in outs[0]], words)
+
+        shutil.rmtree(run)
+        ls_train(write_config(self.dir, task={"type": "sequence", "labels": []}, model={"attention": "causal"},
+                              data={"train": f"{ASSETS}/data/sentiment_train.jsonl", "validation": ""},
+                              train={"max_steps": 2}))
+        lines = ["a superb and moving film", "dull, clumsy and far too long"]
+        txt = os.path.join(self.dir, "reviews.txt")
+        with open(txt, "w") as f:
+            f.write("\n".join(lines) + "\n\n")
+        out = os.path.join(self.dir, "reviews.pred")
+        subprocess.run([predict, run, txt, "--out", out], capture_output=True, text=True, check=True)
+        with open(out) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual([r["text"] for r in records], lines)
+        self.assertTrue(all(r["label"] in ("negative", "positive") for r in records))
+
+        csv = os.path.join(self.dir, "reviews.csv")
+        with open(csv, "w") as f:
+            f.write("sentence\n" + "".join(f'"{line}"\n' for line in lines))
+        result = subprocess.run([predict, run, csv, "--out", out], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("set data.text_field", result.stderr.strip().splitlines()[-1])
+        subprocess.run([predict, run, csv, "--out", out, "--set", "data.text_field=sentence"],
+                       capture_output=True, text=True, check=True)
+        with open(out) as f:
+            self.assertEqual([json.loads(line)["text"] for line in f], lines)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -37,9 +37,8 @@ void write_copy(const fs::path& dir, int version) {
 class ReplaceDirectory : public ::testing::TestWithParam<ls::DirectorySwap> {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("ls_atomic_" + std::to_string(::getpid()) + "_" +
-             std::to_string(static_cast<int>(GetParam())));
+    root_ = fs::temp_directory_path() / ("ls_atomic_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(static_cast<int>(GetParam())));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }

@@ -27,6 +27,20 @@ TEST(PredictBody, TextsParseInOrder) {
   EXPECT_EQ(inputs[1].text, "dull");
 }
 
+TEST(PredictBody, ASequenceTaskTakesTextPairsAsObjects) {
+  const auto inputs = parse_predict_body(
+      R"({"inputs": [{"text": "a man sleeps", "text_pair": "a person rests"}, "joined"]})", false);
+  ASSERT_EQ(inputs.size(), 2u);
+  EXPECT_EQ(inputs[0].text, "a man sleeps");
+  EXPECT_EQ(inputs[0].text_pair, "a person rests");
+  EXPECT_FALSE(inputs[1].text_pair.has_value());
+  EXPECT_NE(parse_error(R"({"inputs": [{"text": "a"}]})", false).find("inputs[0]: expected"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"inputs": [{"text": "a", "text_pair": "b"}]})", true)
+                .find("inputs[0]: expected"),
+            std::string::npos);
+}
+
 TEST(PredictBody, TokenTasksTakeWordListsAndTextsMixed) {
   const auto inputs =
       parse_predict_body(R"({"inputs": [["jordan", "said"], "peru borders"]})", true);
