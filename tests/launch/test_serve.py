@@ -72,9 +72,10 @@ def ls_predict_lines(run, data_file, out):
                    check=True, capture_output=True, text=True)
     with open(out) as f:
         lines = [json.loads(line) for line in f]
-    for line in lines:
+    for line in lines:  # what a /v1/predict object leaves out (docs/SERVE.md)
         del line["line"]
         line.pop("gold", None)
+        line.pop("text", None)
     return lines
 
 
