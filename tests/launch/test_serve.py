@@ -345,5 +345,51 @@ class ServeTokenTask(unittest.TestCase):
         self.assertEqual((json.loads(body)["task"], json.loads(body)["labels"]), ("token", ["O", "B-PER", "B-LOC"]))
 
 
+class ServeTextPairs(unittest.TestCase):
+    """A run on text pairs (data.text_pair_field) takes {"text", "text_pair"} items and joins them
+    with data.pair_separator as training and ls_predict do (docs/SERVE.md, docs/EXPORT.md)."""
+
+    def test_pairs_are_joined_as_training_joined_them(self):
+        work = tempfile.mkdtemp(prefix="ls_serve_pairs_")
+        self.addCleanup(shutil.rmtree, work, True)
+        pairs = os.path.join(work, "pairs.jsonl")
+        with open(f"{DATA}/sentiment_train.jsonl") as f, open(pairs, "w") as out:
+            for line in f:
+                record = json.loads(line)
+                words = record["text"].split()
+                half = len(words) // 2
+                out.write(json.dumps({"premise": " ".join(words[:half]), "hypothesis": " ".join(words[half:]),
+                                      "label": record["label"]}) + "\n")
+        separator = " || "
+        ls_train(write_config(work, model={"attention": "causal"}, task={"type": "sequence", "labels": []},
+                              data={"train": pairs, "validation": "", "text_field": "premise",
+                                    "text_pair_field": "hypothesis", "pair_separator": separator},
+                              train={"max_steps": 4}))
+        run = os.path.join(work, "run")
+        with open(pairs) as f:
+            records = [json.loads(line) for line in f][:6]
+        subset = os.path.join(work, "subset.jsonl")
+        with open(subset, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        subprocess.run([os.path.join(BIN, "ls_predict"), run, subset, "--out", os.path.join(work, "p.jsonl"),
+                        "--batch-size", "1"], check=True, capture_output=True, text=True)
+        with open(os.path.join(work, "p.jsonl")) as f:
+            expected = [json.loads(line) for line in f]
+        self.assertEqual([e["text"] for e in expected],
+                         [r["premise"] + separator + r["hypothesis"] for r in records])
+        server = Server(run, log_dir=work)
+        self.addCleanup(server.close)
+        status, _, body = server.request("GET", "/v1/model")
+        self.assertEqual(json.loads(body)["pair_separator"], separator)
+        served = server.predict([{"text": r["premise"], "text_pair": r["hypothesis"]} for r in records])
+        joined = server.predict([r["premise"] + separator + r["hypothesis"] for r in records])
+        for got, same, want in zip(served, joined, expected):
+            for name, p in want["probabilities"].items():
+                self.assertAlmostEqual(got["probabilities"][name], p, delta=1e-5)
+                self.assertAlmostEqual(same["probabilities"][name], p, delta=1e-5)
+        status, _, body = server.request("POST", "/v1/predict", {"inputs": [{"text": "a"}]})
+        self.assertEqual(status, 400, body)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
