@@ -458,8 +458,10 @@ RawDataset parse(TextFile file, TaskType task, const ReaderOptions& options) {
   dataset.format = detect_format(file, options);
   // A .txt file is CoNLL for a token task, and for a sequence task (which CoNLL cannot hold)
   // plain text, one example per line.
+  std::string ext = std::filesystem::path(file.path()).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (options.format == DataFormat::kAuto && dataset.format == DataFormat::kConll &&
-      task == TaskType::kSequence && std::filesystem::path(file.path()).extension() == ".txt")
+      task == TaskType::kSequence && ext == ".txt")
     dataset.format = DataFormat::kLines;
   Parser parser(file, task, options);
   switch (dataset.format) {

@@ -200,6 +200,28 @@ TEST(CsvReader, CrlfLineEndingsLeaveNoCarriageReturnInTheLastColumn) {
   EXPECT_EQ(quoted_at_end.records.at(0).label.name, "ham");
 }
 
+// For prediction: a .txt file is plain text, one example per line, for a sequence task (CoNLL
+// for a token task); training refuses it, having no labels.
+TEST(LinesReader, ATxtFileIsOneTextPerLineForSequenceTasksAndConllForTokenTasks) {
+  ReaderOptions unlabeled;
+  unlabeled.labeled = false;
+  for (const char* name : {"reviews.txt", "REVIEWS.TXT"}) {
+    const RawDataset raw =
+        parse(name, "a fine film\r\n\n  dull  \n", TaskType::kSequence, unlabeled);
+    EXPECT_EQ(raw.format, DataFormat::kLines) << name;
+    ASSERT_EQ(raw.records.size(), 2u) << name;
+    EXPECT_EQ(raw.records[0].text, "a fine film");
+    EXPECT_EQ(raw.records[1].line, 3);
+  }
+  ReaderOptions lines = unlabeled;
+  lines.format = DataFormat::kLines;
+  const RawDataset words = parse("ner.txt", "jordan said hello\n", TaskType::kToken, lines);
+  EXPECT_EQ(words.records.at(0).words, (std::vector<std::string>{"jordan", "said", "hello"}));
+  EXPECT_EQ(parse("ner.txt", "jordan B-PER\n", TaskType::kToken).format, DataFormat::kConll);
+  EXPECT_HAS(parse_error("train.txt", "a fine film\n", TaskType::kSequence),
+             "a plain text file holds no labels");
+}
+
 TEST(CsvReader, ReadsTsvAndKeepsQuotesLiteralWithoutQuoting) {
   ReaderOptions options;
   options.text_fields = {"sentence"};
