@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 BUILD = os.environ.get("LS_BUILD_DIR", "build")
-SOURCE = os.environ.get("LS_SOURCE_DIR", ".")
+SOURCE = os.path.abspath(os.environ.get("LS_SOURCE_DIR", "."))
 LS_TRAIN = os.path.join(BUILD, "bin", "ls_train")
 
 
