@@ -149,9 +149,9 @@ class TrainRecipe {
   std::unique_ptr<StepRunner> runner_;
   std::unique_ptr<Progress> bar_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
-  int hf_pad_id_ = 0;          // the pad_token_id adapters record (hf_pad_token_id)
-  RunIdentity identity_;       // what the batches depend on; a resume must match it
-  TrainingProgress progress_;  // what state/ saves and restores
+  AdapterDescription adapter_description_;  // what every saved adapter records (describe_run)
+  RunIdentity identity_;                    // what the batches depend on; a resume must match it
+  TrainingProgress progress_;               // what state/ saves and restores
   std::map<std::string, double> test_metrics_;
   // Throughput since the last log line.
   double tokens_since_ = 0;
@@ -234,7 +234,6 @@ void TrainRecipe::setup_data() {
   else if (auto_pad && tokenizer_)
     log(fmt::format("padding with {} ('{}', data.pad_id: auto)", config_.data.pad_id,
                     tokenizer_->id_to_piece(config_.data.pad_id)));
-  hf_pad_id_ = hf_pad_token_id(config_, tokenizer_.get());
   data::RawDataset raw_train = data::read_raw_dataset(d.train, options.task, options.reader);
   if (resume_) {
     labels_ = data::LabelMap::load(run_dir_.labels().string());
@@ -279,6 +278,8 @@ void TrainRecipe::setup_data() {
   if (options.task == TaskType::kToken && train_.stats.bio_warnings > 0)
     log(fmt::format("warning: {} I- tags do not continue an entity (first: {})",
                     train_.stats.bio_warnings, train_.stats.first_bio_warning));
+  // Once: the settings it records do not change during the run (the tokenizer is read once).
+  adapter_description_ = describe_run(config_, labels_, hf_pad_token_id(config_, tokenizer_.get()));
 }
 
 // The run's identity; a resume must match the saved one before config.yaml takes its settings.
@@ -595,8 +596,7 @@ void TrainRecipe::save_adapter(const std::string& name) {
   if (topology_->dp_rank() != 0) return;
   fs::path staged = dir_ / (name + ".tmp");
   if (rank0()) fs::remove_all(staged);
-  const AdapterDescription description = describe_run(config_, labels_, hf_pad_id_);
-  ls::save_adapter(*model_, staged, /*write=*/rank0(), &description);
+  ls::save_adapter(*model_, staged, /*write=*/rank0(), &adapter_description_);
   if (rank0()) replace_directory(staged, dir_ / name);
 }
 
