@@ -124,12 +124,18 @@ void check_tokenizer(const TrainedRun& trained) {
   const auto extra = head.find("ls_train");
   if (extra == head.end() || !extra->is_object() || !extra->contains("tokenizer_fingerprint"))
     return;
-  const std::string recorded = (*extra)["tokenizer_fingerprint"].get<std::string>();
+  const json& fingerprint = (*extra)["tokenizer_fingerprint"];
+  if (!fingerprint.is_string())
+    fail("{}: ls_train.tokenizer_fingerprint must be a string (\"crc32:...\"), found {}",
+         head_file.string(), fingerprint.type_name());
+  const std::string recorded = fingerprint.get<std::string>();
   const fs::path tokenizer = find_tokenizer(trained.config);
   std::string recorded_file = "the run's tokenizer";
-  if (const auto run = extra->find("run");
-      run != extra->end() && run->contains("model") && (*run)["model"].contains("tokenizer"))
-    recorded_file = (*run)["model"]["tokenizer"].get<std::string>();
+  if (const auto run = extra->find("run"); run != extra->end() && run->is_object()) {
+    const json model = run->value("model", json::object());
+    if (model.is_object() && model.value("tokenizer", json()).is_string())
+      recorded_file = model["tokenizer"].get<std::string>();
+  }
   if (tokenizer.empty())
     fail("{}: the run read text with {}, and no tokenizer is here (model.tokenizer)",
          head_file.string(), recorded_file);

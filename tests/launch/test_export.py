@@ -312,6 +312,12 @@ class Export(unittest.TestCase):
         self.assertIn("warning:", result.stderr)
         self.assertIn("is not here; using " + os.path.join(base, "tokenizer.model"), result.stderr)
         self.assertEqual(read_jsonl(mine), read_jsonl(expected))
+        # A hand-edited fingerprint of the wrong type: one line, not an internal error.
+        head["ls_train"]["tokenizer_fingerprint"] = 5
+        write_json(os.path.join(adapter, "head_config.json"), head)
+        result = run_program("ls_predict", adapter, data, "--out", mine, check=False)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("ls_train.tokenizer_fingerprint must be a string", result.stderr)
 
     def test_export_with_add_eos_tokenizes_as_the_run_for_sentencepiece_and_tokenizer_json(self):
         """data.add_eos: the exported tokenizer (AutoTokenizer, no ls-train code) gives the run's
