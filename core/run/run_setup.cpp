@@ -105,11 +105,15 @@ std::string base_model_fingerprint(const std::filesystem::path& model_dir) {
       fail("{}: unreadable safetensors header: {}", shard.string(), e.what());
     }
     for (const auto& [name, info] : header.items()) {
-      if (name == "__metadata__" || !info.is_object() || !info.contains("data_offsets")) continue;
-      const uint64_t begin = 8 + length + info["data_offsets"][0].get<uint64_t>();
-      const uint64_t end = 8 + length + info["data_offsets"][1].get<uint64_t>();
+      if (name == "__metadata__") continue;
+      const json offsets = info.is_object() ? info.value("data_offsets", json()) : json();
+      if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+          !offsets[1].is_number_unsigned() || offsets[1] < offsets[0])
+        fail("{}: tensor '{}' has no valid data_offsets in its header", shard.string(), name);
+      const uint64_t begin = 8 + length + offsets[0].get<uint64_t>();
+      const uint64_t end = 8 + length + offsets[1].get<uint64_t>();
       const uint64_t sample = std::min<uint64_t>(256, end - begin);
-      tensors[name] = info.value("dtype", "") + info.value("shape", json::array()).dump() +
+      tensors[name] = info.value("dtype", json("")).dump() + info.value("shape", json()).dump() +
                       read(in, begin, sample) + read(in, begin + (end - begin) / 2, sample);
     }
   }
