@@ -25,16 +25,18 @@ Batcher::~Batcher() {
 
 bool Batcher::submit(const std::shared_ptr<Job>& job) {
   const size_t n = job->lengths.size();
-  job->predictions.assign(n, nlohmann::json());
+  job->outputs.assign(n, Output());
   job->remaining = n;
+  const auto now = std::chrono::steady_clock::now();
+  job->queued = job->started = now;
   if (n == 0) {
     job->done.set_value();
+    if (job->on_done) job->on_done();
     return true;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!queue_.empty() && queue_.size() + n > options_.max_queue) return false;
-    const auto now = std::chrono::steady_clock::now();
     for (size_t i = 0; i < n; ++i) queue_.push_back(Item{job, i, job->lengths[i], now});
   }
   wake_.notify_all();
@@ -44,6 +46,16 @@ bool Batcher::submit(const std::shared_ptr<Job>& job) {
 size_t Batcher::depth() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return queue_.size();
+}
+
+bool Batcher::healthy() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_error_.empty();
+}
+
+std::string Batcher::last_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_error_;
 }
 
 Batcher::Arrival::Arrival(Batcher& batcher) : batcher_(&batcher) {
@@ -109,25 +121,38 @@ std::vector<Batcher::Item> Batcher::take_batch() {
 void Batcher::run(std::vector<Item>& batch) {
   std::vector<BatchItem> items;
   items.reserve(batch.size());
-  for (const Item& item : batch) items.push_back(BatchItem{item.job.get(), item.index});
-  std::vector<nlohmann::json> predictions;
+  const auto started = std::chrono::steady_clock::now();
+  for (Item& item : batch) {
+    items.push_back(BatchItem{item.job.get(), item.index});
+    // A job's start: when its first input ran (the rest of its time is queueing).
+    if (item.job->remaining == item.job->lengths.size() && item.job->started <= item.job->queued)
+      item.job->started = started;
+  }
+  std::vector<Output> outputs;
   std::string error;
   try {
-    predictions = backend_(items);
-    if (predictions.size() != batch.size())
-      error = "the backend answered " + std::to_string(predictions.size()) + " of " +
+    outputs = backend_(items);
+    if (outputs.size() != batch.size())
+      error = "the backend answered " + std::to_string(outputs.size()) + " of " +
               std::to_string(batch.size()) + " inputs";
   } catch (const std::exception& e) {
     error = e.what();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_error_ = error;
   }
   if (metrics_) metrics_->batch(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = *batch[i].job;
     if (error.empty())
-      job.predictions[batch[i].index] = std::move(predictions[i]);
+      job.outputs[batch[i].index] = std::move(outputs[i]);
     else
       job.error = error;
-    if (--job.remaining == 0) job.done.set_value();  // only this thread touches `remaining`
+    if (--job.remaining == 0) {  // only this thread touches `remaining`
+      job.done.set_value();
+      if (job.on_done) job.on_done();
+    }
   }
 }
 

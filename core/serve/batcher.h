@@ -22,16 +22,27 @@ namespace ls::serve {
 
 class Metrics;
 
+// What the backend answers for one input: the object a client sees (an ls_predict line's), and
+// the raw numbers other answer formats derive from (service.h: the class logits of a sequence
+// input, the probability of each word's tag of a token input).
+struct Output {
+  nlohmann::json object;
+  std::vector<float> scores;
+};
+
 // One request's inputs on their way through the batcher. The caller sets `lengths` (one per
-// input, in tokens: the batcher groups inputs of similar length); a backend derives from Job to
-// carry the inputs themselves. The batcher fills `predictions` (or `error`) and sets `done`.
+// input, in tokens: the batcher groups inputs of similar length) and may set `on_done`; a backend
+// derives from Job to carry the inputs themselves. The batcher fills `outputs` (or `error`), sets
+// `done`, then calls `on_done` (on the batcher thread: it must not block).
 struct Job {
   virtual ~Job() = default;
   std::vector<int64_t> lengths;
-  std::vector<nlohmann::json> predictions;  // one per input, in input order
-  std::string error;                        // set when the backend failed on one of its batches
+  std::vector<Output> outputs;  // one per input, in input order
+  std::string error;            // set when the backend failed on one of its batches
   std::promise<void> done;
+  std::function<void()> on_done;
   size_t remaining = 0;  // inputs not yet answered (the batcher thread's own)
+  std::chrono::steady_clock::time_point queued, started;  // set by the batcher: queue and run
 };
 
 // One input of a batch: input `index` of `job`.
@@ -40,9 +51,9 @@ struct BatchItem {
   size_t index = 0;
 };
 
-// Runs one batch: one prediction per item, in the items' order. An exception fails every job
-// in the batch with its message; the batcher goes on.
-using BatchBackend = std::function<std::vector<nlohmann::json>(const std::vector<BatchItem>&)>;
+// Runs one batch: one output per item, in the items' order. An exception fails every job in the
+// batch with its message; the batcher goes on.
+using BatchBackend = std::function<std::vector<Output>(const std::vector<BatchItem>&)>;
 
 struct BatcherOptions {
   size_t max_batch = 32;  // inputs per backend call
@@ -67,6 +78,10 @@ class Batcher {
 
   // Inputs waiting for a backend call.
   size_t depth() const;
+  // False from a failed backend call until the next one that succeeds: the model cannot run
+  // (GET /health answers 503); `last_error` says why.
+  bool healthy() const;
+  std::string last_error() const;
 
   // A request from its arrival until its inputs are queued (or it is answered otherwise): while
   // none is on its way, waiting cannot fill a batch, so the batcher runs what it has at once.
@@ -102,6 +117,7 @@ class Batcher {
   std::deque<Item> queue_;
   bool stopping_ = false;
   size_t arriving_ = 0;  // requests between arrival and queueing (Arrival)
+  std::string last_error_;  // of the last backend call; empty when it succeeded
   std::thread thread_;   // last: starts once the rest is built
 };
 

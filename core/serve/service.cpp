@@ -18,7 +18,7 @@ struct PreparedJob : Job {
 };
 
 // One forward pass over a batch: the items' prepared inputs merged into one padded batch.
-std::vector<json> predict_batch(Predictor& predictor, const std::vector<BatchItem>& batch) {
+std::vector<Output> predict_batch(Predictor& predictor, const std::vector<BatchItem>& batch) {
   PreparedInputs merged;
   const data::Dataset& first = static_cast<const PreparedJob*>(batch.front().job)->inputs.dataset;
   merged.raw.path = "inputs";
@@ -32,7 +32,10 @@ std::vector<json> predict_batch(Predictor& predictor, const std::vector<BatchIte
     merged.raw.records.push_back(inputs.raw.records[item.index]);
     merged.dataset.examples.push_back(inputs.dataset.examples[item.index]);
   }
-  return predictor.predict(merged, static_cast<int64_t>(batch.size()));
+  std::vector<Output> outputs;
+  for (json& object : predictor.predict(merged, static_cast<int64_t>(batch.size())))
+    outputs.push_back(Output{std::move(object), {}});
+  return outputs;
 }
 
 }  // namespace
@@ -72,7 +75,9 @@ Answer PredictService::predict(const std::string& body) {
   }
   done.wait();
   if (!job->error.empty()) return error_answer(500, "prediction failed: " + job->error);
-  return predictions_answer(std::move(job->predictions));
+  std::vector<json> predictions;
+  for (Output& output : job->outputs) predictions.push_back(std::move(output.object));
+  return predictions_answer(std::move(predictions));
 }
 
 Answer PredictService::health() const {

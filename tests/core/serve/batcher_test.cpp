@@ -46,18 +46,18 @@ class FakeBackend {
   }
 
  private:
-  std::vector<nlohmann::json> call(const std::vector<BatchItem>& batch) {
+  std::vector<Output> call(const std::vector<BatchItem>& batch) {
     if (hold_first_ && !first_done_) {
       first_done_ = true;
       held_.set_value();
       released_.wait();
     }
-    std::vector<nlohmann::json> out;
+    std::vector<Output> out;
     std::vector<int64_t> lengths;
     bool fail = false;
     for (const BatchItem& item : batch) {
       const auto& job = static_cast<const FakeJob&>(*item.job);
-      out.push_back(nlohmann::json{job.id, item.index});
+      out.push_back(Output{nlohmann::json{job.id, item.index}, {}});
       lengths.push_back(job.lengths[item.index]);
       fail |= job.id == fail_id_;
     }
@@ -114,9 +114,9 @@ TEST(Batcher, EveryAnswerGoesBackToItsRequestInInputOrder) {
   size_t inputs = 0;
   for (const auto& job : jobs) {
     ASSERT_TRUE(job->error.empty()) << job->error;
-    ASSERT_EQ(job->predictions.size(), job->lengths.size());
+    ASSERT_EQ(job->outputs.size(), job->lengths.size());
     for (size_t i = 0; i < job->lengths.size(); ++i)
-      EXPECT_EQ(job->predictions[i], (nlohmann::json{job->id, i})) << "job " << job->id;
+      EXPECT_EQ(job->outputs[i].object, (nlohmann::json{job->id, i})) << "job " << job->id;
     inputs += job->lengths.size();
   }
   size_t predicted = 0;
@@ -221,7 +221,7 @@ TEST(Batcher, TheOldestInputGoesWithTheWaitingInputsClosestToItInLength) {
   ASSERT_EQ(batches.size(), 3u);
   EXPECT_EQ(batches[1], (std::vector<int64_t>{10, 11}));
   EXPECT_EQ(batches[2], (std::vector<int64_t>{50, 49}));
-  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(job->predictions[i], (nlohmann::json{1, i}));
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(job->outputs[i].object, (nlohmann::json{1, i}));
 }
 
 TEST(Batcher, ABackendFailureFailsTheRequestsOfItsBatchAndTheBatcherGoesOn) {
@@ -231,11 +231,14 @@ TEST(Batcher, ABackendFailureFailsTheRequestsOfItsBatchAndTheBatcherGoesOn) {
   ASSERT_TRUE(batcher.submit(failing));
   ASSERT_TRUE(answered_within(failing, 5s));
   EXPECT_EQ(failing->error, "out of memory");
+  EXPECT_FALSE(batcher.healthy());  // GET /health: 503 until a forward pass succeeds
+  EXPECT_EQ(batcher.last_error(), "out of memory");
   auto fine = make_job(2, {3});
   ASSERT_TRUE(batcher.submit(fine));
   ASSERT_TRUE(answered_within(fine, 5s));
   EXPECT_TRUE(fine->error.empty());
-  EXPECT_EQ(fine->predictions[0], (nlohmann::json{2, 0}));
+  EXPECT_TRUE(batcher.healthy());
+  EXPECT_EQ(fine->outputs[0].object, (nlohmann::json{2, 0}));
 }
 
 TEST(Batcher, DestroyingTheBatcherAnswersEveryQueuedInputFirst) {
@@ -254,7 +257,7 @@ TEST(Batcher, DestroyingTheBatcherAnswersEveryQueuedInputFirst) {
   }
   for (size_t j = 0; j < jobs.size(); ++j) {
     EXPECT_EQ(done[j].wait_for(0s), std::future_status::ready);
-    EXPECT_EQ(jobs[j]->predictions[1], (nlohmann::json{j, 1}));
+    EXPECT_EQ(jobs[j]->outputs[1].object, (nlohmann::json{j, 1}));
   }
 }
 
