@@ -83,18 +83,18 @@ if(NOT LS_WITH_HF_TOKENIZER STREQUAL "OFF")
   endif()
 endif()
 
-# ls_serve (launch/ls_serve.cpp): cpp-httplib (Debian's libcpp-httplib-dev is a compiled library
-# with a pkg-config file). Optional: without it every other program builds.
+# ls_serve (launch/ls_serve.cpp): Boost.Beast on Boost.Asio, header-only (Debian's libboost-dev;
+# docs/SERVE.md says why). Optional: without it every other program builds.
 set(LS_SERVE_ENABLED OFF)
 if(NOT LS_WITH_SERVE STREQUAL "OFF")
-  pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
-  if(HTTPLIB_FOUND)
+  find_package(Boost 1.70 QUIET)
+  if(Boost_FOUND AND EXISTS "${Boost_INCLUDE_DIRS}/boost/beast.hpp")
     set(LS_SERVE_ENABLED ON)
-    message(STATUS "ls-train: ls_serve: on (cpp-httplib ${HTTPLIB_VERSION})")
+    message(STATUS "ls-train: ls_serve: on (Boost.Beast ${Boost_VERSION})")
   elseif(LS_WITH_SERVE STREQUAL "ON")
-    message(FATAL_ERROR "LS_WITH_SERVE=ON but cpp-httplib was not found by pkg-config: run tools/setup.sh")
+    message(FATAL_ERROR "LS_WITH_SERVE=ON but Boost.Beast (libboost-dev) was not found: run tools/setup.sh")
   else()
-    message(STATUS "ls-train: ls_serve: off (cpp-httplib not found)")
+    message(STATUS "ls-train: ls_serve: off (Boost.Beast not found)")
   endif()
 else()
   message(STATUS "ls-train: ls_serve: off (LS_WITH_SERVE=OFF)")

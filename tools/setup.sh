@@ -4,7 +4,7 @@
 # a python3 with torch 2.11.0 + transformers + peft (the GPU machines), it installs nothing.
 #
 #   apt:  build tools, OpenMPI, yaml-cpp, sentencepiece, PCRE2 + utf8proc (tokenizer.json),
-#         cpp-httplib (ls_serve), fmt,
+#         Boost.Beast (ls_serve, header-only), fmt,
 #         nlohmann-json, GoogleTest, CLI11, ccache
 #   pip:  a venv at $LS_VENV (default ~/.local/share/ls-train/venv) with tools/requirements.txt;
 #         torch 2.11.0 from PyPI is the CUDA 13.0 build whose libtorch we compile against.
@@ -27,7 +27,7 @@ need_file /usr/include/yaml-cpp/yaml.h libyaml-cpp-dev
 need_file /usr/include/sentencepiece_processor.h libsentencepiece-dev
 need_file /usr/include/pcre2.h libpcre2-dev        # tokenizer.json: pre-tokenizer regexes
 need_file /usr/include/utf8proc.h libutf8proc-dev  # tokenizer.json: NFC
-need_file /usr/include/httplib.h libcpp-httplib-dev  # ls_serve (optional in the build)
+need_file /usr/include/boost/beast.hpp libboost-dev  # ls_serve (optional in the build)
 need_file /usr/include/fmt/format.h libfmt-dev
 need_file /usr/include/nlohmann/json.hpp nlohmann-json3-dev
 need_file /usr/include/gtest/gtest.h libgtest-dev

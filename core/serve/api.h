@@ -21,6 +21,7 @@ struct Answer {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  bool ran = false;  // a prediction the model ran: the only answers the latency histograms count
 };
 
 // `body` as compact JSON plus a newline (invalid UTF-8 in strings replaced, never thrown).

@@ -116,9 +116,9 @@ class Batcher {
   std::condition_variable wake_;
   std::deque<Item> queue_;
   bool stopping_ = false;
-  size_t arriving_ = 0;  // requests between arrival and queueing (Arrival)
+  size_t arriving_ = 0;     // requests between arrival and queueing (Arrival)
   std::string last_error_;  // of the last backend call; empty when it succeeded
-  std::thread thread_;   // last: starts once the rest is built
+  std::thread thread_;      // last: starts once the rest is built
 };
 
 }  // namespace ls::serve

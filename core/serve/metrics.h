@@ -1,5 +1,6 @@
-// The service's Prometheus metrics (GET /metrics): requests by status, request latency, inputs
-// per forward pass, inputs predicted and the queue depth, as Prometheus text format 0.0.4.
+// The service's Prometheus metrics (GET /metrics): requests by status, the latency of predictions
+// and of their stages, inputs per forward pass, inputs predicted, the queue depth and the
+// connections, as Prometheus text format 0.0.4.
 #pragma once
 
 #include <cstddef>
@@ -28,8 +29,13 @@ class Histogram {
 // Every metric of the service; thread-safe.
 class Metrics {
  public:
-  // A request answered with `status` after `seconds` (every path).
-  void request(int status, double seconds);
+  // An answer (every path, every status) sent `seconds` after its request's first byte; the
+  // latency histogram counts only predictions the model ran (Answer::ran).
+  void request(int status, bool ran, double seconds);
+  // A prediction's stages, in seconds: tokenizing, waiting in the queue, the model.
+  void prediction(double tokenization, double queue, double inference);
+  // HTTP connections: open now, and refused over --max-connections so far.
+  void connections(size_t open, uint64_t refused);
   // A forward pass over `inputs` inputs.
   void batch(size_t inputs);
   // Requests answered so far.
@@ -41,7 +47,12 @@ class Metrics {
   mutable std::mutex mutex_;
   std::map<int, uint64_t> requests_;
   Histogram latency_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  Histogram tokenization_{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}};
+  Histogram queue_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  Histogram inference_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   Histogram batch_size_{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}};
+  size_t open_connections_ = 0;
+  uint64_t refused_connections_ = 0;
   uint64_t inputs_ = 0;
 };
 

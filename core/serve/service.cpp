@@ -2,6 +2,11 @@
 #include "core/serve/service.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 
 #include "core/base/error.h"
 #include "core/infer/predictor.h"
@@ -32,67 +37,196 @@ std::vector<Output> predict_batch(Predictor& predictor, const std::vector<BatchI
     merged.raw.records.push_back(inputs.raw.records[item.index]);
     merged.dataset.examples.push_back(inputs.dataset.examples[item.index]);
   }
-  std::vector<Output> outputs;
-  for (json& object : predictor.predict(merged, static_cast<int64_t>(batch.size())))
-    outputs.push_back(Output{std::move(object), {}});
+  std::vector<std::vector<float>> scores;
+  std::vector<json> objects = predictor.predict(merged, static_cast<int64_t>(batch.size()));
+  std::vector<Output> outputs(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    outputs[i].object = std::move(objects[i]);
+    if (i < scores.size()) outputs[i].scores = std::move(scores[i]);
+  }
   return outputs;
 }
 
+size_t utf8_length(const std::string& text) {
+  size_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+double milliseconds(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// A prediction in flight, for --max-concurrent-requests: released when its answer is sent.
+class Slot {
+ public:
+  explicit Slot(std::atomic<size_t>& count) : count_(count) {}
+  ~Slot() { --count_; }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+ private:
+  std::atomic<size_t>& count_;
+};
+
 }  // namespace
 
-PredictService::PredictService(Predictor& predictor, Metrics& metrics, size_t max_inputs,
-                               const BatcherOptions& batching)
+PredictService::PredictService(Predictor& predictor, Metrics& metrics, ServiceOptions options)
     : predictor_(predictor),
       metrics_(metrics),
-      max_inputs_(max_inputs),
+      options_(options),
+      max_input_chars_(options.max_input_chars > 0
+                           ? options.max_input_chars
+                           : static_cast<size_t>(predictor.max_length()) * 250),
       token_task_(predictor.task() == TaskType::kToken),
       info_(model_info(predictor)),
+      trimmer_([this] { trim_memory(); }),
+      workers_(options.workers > 0 ? options.workers
+                                   : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8)),
       batcher_([&predictor](
                    const std::vector<BatchItem>& batch) { return predict_batch(predictor, batch); },
-               batching, &metrics) {}
+               options.batching, &metrics) {}
 
-Answer PredictService::predict(const std::string& body) {
+PredictService::~PredictService() {
+  stopping_ = true;
+  trimmer_.join();
+}
+
+std::vector<Route> PredictService::routes() {
+  auto now = [](Answer (PredictService::*get)() const, const PredictService* self) {
+    return [get, self](Request, Respond respond) { respond((self->*get)()); };
+  };
+  auto model = [this](Request, Respond respond) { respond(json_answer(200, info_)); };
+  std::vector<Route> routes = {
+      {"GET", "/health", now(&PredictService::health, this)},
+      {"GET", "/metrics", now(&PredictService::metrics_answer, this)},
+      {"GET", "/v1/model", model},
+  };
+  auto admit = [this](Request request, Respond respond) {
+    // Admission on the loop thread; the work on a worker.
+    if (++in_flight_ > options_.max_concurrent_requests) {
+      --in_flight_;
+      Answer answer = error_answer(
+          429, fmt::format("overloaded: {} predictions in flight (--max-concurrent-requests)",
+                           options_.max_concurrent_requests));
+      answer.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(answer));
+    }
+    workers_.post([this, request = std::move(request), respond = std::move(respond)]() mutable {
+      const std::string path = request.path;
+      try {
+        predict(std::move(request), respond);
+      } catch (const std::exception& e) {
+        // A failure of the service's own: said on stderr, never to the client.
+        std::fprintf(stderr, "ls_serve: %s: internal error: %s\n", path.c_str(), e.what());
+        respond(error_answer(500, "internal error"));
+      }
+    });
+  };
+  routes.push_back({"POST", "/v1/predict", admit});
+  return routes;
+}
+
+void PredictService::predict(Request request, Respond respond) {
+  auto slot = std::make_shared<Slot>(in_flight_);
   Batcher::Arrival arrival(batcher_);
   auto job = std::make_shared<PreparedJob>();
+  size_t characters = 0;
   try {
-    const std::vector<PredictInput> inputs = parse_predict_body(body, token_task_);
-    if (inputs.size() > max_inputs_)
-      return error_answer(413, fmt::format("{} inputs; at most {} per request (--max-inputs)",
-                                           inputs.size(), max_inputs_));
+    const std::vector<PredictInput> inputs = parse_predict_body(request.body, token_task_);
+    request.body = std::string();
+    if (inputs.size() > options_.max_inputs)
+      return respond(
+          error_answer(413, fmt::format("{} inputs; at most {} per request (--max-inputs)",
+                                        inputs.size(), options_.max_inputs)));
     job->inputs = predictor_.prepare(inputs);
+    for (const PredictInput& input : inputs) {
+      characters += utf8_length(input.text) + (input.text_pair ? utf8_length(*input.text_pair) : 0);
+      for (const std::string& word : input.words) characters += utf8_length(word);
+    }
   } catch (const UserError& e) {
-    return error_answer(400, e.what());
+    return respond(error_answer(400, e.what()));
   }
+  const Clock::time_point tokenized = Clock::now();
   for (const auto& example : job->inputs.dataset.examples)
     job->lengths.push_back(static_cast<int64_t>(example.input_ids.size()));
-  std::future<void> done = job->done.get_future();
+  // On the batcher thread once every input ran: the answer is formatted on a worker.
+  // (The job holds this callback: it holds the job weakly. The batcher holds it until the call.)
+  job->on_done = [this, weak = std::weak_ptr<PreparedJob>(job), slot, respond,
+                  received = request.received, tokenized, characters]() {
+    const Clock::time_point ran = Clock::now();
+    workers_.post([this, job = weak.lock(), slot, respond, received, tokenized, ran, characters]() {
+      if (!job->error.empty())
+        return respond(error_answer(500, "prediction failed: " + job->error));
+      std::vector<json> predictions;
+      for (Output& output : job->outputs) predictions.push_back(std::move(output.object));
+      Answer answer = predictions_answer(std::move(predictions));
+      answer.ran = true;
+      // As text-embeddings-inference: whole milliseconds.
+      const Clock::time_point now = Clock::now();
+      auto ms = [](Clock::duration d) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+      };
+      int64_t tokens = 0;
+      for (int64_t length : job->lengths) tokens += length;
+      answer.headers = {
+          {"x-compute-type", predictor_.device().is_cuda() ? "gpu" : "cpu"},
+          {"x-compute-time", ms(now - received)},
+          {"x-compute-characters", std::to_string(characters)},
+          {"x-compute-tokens", std::to_string(tokens)},
+          {"x-total-time", ms(now - received)},
+          {"x-tokenization-time", ms(tokenized - received)},
+          {"x-queue-time", ms(job->started - job->queued)},
+          {"x-inference-time", ms(ran - job->started)},
+      };
+      metrics_.prediction(milliseconds(tokenized - received) / 1000,
+                          milliseconds(job->started - job->queued) / 1000,
+                          milliseconds(ran - job->started) / 1000);
+      respond(std::move(answer));
+    });
+  };
   const bool queued = batcher_.submit(job);
   arrival.done();
   if (!queued) {
+    job->on_done = nullptr;
     Answer answer = error_answer(503, "overloaded: the input queue is full, retry later");
     answer.headers.emplace_back("Retry-After", "1");
-    return answer;
+    respond(std::move(answer));
   }
-  done.wait();
-  if (!job->error.empty()) return error_answer(500, "prediction failed: " + job->error);
-  std::vector<json> predictions;
-  for (Output& output : job->outputs) predictions.push_back(std::move(output.object));
-  return predictions_answer(std::move(predictions));
 }
 
 Answer PredictService::health() const {
+  if (!batcher_.healthy())
+    return json_answer(503,
+                       json{{"status", "unhealthy"},
+                            {"error", "the last forward pass failed: " + batcher_.last_error()}});
   return json_answer(200, json{{"status", "ok"}});
 }
 
-Answer PredictService::model() const {
-  return json_answer(200, info_);
-}
-
-Answer PredictService::metrics() const {
+Answer PredictService::metrics_answer() const {
+  if (connection_stats_) {
+    const HttpStats stats = connection_stats_();
+    metrics_.connections(stats.open_connections, stats.refused_connections);
+  }
   Answer answer;
   answer.body = metrics_.text(batcher_.depth());
   answer.content_type = "text/plain; version=0.0.4";
   return answer;
+}
+
+// Memory freed by requests (bodies, token ids, activations) goes back to the system within
+// 100 ms of the last answer, as text-embeddings-inference does, rather than staying with the
+// allocator at the high-water mark.
+void PredictService::trim_memory() {
+  uint64_t trimmed_at = 0;
+  while (!stopping_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const uint64_t answered = metrics_.answered();
+    if (answered != trimmed_at) {
+      malloc_trim(0);
+      trimmed_at = answered;
+    }
+  }
 }
 
 }  // namespace ls::serve

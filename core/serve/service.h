@@ -1,15 +1,21 @@
-// What each route of ls_serve does, without a socket: POST /v1/predict from its body to its answer
-// (parse, the --max-inputs limit, tokenize on the request thread, queue in the batcher, wait),
-// GET /health, /v1/model and /metrics. The batcher's backend is the ls::Predictor; the HTTP layer
-// (http_server.h) only routes to these.
+// What each route of ls_serve does, and on which thread: GET routes answer on the HTTP loop at
+// once (health, model, info, metrics); a prediction is parsed and tokenized on a request worker,
+// queued in the batcher, run on the batcher's model thread, and its answer formatted on a worker
+// again. The batcher's backend is the ls::Predictor; the HTTP layer (http_server.h) only routes.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/serve/api.h"
 #include "core/serve/batcher.h"
+#include "core/serve/http_server.h"
+#include "core/serve/worker_pool.h"
 
 namespace ls {
 class Predictor;
@@ -19,26 +25,50 @@ namespace ls::serve {
 
 class Metrics;
 
+struct ServiceOptions {
+  size_t max_inputs = 256;               // per request: beyond, 413
+  size_t max_concurrent_requests = 512;  // predictions in flight: beyond, 429 + Retry-After
+  size_t max_input_chars = 0;            // per input, before tokenizing (0: max_length x 250)
+  size_t workers = 0;                    // request workers (0: the cores, at most 8)
+  BatcherOptions batching;
+};
+
 class PredictService {
  public:
-  // `predictor` and `metrics` outlive the service; requests of more than `max_inputs` inputs get
-  // 413. Starts the batcher thread, which owns the predictor's model from then on.
-  PredictService(Predictor& predictor, Metrics& metrics, size_t max_inputs,
-                 const BatcherOptions& batching);
+  // `predictor` and `metrics` outlive the service. Starts the workers and the batcher thread,
+  // which owns the predictor's model from then on, and the memory trimmer.
+  PredictService(Predictor& predictor, Metrics& metrics, ServiceOptions options);
+  // Answers every queued prediction, then stops the threads.
+  ~PredictService();
+  PredictService(const PredictService&) = delete;
+  PredictService& operator=(const PredictService&) = delete;
 
-  Answer predict(const std::string& body);  // POST /v1/predict
-  Answer health() const;                    // GET /health
-  Answer model() const;                     // GET /v1/model
-  Answer metrics() const;                   // GET /metrics
+  // Every path the service answers, for the HttpServer.
+  std::vector<Route> routes();
+  // Where GET /metrics reads the connection counts (the HttpServer's stats).
+  void count_connections(std::function<HttpStats()> stats) { connection_stats_ = std::move(stats); }
   const nlohmann::json& info() const { return info_; }
+  size_t max_input_chars() const { return max_input_chars_; }
+  size_t workers() const { return workers_.size(); }
 
  private:
+  void predict(Request request, Respond respond);  // POST /v1/predict, on a worker
+  Answer health() const;                           // GET /health
+  Answer metrics_answer() const;                   // GET /metrics
+  void trim_memory();
+
   Predictor& predictor_;
   Metrics& metrics_;
-  const size_t max_inputs_;
+  const ServiceOptions options_;
+  const size_t max_input_chars_;
   const bool token_task_;
   const nlohmann::json info_;
-  Batcher batcher_;  // last: its thread starts once the rest is built
+  std::function<HttpStats()> connection_stats_;
+  std::atomic<size_t> in_flight_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread trimmer_;
+  WorkerPool workers_;
+  Batcher batcher_;  // last: its thread starts once the rest is built, and stops first
 };
 
 }  // namespace ls::serve

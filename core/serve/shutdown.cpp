@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,12 +21,26 @@ std::mutex g_target_mutex;
 std::function<bool()> g_try_stop;  // while a StopOnSignal lives
 bool g_target_done = false;        // a StopOnSignal was destroyed: nothing is left to stop
 
+const char* name(int signal) {
+  return signal == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+// The first signal: a graceful stop (the target's). A second one: exit at once.
 void watch(sigset_t signals, std::string program) {
   int signal = 0;
   sigwait(&signals, &signal);
-  std::fprintf(stderr, "%s: %s: finishing the requests in flight\n", program.c_str(),
-               signal == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fprintf(stderr,
+               "%s: %s: finishing the requests already received (a second signal exits at "
+               "once)\n",
+               program.c_str(), name(signal));
   g_stop_requested = true;
+  std::thread([signals, program] {
+    int second = 0;
+    sigwait(&signals, &second);
+    std::fprintf(stderr, "%s: %s again: exiting now\n", program.c_str(), name(second));
+    std::fflush(stderr);
+    _exit(128 + second);
+  }).detach();
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(g_target_mutex);

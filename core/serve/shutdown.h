@@ -1,6 +1,7 @@
 // SIGTERM and SIGINT as a graceful stop: they are blocked in every thread and awaited by one
-// watcher thread, which announces the signal on stderr and stops the server once it listens
-// (the server then answers every request it accepted, and the program exits 0).
+// watcher thread, which announces the signal on stderr and drains the server once it listens
+// (it answers every request already received, then the program exits 0). A second SIGTERM or
+// SIGINT exits at once (status 128 + the signal).
 #pragma once
 
 #include <functional>

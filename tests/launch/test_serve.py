@@ -168,7 +168,7 @@ class ServeSequenceTask(unittest.TestCase):
              json.dumps({"inputs": ["the film was great " * 4000]}).encode(), 413),
             ("more than --max-inputs", "POST", "/v1/predict", json.dumps({"inputs": ["ok"] * 65}).encode(), 413),
             ("unknown path", "GET", "/v2/predict", None, 404),
-            ("unknown path, POST", "POST", "/predict", b"{}", 404),
+            ("unknown path, POST", "POST", "/v2/predict", b"{}", 404),
             ("GET on predict", "GET", "/v1/predict", None, 405),
             ("POST on health", "POST", "/health", b"{}", 405),
             ("DELETE on model", "DELETE", "/v1/model", None, 405),
