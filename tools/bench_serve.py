@@ -3,10 +3,12 @@
 --max-batch-size, sends a fixed number of requests from concurrent clients on loopback (each client
 a keep-alive HTTP/1.1 connection; the run stops by itself), and prints requests/s, inputs/s and the
 p50/p99 latency and the mean inputs per forward pass (from /metrics) per batch size, then the
-inputs/s ratio of the largest to the smallest.
+inputs/s ratio of the largest to the smallest; last, the same at the largest batch size from
+--many-clients keep-alive clients at once (256: the p50/p99 a crowd of clients sees).
 
   tools/bench_serve.py RUN_DIR [--requests 2000] [--clients 16] [--inputs-per-request 1]
-                       [--batch-sizes 1,32] [--max-wait-ms 5] [--device cpu] [--bin build/bin]
+                       [--batch-sizes 1,32] [--many-clients 256] [--max-wait-ms 5] [--device cpu]
+                       [--bin build/bin]
   tools/bench_serve.py --make-run DIR [--hidden 512 --layers 4]   # a larger tiny run to serve
 
 Inputs are the texts of the run's data.validation file (JSONL "text"; CoNLL sentences for token
@@ -49,7 +51,7 @@ def read_inputs(run):
 
 def start(binary, run, batch_size, args):
     proc = subprocess.Popen([binary, run, "--port", "0", "--max-batch-size", str(batch_size),
-                             "--max-wait-ms", str(args.max_wait_ms), "--threads", str(max(32, args.clients * 2)),
+                             "--max-wait-ms", str(args.max_wait_ms),
                              *(["--device", args.device] if args.device else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
@@ -149,6 +151,8 @@ def main():
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--inputs-per-request", type=int, default=1)
     parser.add_argument("--batch-sizes", default="1,32")
+    parser.add_argument("--many-clients", type=int, default=256,
+                        help="a last row at the largest batch size with this many clients (0: none)")
     parser.add_argument("--max-wait-ms", type=int, default=5)
     parser.add_argument("--device", default="")
     parser.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
@@ -164,27 +168,36 @@ def main():
     inputs = read_inputs(args.run)
     print(f"{args.requests} requests x {args.inputs_per_request} input(s), {args.clients} clients, "
           f"--max-wait-ms {args.max_wait_ms}, {len(inputs)} distinct inputs from {args.run}")
-    print(f"{'max batch':>9} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10}")
     rates = {}
-    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        proc, port = start(os.path.join(args.bin, "ls_serve"), args.run, batch_size, args)
+
+    def row(batch_size, clients):
+        run_args = argparse.Namespace(**{**vars(args), "clients": clients,
+                                         "requests": max(args.requests, 4 * clients)})
+        proc, port = start(os.path.join(args.bin, "ls_serve"), args.run, batch_size, run_args)
         try:
-            warm = argparse.Namespace(**{**vars(args), "requests": 2 * args.clients})
+            warm = argparse.Namespace(**{**vars(run_args), "requests": 2 * clients})
             load(port, inputs, warm)
-            seconds, latencies = load(port, inputs, args)
+            seconds, latencies = load(port, inputs, run_args)
             mean_batch = mean_batch_size(port)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-        rates[batch_size] = args.requests * args.inputs_per_request / seconds
+        rate = run_args.requests * args.inputs_per_request / seconds
         p50 = latencies[len(latencies) // 2] * 1e3
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
-        print(f"{batch_size:>9} {args.requests / seconds:>11.1f} {rates[batch_size]:>10.1f} {p50:>8.2f} {p99:>8.2f}"
-              f" {mean_batch:>10.2f}", flush=True)
+        print(f"{batch_size:>9} {clients:>7} {run_args.requests / seconds:>11.1f} {rate:>10.1f} {p50:>8.2f} "
+              f"{p99:>8.2f} {mean_batch:>10.2f}", flush=True)
+        return rate
+
+    print(f"{'max batch':>9} {'clients':>7} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'mean batch':>10}")
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        rates[batch_size] = row(batch_size, args.clients)
     smallest, largest = min(rates), max(rates)
+    if args.many_clients:
+        row(largest, args.many_clients)
     if largest != smallest:
         print(f"inputs/s ratio, max batch {largest} / {smallest}: {rates[largest] / rates[smallest]:.2f}x")
-
 
 if __name__ == "__main__":
     main()
