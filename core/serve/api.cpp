@@ -531,11 +531,10 @@ ModelSummary summarize(const Predictor& predictor) {
   model.threshold = predictor.threshold();
   const fs::path dir =
       predictor.run().run_dir.empty() ? predictor.run().adapter_dir : predictor.run().run_dir;
-  model.path = fs::absolute(dir).lexically_normal().string();
-  // "runs/sst2/" names the run "sst2", as does "runs/sst2".
-  const fs::path normal = fs::path(model.path);
-  model.name =
-      normal.has_filename() ? normal.filename().string() : normal.parent_path().filename().string();
+  fs::path normal = fs::absolute(dir).lexically_normal();
+  if (!normal.has_filename()) normal = normal.parent_path();  // "runs/sst2/" is "runs/sst2"
+  model.path = normal.string();
+  model.name = normal.filename().string();
   model.max_length = predictor.max_length();
   model.dtype = tei_dtype_name(predictor.dtype());
   model.pairs = !config.data.text_pair_field.empty();
