@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -29,23 +30,43 @@ std::vector<int64_t> first_subword_positions(const data::Example& example) {
   return positions;
 }
 
-// Flattens this rank's predictions into one int64 tensor so ranks can exchange them:
-// per prediction [example, label, n_probs, probs as float bits..., n_tags, tags...].
+// Flattens this rank's predictions into one int64 tensor so ranks can exchange them: per
+// prediction [example, label, n_probs, probs as float bits..., n_tags, tags..., n_scores,
+// scores as float bits...].
+void pack_floats(const std::vector<float>& values, std::vector<int64_t>& flat) {
+  flat.push_back(static_cast<int64_t>(values.size()));
+  for (float f : values) {
+    int32_t bits;
+    std::memcpy(&bits, &f, sizeof bits);
+    flat.push_back(bits);
+  }
+}
+
 at::Tensor pack(const std::vector<Prediction>& predictions) {
   std::vector<int64_t> flat;
   for (const auto& p : predictions) {
     flat.push_back(p.example);
     flat.push_back(p.label);
-    flat.push_back(static_cast<int64_t>(p.probabilities.size()));
-    for (float f : p.probabilities) {
-      int32_t bits;
-      std::memcpy(&bits, &f, sizeof bits);
-      flat.push_back(bits);
-    }
+    pack_floats(p.probabilities, flat);
     flat.push_back(static_cast<int64_t>(p.tags.size()));
     for (int t : p.tags) flat.push_back(t);
+    pack_floats(p.scores, flat);
   }
   return at::tensor(flat, at::kLong);
+}
+
+// Reads what pack_floats wrote at data[i], advancing i.
+std::vector<float> unpack_floats(const int64_t* data, int64_t& i) {
+  const int64_t n = data[i++];
+  std::vector<float> values;
+  values.reserve(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) {
+    int32_t bits = static_cast<int32_t>(data[i++]);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    values.push_back(f);
+  }
+  return values;
 }
 
 void unpack(const int64_t* data, int64_t n, std::vector<Prediction>* out) {
@@ -54,15 +75,10 @@ void unpack(const int64_t* data, int64_t n, std::vector<Prediction>* out) {
     Prediction p;
     p.example = data[i++];
     p.label = static_cast<int>(data[i++]);
-    int64_t n_probs = data[i++];
-    for (int64_t k = 0; k < n_probs; ++k) {
-      int32_t bits = static_cast<int32_t>(data[i++]);
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      p.probabilities.push_back(f);
-    }
+    p.probabilities = unpack_floats(data, i);
     int64_t n_tags = data[i++];
     for (int64_t k = 0; k < n_tags; ++k) p.tags.push_back(static_cast<int>(data[i++]));
+    p.scores = unpack_floats(data, i);
     out->push_back(std::move(p));
   }
 }
@@ -125,14 +141,17 @@ class SingleLabel : public ProblemKind {
   using ProblemKind::ProblemKind;
   void collect(const at::Tensor& logits, const data::Batch& batch,
                std::vector<Prediction>& out) const override {
-    auto probs = logits.softmax(-1).contiguous();
-    auto argmax = logits.argmax(-1);
+    const at::Tensor raw = logits.to(at::kFloat).contiguous();
+    auto probs = raw.softmax(-1).contiguous();
+    auto argmax = raw.argmax(-1);
     for (int64_t row = 0; row < batch.size(); ++row) {
       Prediction p;
       p.example = batch.example_indices[row];
       p.label = static_cast<int>(argmax[row].item<int64_t>());
       const float* pr = probs[row].data_ptr<float>();
       p.probabilities.assign(pr, pr + probs.size(1));
+      const float* r = raw[row].data_ptr<float>();
+      p.scores.assign(r, r + raw.size(1));
       out.push_back(std::move(p));
     }
   }
@@ -159,15 +178,18 @@ class SingleLabel : public ProblemKind {
 };
 
 // Per-row values: sigmoid of each label (multi-label), or the one regression output mapped back
-// from normalised targets.
-void collect_values(const at::Tensor& values_in, const data::Batch& batch,
+// from normalised targets; `raw` ([B, C]) is what they were computed from (Prediction::scores).
+void collect_values(const at::Tensor& values_in, const at::Tensor& raw_in, const data::Batch& batch,
                     std::vector<Prediction>& out) {
   at::Tensor values = values_in.to(at::kFloat).contiguous();
+  at::Tensor raw = raw_in.to(at::kFloat).contiguous();
   for (int64_t row = 0; row < batch.size(); ++row) {
     Prediction p;
     p.example = batch.example_indices[row];
     const float* v = values[row].data_ptr<float>();
     p.probabilities.assign(v, v + values.size(1));
+    const float* r = raw[row].data_ptr<float>();
+    p.scores.assign(r, r + raw.size(1));
     out.push_back(std::move(p));
   }
 }
@@ -178,7 +200,7 @@ class MultiLabel : public ProblemKind {
   using ProblemKind::ProblemKind;
   void collect(const at::Tensor& logits, const data::Batch& batch,
                std::vector<Prediction>& out) const override {
-    collect_values(logits.sigmoid(), batch, out);
+    collect_values(logits.sigmoid(), logits, batch, out);
   }
   void score(const std::vector<Prediction>& predictions,
              std::map<std::string, double>& metrics) const override {
@@ -222,8 +244,8 @@ class Regression : public ProblemKind {
   using ProblemKind::ProblemKind;
   void collect(const at::Tensor& logits, const data::Batch& batch,
                std::vector<Prediction>& out) const override {
-    collect_values(logits.reshape({-1, 1}) * settings_.target_std + settings_.target_mean, batch,
-                   out);
+    const at::Tensor raw = logits.reshape({-1, 1});
+    collect_values(raw * settings_.target_std + settings_.target_mean, raw, batch, out);
   }
   void score(const std::vector<Prediction>& predictions,
              std::map<std::string, double>& metrics) const override {
@@ -252,6 +274,8 @@ class Token : public ProblemKind {
   void collect(const at::Tensor& logits, const data::Batch& batch,
                std::vector<Prediction>& out) const override {
     auto argmax = logits.argmax(-1).contiguous();
+    // The argmax tag's probability is the largest one.
+    const at::Tensor tag_probs = logits.to(at::kFloat).softmax(-1).amax(-1).contiguous();
     const int64_t width = argmax.size(1);
     const at::Tensor mask = batch.attention_mask.to(at::kCPU, at::kLong).contiguous();
     LS_ASSERT(mask.dim() == 2 && mask.size(0) == batch.size() && mask.size(1) == width,
@@ -265,9 +289,12 @@ class Token : public ProblemKind {
       const int64_t* m = mask[row].data_ptr<int64_t>();
       const int64_t offset = std::find_if(m, m + width, [](int64_t v) { return v != 0; }) - m;
       const int64_t* a = argmax[row].data_ptr<int64_t>();
+      const float* probs = tag_probs[row].data_ptr<float>();
       const data::Example& words = example(p);
-      for (int64_t t : first_subword_positions(words))
+      for (int64_t t : first_subword_positions(words)) {
         p.tags.push_back(static_cast<int>(a[offset + t]));
+        p.scores.push_back(probs[offset + t]);
+      }
       out.push_back(std::move(p));
     }
   }

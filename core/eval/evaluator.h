@@ -28,6 +28,11 @@ struct Prediction {
   // predicted value (mapped back from normalised targets).
   std::vector<float> probabilities;
   std::vector<int> tags;  // token: predicted class of each word kept after truncation
+  // The raw numbers other answer formats start from (ls_serve's HF and vLLM routes): the logit of
+  // each class (single- and multi-label), the head's output before it is mapped back to the
+  // targets' scale (regression), the softmax probability of each kept word's predicted tag at the
+  // word's first sub-word, where the tag is read (token).
+  std::vector<float> scores;
 };
 
 struct EvalResult {

@@ -1,8 +1,12 @@
 // Predictor (see predictor.h): a run's files -> tokenizer + model, inputs -> prediction objects.
 #include "core/infer/predictor.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 #include "core/adapter/peft_adapter.h"
 #include "core/base/error.h"
@@ -25,13 +29,69 @@ Predictor::Predictor(TrainedRun run, const Placement& placement)
                       nullptr, nullptr, head.loss);
 }
 
-PreparedInputs Predictor::prepare(const std::vector<PredictInput>& inputs) const {
+namespace {
+
+// The C locale's whitespace (what std::istringstream >> splits words at).
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// Unicode code points in valid UTF-8: the bytes that do not continue a character.
+size_t code_points(std::string_view text) {
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+// The byte offset where code point `n` begins (the size when the text is shorter).
+size_t byte_offset_of_code_point(std::string_view text, size_t n) {
+  for (size_t byte = 0; byte < text.size(); ++byte)
+    if ((text[byte] & 0xC0) != 0x80 && n-- == 0) return byte;
+  return text.size();
+}
+
+// An input cut before tokenizing: `tail_bytes` bounds the ids at the end of its tokenization that
+// may differ from the whole input's (its last word and the whitespace before it, at most one id
+// per byte, plus 3 for sentencepiece's "\u2581" standing in for that whitespace).
+struct InputCut {
+  size_t index = 0;  // in the inputs
+  size_t tail_bytes = 0;
+};
+
+// `text` cut at the last whitespace at or before `max_chars` code points, where a word ends; the
+// cut's last word in bytes. Nullopt when there is no such place.
+std::optional<std::pair<std::string, size_t>> cut_text(const std::string& text, size_t max_chars) {
+  size_t end = byte_offset_of_code_point(text, max_chars);
+  for (; end > 0; --end)
+    if (end < text.size() && is_ascii_space(text[end]) && !is_ascii_space(text[end - 1])) break;
+  if (end == 0) return std::nullopt;
+  size_t word = end;
+  while (word > 0 && !is_ascii_space(text[word - 1])) --word;
+  return std::make_pair(text.substr(0, end), end - word);
+}
+
+// The most whole words whose join by single spaces fits `max_chars` code points.
+size_t words_that_fit(const std::vector<std::string>& words, size_t max_chars) {
+  size_t length = 0, kept = 0;
+  for (; kept < words.size(); ++kept) {
+    length += code_points(words[kept]) + (kept > 0);
+    if (length > max_chars) break;
+  }
+  return kept;
+}
+
+}  // namespace
+
+PreparedInputs prepare_inputs(const std::vector<PredictInput>& inputs,
+                              const data::Tokenizer& tokenizer, const data::LabelMap& labels,
+                              const data::DatasetOptions& options,
+                              const std::optional<std::string>& pair_separator,
+                              const InputLimits& limits) {
   PreparedInputs prepared;
   prepared.raw.path = "inputs";
-  prepared.raw.task = options_.task;
+  prepared.raw.task = options.task;
   prepared.raw.format = data::DataFormat::kJsonl;
   prepared.raw.records.reserve(inputs.size());
-  const bool token_task = options_.task == TaskType::kToken;
+  const bool token_task = options.task == TaskType::kToken;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const PredictInput& input = inputs[i];
     data::RawRecord record;
@@ -51,34 +111,104 @@ PreparedInputs Predictor::prepare(const std::vector<PredictInput>& inputs) const
       if (input.text.empty()) fail("inputs[{}]: empty text", i);
       record.text = input.text;
       if (input.text_pair) {
-        if (run_.config.data.text_pair_field.empty())
+        if (!pair_separator)
           fail("inputs[{}]: a text pair, but this run reads single texts (data.text_pair_field)",
                i);
-        record.text += run_.config.data.pair_separator + *input.text_pair;
+        record.text += *pair_separator + *input.text_pair;
       }
     }
     prepared.raw.records.push_back(std::move(record));
   }
-  data::DatasetOptions options = options_;
-  options.num_threads = 1;  // callers run in parallel already
+
+  // Inputs over the cap: refused, or cut in the copy that is tokenized.
+  data::RawDataset tokenized = prepared.raw;
+  std::vector<InputCut> cuts;
+  for (size_t i = 0; limits.max_chars > 0 && i < tokenized.records.size(); ++i) {
+    data::RawRecord& record = tokenized.records[i];
+    size_t length = 0;
+    if (token_task) {
+      for (const auto& word : record.words) length += code_points(word);
+      length += record.words.size() - 1;
+    } else {
+      length = code_points(record.text);
+    }
+    if (length <= limits.max_chars) continue;
+    if (!limits.truncate)
+      throw InputTooLong(fmt::format(
+          "inputs[{}]: {} characters, more than --max-input-chars {}; send \"truncate\": true to "
+          "cut it",
+          i, length, limits.max_chars));
+    if (options.max_length <= 0) continue;  // nothing is cut after tokenizing: keep it whole
+    if (token_task) {
+      const size_t kept = words_that_fit(record.words, limits.max_chars);
+      if (kept == 0) continue;
+      record.words.resize(kept);
+      cuts.push_back({i, record.words.back().size() + 4});
+    } else if (auto cut = cut_text(record.text, limits.max_chars)) {
+      record.text = std::move(cut->first);
+      cuts.push_back({i, cut->second + 4});
+    }
+  }
+  prepared.dataset = data::build_dataset(tokenized, tokenizer, labels, options);
+
+  // A cut whose ids before its last word do not reach past max_length might not give the whole
+  // input's ids: those inputs are tokenized whole.
+  const size_t trailing = (tokenizer.options().add_eos ? 1 : 0) + tokenizer.suffix_ids().size();
+  data::RawDataset whole = prepared.raw;
+  whole.records.clear();
+  std::vector<size_t> redone;
+  for (const InputCut& cut : cuts) {
+    const size_t ids = static_cast<size_t>(prepared.dataset.examples[cut.index].full_length);
+    if (ids >= static_cast<size_t>(options.max_length) + trailing + cut.tail_bytes) continue;
+    whole.records.push_back(prepared.raw.records[cut.index]);
+    redone.push_back(cut.index);
+  }
+  if (!redone.empty()) {
+    data::Dataset again = data::build_dataset(whole, tokenizer, labels, options);
+    for (size_t k = 0; k < redone.size(); ++k)
+      prepared.dataset.examples[redone[k]] = std::move(again.examples[k]);
+  }
+  return prepared;
+}
+
+PreparedInputs Predictor::prepare(const std::vector<PredictInput>& inputs,
+                                  const InputLimits& limits) const {
   if (!tokenizer_)
     fail(
         "model.path: '{}' has no tokenizer (the run read pre-tokenized data): text inputs need "
         "one; set model.tokenizer",
         run_.config.model.path);
-  prepared.dataset = data::build_dataset(prepared.raw, *tokenizer_, run_.labels, options);
-  return prepared;
+  data::DatasetOptions options = options_;
+  options.num_threads = 1;  // callers run in parallel already
+  const auto& data = run_.config.data;
+  return prepare_inputs(
+      inputs, *tokenizer_, run_.labels, options,
+      data.text_pair_field.empty() ? std::nullopt : std::optional(data.pair_separator), limits);
 }
 
-std::vector<nlohmann::json> Predictor::predict(const PreparedInputs& inputs, int64_t batch_size) {
+double Predictor::threshold() const {
+  return model_->head_options().threshold;
+}
+
+size_t Predictor::default_max_input_chars() const {
+  return static_cast<size_t>(std::max(options_.max_length, 0)) * 250;
+}
+
+std::vector<nlohmann::json> Predictor::predict(const PreparedInputs& inputs, int64_t batch_size,
+                                               std::vector<std::vector<float>>* scores) {
   EvalOptions eval = eval_options(run_.config, std::max<int64_t>(1, batch_size));
   eval.labeled = false;
   EvalResult result =
       evaluate(*model_, inputs.dataset, run_.labels, eval, nullptr, placement_.device);
   std::sort(result.predictions.begin(), result.predictions.end(),
             [](const Prediction& a, const Prediction& b) { return a.example < b.example; });
-  return prediction_objects(result, inputs.raw, inputs.dataset, run_.labels, /*gold=*/false,
-                            run_.config.train.ner_mode);
+  std::vector<nlohmann::json> objects = prediction_objects(
+      result, inputs.raw, inputs.dataset, run_.labels, /*gold=*/false, run_.config.train.ner_mode);
+  if (scores) {
+    scores->clear();
+    for (Prediction& p : result.predictions) scores->push_back(std::move(p.scores));
+  }
+  return objects;
 }
 
 std::vector<nlohmann::json> Predictor::predict(const std::vector<PredictInput>& inputs) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/eval/evaluator.h"
+#include "core/infer/predict_input.h"
 #include "core/model/ls_llama.h"
 #include "core/run/config.h"
 #include "core/run/run_setup.h"
@@ -27,21 +28,29 @@ class Communicator;
 
 namespace ls {
 
-// One input to predict: a text, or for token tasks a list of words (a text is split at
-// whitespace into words there).
-struct PredictInput {
-  std::string text;
-  std::optional<std::string> text_pair;  // a pair run's second text: joined as training joins it
-  std::vector<std::string> words;
-  bool is_words = false;
-};
-
 // Inputs tokenized and truncated as training does: the examples the model reads and the records
-// whose words the token-task objects show.
+// whose words the token-task objects show (an input cut by InputLimits keeps its whole text or
+// word list here, so "truncated_words" counts every word that lost its tag).
 struct PreparedInputs {
   data::RawDataset raw;
   data::Dataset dataset;
 };
+
+// Predictor::prepare without a model (tests drive it with a tokenizer alone): `pair_separator` is
+// the run's data.pair_separator when it reads text pairs, nullopt when it reads single texts.
+//
+// An input over limits.max_chars is refused (InputTooLong) or, with limits.truncate, cut before
+// tokenizing so that the ids the model reads are exactly those of the whole input cut at
+// options.max_length: the text is cut at the last whitespace at or before max_chars (a word list:
+// after the last whole word that fits) and tokenized; pre-tokenizers split at whitespace, so only
+// the cut's last word (and the whitespace before it) can tokenize differently from the whole
+// text, in at most one id per byte. When the ids before that word still reach past max_length the
+// cut is used; otherwise (a cut too short, or no whitespace to cut at) the whole input is.
+PreparedInputs prepare_inputs(const std::vector<PredictInput>& inputs,
+                              const data::Tokenizer& tokenizer, const data::LabelMap& labels,
+                              const data::DatasetOptions& options,
+                              const std::optional<std::string>& pair_separator,
+                              const InputLimits& limits = {});
 
 // A data file predicted: evaluate()'s result with the records and examples it describes.
 struct FilePredictions {
@@ -63,14 +72,25 @@ class Predictor {
   c10::Device device() const { return placement_.device; }
   TaskType task() const { return options_.task; }
   int max_length() const { return options_.max_length; }
+  c10::ScalarType dtype() const { return placement_.dtype; }  // of the frozen base
+  // Multi-label: the probability at which a label is predicted (the head's).
+  double threshold() const;
+  // The default cap on an input's characters: max_length x 250, text-embeddings-inference's rule
+  // (no token is longer than 250 characters in practice, so the cap never cuts what max_length
+  // keeps).
+  size_t default_max_input_chars() const;
 
   // Tokenizes `inputs` (thread-safe: request threads call it while the model runs). UserError
-  // naming inputs[i] for an empty input or a word list given to a sequence task.
-  PreparedInputs prepare(const std::vector<PredictInput>& inputs) const;
+  // naming inputs[i] for an empty input or a word list given to a sequence task; InputTooLong for
+  // one over `limits` (see prepare_inputs).
+  PreparedInputs prepare(const std::vector<PredictInput>& inputs,
+                         const InputLimits& limits = {}) const;
 
   // The model over prepared inputs, `batch_size` at a time; one object per input, in input order
-  // (prediction_objects without gold). Not thread-safe: one caller at a time.
-  std::vector<nlohmann::json> predict(const PreparedInputs& inputs, int64_t batch_size);
+  // (prediction_objects without gold). With `scores`, also each input's Prediction::scores, in
+  // input order. Not thread-safe: one caller at a time.
+  std::vector<nlohmann::json> predict(const PreparedInputs& inputs, int64_t batch_size,
+                                      std::vector<std::vector<float>>* scores = nullptr);
   std::vector<nlohmann::json> predict(const std::vector<PredictInput>& inputs);
 
   // A data file (same format options as training; labels optional), split over the ranks of

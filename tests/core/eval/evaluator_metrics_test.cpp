@@ -3,6 +3,7 @@
 // is described by the same object in ls_predict's lines and ls_serve's answers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -225,6 +226,44 @@ TEST(EvaluatorMetrics, LeftPaddedTokenLogitsMapToTheSameWordsAsRightPadded) {
   ASSERT_EQ(from_left.predictions.size(), 2u);
   EXPECT_EQ(from_left.predictions[1].tags, (std::vector<int>{3, 0}));
   EXPECT_EQ(from_left.predictions[0].tags, (std::vector<int>{1, 2, 0, 3}));
+  for (size_t row = 0; row < 2; ++row)
+    EXPECT_EQ(from_left.predictions[row].scores, from_right.predictions[row].scores);
+}
+
+// The scores other answer formats start from (ls_serve's HF and vLLM routes): a sequence kind's
+// raw logits, whatever its probabilities are made of.
+TEST(EvaluatorMetrics, SequenceScoresAreTheRawLogitsOfEveryClass) {
+  for (const ls::ProblemType problem : {ls::ProblemType::kSingleLabel, ls::ProblemType::kMultiLabel,
+                                        ls::ProblemType::kRegression}) {
+    const Synthetic s = synthetic(ls::TaskType::kSequence, problem);
+    const auto result = ls::evaluate_logits(s.logits, all_rows(s.dataset), s.dataset, s.labels);
+    ASSERT_EQ(result.predictions.size(), 2u);
+    for (int64_t row = 0; row < 2; ++row) {
+      const at::Tensor logits = s.logits[row].contiguous();
+      const std::vector<float> expected(logits.data_ptr<float>(),
+                                        logits.data_ptr<float>() + logits.numel());
+      const ls::Prediction& p = result.predictions[static_cast<size_t>(row)];
+      EXPECT_EQ(p.scores, expected);
+      if (problem != ls::ProblemType::kMultiLabel) continue;
+      for (size_t c = 0; c < expected.size(); ++c) {
+        EXPECT_FLOAT_EQ(p.probabilities[c], 1 / (1 + std::exp(-expected[c])));
+      }
+    }
+  }
+}
+
+// A token prediction scores each kept word with the probability of its tag at its first
+// sub-word: 5 against three zeros, e^5 / (e^5 + 3).
+TEST(EvaluatorMetrics, TokenScoresAreEachKeptWordsTagProbability) {
+  const NerWithACutSentence ner;
+  const auto result =
+      ls::evaluate_logits(ner.logits, all_rows(ner.dataset), ner.dataset, ner.labels);
+  const float p = static_cast<float>(std::exp(5.0) / (std::exp(5.0) + 3));
+  ASSERT_EQ(result.predictions.size(), 2u);
+  ASSERT_EQ(result.predictions[0].scores.size(), 2u);  // the kept words only
+  ASSERT_EQ(result.predictions[1].scores.size(), 3u);
+  for (const auto& prediction : result.predictions)
+    for (float score : prediction.scores) EXPECT_FLOAT_EQ(score, p);
 }
 
 // ls_predict's lines and ls_serve's answers are the same objects: the tags' entity spans over the
