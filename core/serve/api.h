@@ -113,11 +113,11 @@ Answer client_answer(Api api, const ClientRequest& request, std::vector<Output> 
 
 // The limits the service runs with, as GET /info reports them.
 struct ServeLimits {
-  size_t max_concurrent_requests = 0;  // requests served at once (--threads)
+  size_t max_concurrent_requests = 0;  // predictions in flight (--max-concurrent-requests)
   size_t max_input_chars = 0;          // --max-input-chars (TEI's Info has no key for it)
   size_t max_batch_size = 0;           // inputs per forward pass (--max-batch-size)
   size_t max_inputs = 0;               // inputs per request (--max-inputs)
-  size_t tokenization_workers = 0;     // threads that tokenize: the request threads
+  size_t tokenization_workers = 0;     // threads that tokenize (--workers)
   std::string version;                 // ls-train's
 };
 

@@ -33,6 +33,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kLinger{2000};  // reading what a refused client still sends
 constexpr size_t kReadChunk = 65536;
+constexpr size_t kFirstRead = 2048;  // an idle connection's buffer: a small head fits
 
 std::string reason(int status) {
   const auto text = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
@@ -108,8 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start() { wait_for_request(server_->options.header_timeout); }
 
-  // A drain: a connection with no request received closes: idle with nothing sent, or its head
-  // still arriving. What a client sent before the signal is read and answered.
+  // A drain: an idle connection with nothing sent closes. What a client sent before the signal
+  // (a head arriving included) is read and answered, until --shutdown-timeout.
   void close_if_unstarted() {
     if (state_ == State::kIdle && !has_input()) close();
   }
@@ -163,7 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
     buffer_.shrink_to_fit();
     if (server_->draining && !has_input()) return close();
     arm(idle_timeout);
-    socket_.async_read_some(buffer_.prepare(kReadChunk),
+    socket_.async_read_some(buffer_.prepare(kFirstRead),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (self->state_ == State::kClosed) return;
                               self->buffer_.commit(n);

@@ -38,7 +38,8 @@ std::vector<Output> predict_batch(Predictor& predictor, const std::vector<BatchI
     merged.dataset.examples.push_back(inputs.dataset.examples[item.index]);
   }
   std::vector<std::vector<float>> scores;
-  std::vector<json> objects = predictor.predict(merged, static_cast<int64_t>(batch.size()));
+  std::vector<json> objects =
+      predictor.predict(merged, static_cast<int64_t>(batch.size()), &scores);
   std::vector<Output> outputs(objects.size());
   for (size_t i = 0; i < objects.size(); ++i) {
     outputs[i].object = std::move(objects[i]);
@@ -53,8 +54,8 @@ size_t utf8_length(const std::string& text) {
   return n;
 }
 
-double milliseconds(Clock::duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
 }
 
 // A prediction in flight, for --max-concurrent-requests: released when its answer is sent.
@@ -78,11 +79,18 @@ PredictService::PredictService(Predictor& predictor, Metrics& metrics, ServiceOp
       max_input_chars_(options.max_input_chars > 0
                            ? options.max_input_chars
                            : static_cast<size_t>(predictor.max_length()) * 250),
-      token_task_(predictor.task() == TaskType::kToken),
       info_(model_info(predictor)),
+      summary_(summarize(predictor)),
       trimmer_([this] { trim_memory(); }),
       workers_(options.workers > 0 ? options.workers
                                    : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8)),
+      tei_info_(
+          tei_info(summary_, ServeLimits{.max_concurrent_requests = options.max_concurrent_requests,
+                                         .max_input_chars = max_input_chars_,
+                                         .max_batch_size = options.batching.max_batch,
+                                         .max_inputs = options.max_inputs,
+                                         .tokenization_workers = workers_.size(),
+                                         .version = LS_TRAIN_VERSION})),
       batcher_([&predictor](
                    const std::vector<BatchItem>& batch) { return predict_batch(predictor, batch); },
                options.batching, &metrics) {}
@@ -102,86 +110,106 @@ std::vector<Route> PredictService::routes() {
       {"GET", "/metrics", now(&PredictService::metrics_answer, this)},
       {"GET", "/v1/model", model},
   };
-  auto admit = [this](Request request, Respond respond) {
-    // Admission on the loop thread; the work on a worker.
-    if (++in_flight_ > options_.max_concurrent_requests) {
-      --in_flight_;
-      Answer answer = error_answer(
-          429, fmt::format("overloaded: {} predictions in flight (--max-concurrent-requests)",
-                           options_.max_concurrent_requests));
-      answer.headers.emplace_back("Retry-After", "1");
-      return respond(std::move(answer));
-    }
-    workers_.post([this, request = std::move(request), respond = std::move(respond)]() mutable {
-      const std::string path = request.path;
-      try {
-        predict(std::move(request), respond);
-      } catch (const std::exception& e) {
-        // A failure of the service's own: said on stderr, never to the client.
-        std::fprintf(stderr, "ls_serve: %s: internal error: %s\n", path.c_str(), e.what());
-        respond(error_answer(500, "internal error"));
+  auto admit = [this](Api api) {
+    return [this, api](Request request, Respond respond) {
+      // Admission on the loop thread; the work on a worker.
+      if (++in_flight_ > options_.max_concurrent_requests) {
+        --in_flight_;
+        Answer answer = error_answer(
+            429, fmt::format("overloaded: {} predictions in flight (--max-concurrent-requests)",
+                             options_.max_concurrent_requests));
+        answer.headers.emplace_back("Retry-After", "1");
+        return respond(std::move(answer));
       }
-    });
+      workers_.post(
+          [this, api, request = std::move(request), respond = std::move(respond)]() mutable {
+            const std::string path = request.path;
+            try {
+              predict(api, std::move(request), respond);
+            } catch (const std::exception& e) {
+              // A failure of the service's own: said on stderr, never to the client.
+              std::fprintf(stderr, "ls_serve: %s: internal error: %s\n", path.c_str(), e.what());
+              respond(error_answer(500, "internal error"));
+            }
+          });
+    };
   };
-  routes.push_back({"POST", "/v1/predict", admit});
+  routes.push_back({"POST", "/v1/predict", admit(Api::kLs)});
+  // HF Inference API / text-embeddings-inference.
+  routes.push_back({"POST", "/", admit(Api::kHf)});
+  routes.push_back({"POST", "/predict", admit(Api::kHf)});
+  routes.push_back(
+      {"GET", "/info", [this](Request, Respond respond) { respond(json_answer(200, tei_info_)); }});
+  // vLLM.
+  routes.push_back({"POST", "/classify", admit(Api::kVllm)});
+  routes.push_back({"POST", "/v1/classify", admit(Api::kVllm)});
+  routes.push_back({"GET", "/v1/models", [this](Request, Respond respond) {
+                      respond(json_answer(200, vllm_models(summary_)));
+                    }});
   return routes;
 }
 
-void PredictService::predict(Request request, Respond respond) {
+void PredictService::predict(Api api, Request request, Respond respond) {
   auto slot = std::make_shared<Slot>(in_flight_);
   Batcher::Arrival arrival(batcher_);
   auto job = std::make_shared<PreparedJob>();
+  auto client = std::make_shared<ClientRequest>();
   size_t characters = 0;
   try {
-    const std::vector<PredictInput> inputs = parse_predict_body(request.body, token_task_);
+    *client = parse_request(api, request.body, summary_);
     request.body = std::string();
-    if (inputs.size() > options_.max_inputs)
+    if (client->inputs.size() > options_.max_inputs)
       return respond(
           error_answer(413, fmt::format("{} inputs; at most {} per request (--max-inputs)",
-                                        inputs.size(), options_.max_inputs)));
-    job->inputs = predictor_.prepare(inputs);
-    for (const PredictInput& input : inputs) {
+                                        client->inputs.size(), options_.max_inputs)));
+    job->inputs =
+        predictor_.prepare(client->inputs, InputLimits{max_input_chars_, client->truncate});
+    for (const PredictInput& input : client->inputs) {
       characters += utf8_length(input.text) + (input.text_pair ? utf8_length(*input.text_pair) : 0);
       for (const std::string& word : input.words) characters += utf8_length(word);
     }
+  } catch (const InputTooLong& e) {
+    return respond(error_answer(413, e.what()));
+  } catch (const UnknownModel& e) {
+    return respond(error_answer(404, e.what()));  // as vLLM answers a model it does not serve
   } catch (const UserError& e) {
     return respond(error_answer(400, e.what()));
   }
   const Clock::time_point tokenized = Clock::now();
-  for (const auto& example : job->inputs.dataset.examples)
+  int64_t tokens = 0;
+  for (const auto& example : job->inputs.dataset.examples) {
     job->lengths.push_back(static_cast<int64_t>(example.input_ids.size()));
-  // On the batcher thread once every input ran: the answer is formatted on a worker.
-  // (The job holds this callback: it holds the job weakly. The batcher holds it until the call.)
-  job->on_done = [this, weak = std::weak_ptr<PreparedJob>(job), slot, respond,
-                  received = request.received, tokenized, characters]() {
+    tokens += job->lengths.back();
+  }
+  // On the batcher thread once every input ran: the answer is formatted on a worker. (The job
+  // holds this callback, so it holds the job weakly; the batcher holds the job until the call.)
+  job->on_done = [this, api, client, weak = std::weak_ptr<PreparedJob>(job), slot, respond,
+                  received = request.received, tokenized, characters, tokens]() {
     const Clock::time_point ran = Clock::now();
-    workers_.post([this, job = weak.lock(), slot, respond, received, tokenized, ran, characters]() {
+    workers_.post([this, api, client, job = weak.lock(), slot, respond, received, tokenized, ran,
+                   characters, tokens]() {
       if (!job->error.empty())
         return respond(error_answer(500, "prediction failed: " + job->error));
-      std::vector<json> predictions;
-      for (Output& output : job->outputs) predictions.push_back(std::move(output.object));
-      Answer answer = predictions_answer(std::move(predictions));
+      Answer answer = client_answer(api, *client, std::move(job->outputs), summary_, tokens);
       answer.ran = true;
       // As text-embeddings-inference: whole milliseconds.
       const Clock::time_point now = Clock::now();
       auto ms = [](Clock::duration d) {
         return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
       };
-      int64_t tokens = 0;
-      for (int64_t length : job->lengths) tokens += length;
-      answer.headers = {
-          {"x-compute-type", predictor_.device().is_cuda() ? "gpu" : "cpu"},
-          {"x-compute-time", ms(now - received)},
-          {"x-compute-characters", std::to_string(characters)},
-          {"x-compute-tokens", std::to_string(tokens)},
-          {"x-total-time", ms(now - received)},
-          {"x-tokenization-time", ms(tokenized - received)},
-          {"x-queue-time", ms(job->started - job->queued)},
-          {"x-inference-time", ms(ran - job->started)},
-      };
-      metrics_.prediction(milliseconds(tokenized - received) / 1000,
-                          milliseconds(job->started - job->queued) / 1000,
-                          milliseconds(ran - job->started) / 1000);
+      answer.headers.insert(answer.headers.end(),
+                            {
+                                {"x-compute-type", predictor_.device().is_cuda() ? "gpu" : "cpu"},
+                                {"x-compute-time", ms(now - received)},
+                                {"x-compute-characters", std::to_string(characters)},
+                                {"x-compute-tokens", std::to_string(tokens)},
+                                {"x-total-time", ms(now - received)},
+                                {"x-tokenization-time", ms(tokenized - received)},
+                                {"x-queue-time", ms(job->started - job->queued)},
+                                {"x-inference-time", ms(ran - job->started)},
+                            });
+      metrics_.prediction(seconds(tokenized - received), seconds(job->started - job->queued),
+                          seconds(ran - job->started));
       respond(std::move(answer));
     });
   };

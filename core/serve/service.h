@@ -52,22 +52,24 @@ class PredictService {
   size_t workers() const { return workers_.size(); }
 
  private:
-  void predict(Request request, Respond respond);  // POST /v1/predict, on a worker
-  Answer health() const;                           // GET /health
-  Answer metrics_answer() const;                   // GET /metrics
+  // A prediction in any API (POST /v1/predict, /, /predict, /classify), on a worker.
+  void predict(Api api, Request request, Respond respond);
+  Answer health() const;          // GET /health
+  Answer metrics_answer() const;  // GET /metrics
   void trim_memory();
 
   Predictor& predictor_;
   Metrics& metrics_;
   const ServiceOptions options_;
   const size_t max_input_chars_;
-  const bool token_task_;
-  const nlohmann::json info_;
+  const nlohmann::json info_;   // GET /v1/model
+  const ModelSummary summary_;  // what the client APIs say about the model
   std::function<HttpStats()> connection_stats_;
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::thread trimmer_;
   WorkerPool workers_;
+  const nlohmann::json tei_info_;  // GET /info (after workers_: it reports their number)
   Batcher batcher_;  // last: its thread starts once the rest is built, and stops first
 };
 

@@ -2,15 +2,21 @@
 from pip, unmodified, pointed at the server's URL, for a sequence run and a NER run, gets the labels
 and scores ls_predict gives; the TEI routes (POST /predict, GET /info) and vLLM's (POST /classify,
 GET /v1/models) answer in those servers' published shapes, checked field by field."""
-import json
-import math
 import os
-import re
-import shutil
-import tempfile
-import unittest
 
-from huggingface_hub import InferenceClient
+# The tests run with HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 (nothing is downloaded), which also
+# stop huggingface_hub from reaching this local server: clear both before huggingface_hub reads them.
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("TRANSFORMERS_OFFLINE", None)
+
+import json  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import unittest  # noqa: E402
+
+from huggingface_hub import InferenceClient  # noqa: E402
 
 from test_serve import Server, ls_predict_lines
 from test_train_e2e import ASSETS, ls_train, setUpModule, write_config  # noqa: F401
@@ -99,7 +105,15 @@ class SequenceClients(unittest.TestCase):
         self.assertEqual(info["max_concurrent_requests"], 512)
 
     def test_vllm_classify_and_models(self):
-        status, _, body = post(self.server, "/classify", {"model": "anything", "input": self.texts[:2]})
+        status, _, body = self.server.request("GET", "/v1/models")
+        models = json.loads(body)
+        self.assertEqual(models["object"], "list")
+        card = models["data"][0]
+        self.assertEqual((card["object"], card["owned_by"]), ("model", "ls-train"))
+        self.assertIn("max_model_len", card)
+        status, _, body = post(self.server, "/classify", {"model": "another-model", "input": "x"})
+        self.assertEqual(status, 404, body)  # as vLLM answers a model it does not serve
+        status, _, body = post(self.server, "/classify", {"model": card["id"], "input": self.texts[:2]})
         self.assertEqual(status, 200, body)
         answer = json.loads(body)
         self.assertEqual(set(answer), {"id", "object", "created", "model", "data", "usage"})
@@ -121,13 +135,7 @@ class SequenceClients(unittest.TestCase):
         self.assertEqual(usage["completion_tokens"], 0)
         status, _, body = post(self.server, "/classify", {"input": self.texts[0]})
         self.assertEqual((status, len(json.loads(body)["data"])), (200, 1))
-        status, _, body = self.server.request("GET", "/v1/models")
-        models = json.loads(body)
-        self.assertEqual(models["object"], "list")
-        card = models["data"][0]
-        self.assertEqual((card["object"], card["owned_by"]), ("model", "ls-train"))
         self.assertEqual(card["id"], answer["model"])
-        self.assertIn("max_model_len", card)
 
     def test_bad_client_bodies_are_400(self):
         for path, body in (("/", {"inputs": 3}), ("/", {}), ("/predict", {"inputs": [1]}),
