@@ -156,6 +156,12 @@ class HostileClients(unittest.TestCase):
         peak = proc_status(self.pid, "VmHWM")
         bound = 2 * self.idle_rss + self.BODY_CAP * connections
         self.assertLess(peak, bound, f"peak RSS {peak / MiB:.0f} MiB, idle {self.idle_rss / MiB:.0f} MiB")
+        # What the case allocated went back to the system (trimmed every 100 ms).
+        time.sleep(0.3)
+        rss = proc_status(self.pid, "VmRSS")
+        print(f"[{self._testMethodName}] idle {self.idle_rss / MiB:.1f} MiB, peak {peak / MiB:.1f} MiB, "
+              f"after {rss / MiB:.1f} MiB", flush=True)
+        self.assertLess(rss, self.idle_rss + 32 * MiB, f"RSS {rss / MiB:.0f} MiB after the case")
 
     def answer_to(self, raw, head_only=False):
         with connect(self.server.port) as sock:
