@@ -8,7 +8,7 @@ inputs/s ratio of the largest to the smallest; last, the same at the largest bat
 
   tools/bench_serve.py RUN_DIR [--requests 2000] [--clients 16] [--inputs-per-request 1]
                        [--batch-sizes 1,32] [--many-clients 256] [--max-wait-ms 5] [--device cpu]
-                       [--bin build/bin]
+                       [--bin build/bin] [--compare-bin OTHER_BUILD/bin]
   tools/bench_serve.py --make-run DIR [--hidden 512 --layers 4]   # a larger tiny run to serve
 
 Inputs are the texts of the run's data.validation file (JSONL "text"; CoNLL sentences for token
@@ -156,6 +156,8 @@ def main():
     parser.add_argument("--max-wait-ms", type=int, default=5)
     parser.add_argument("--device", default="")
     parser.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    parser.add_argument("--compare-bin", metavar="DIR",
+                        help="the same rows, in the same run, for another build's ls_serve (e.g. an older commit)")
     parser.add_argument("--make-run", metavar="DIR")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
@@ -168,12 +170,10 @@ def main():
     inputs = read_inputs(args.run)
     print(f"{args.requests} requests x {args.inputs_per_request} input(s), {args.clients} clients, "
           f"--max-wait-ms {args.max_wait_ms}, {len(inputs)} distinct inputs from {args.run}")
-    rates = {}
-
-    def row(batch_size, clients):
+    def row(bin_dir, batch_size, clients):
         run_args = argparse.Namespace(**{**vars(args), "clients": clients,
                                          "requests": max(args.requests, 4 * clients)})
-        proc, port = start(os.path.join(args.bin, "ls_serve"), args.run, batch_size, run_args)
+        proc, port = start(os.path.join(bin_dir, "ls_serve"), args.run, batch_size, run_args)
         try:
             warm = argparse.Namespace(**{**vars(run_args), "requests": 2 * clients})
             load(port, inputs, warm)
@@ -185,19 +185,23 @@ def main():
         rate = run_args.requests * args.inputs_per_request / seconds
         p50 = latencies[len(latencies) // 2] * 1e3
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
-        print(f"{batch_size:>9} {clients:>7} {run_args.requests / seconds:>11.1f} {rate:>10.1f} {p50:>8.2f} "
+        name = "this" if bin_dir == args.bin else "compare"
+        print(f"{name:>8} {batch_size:>9} {clients:>7} {run_args.requests / seconds:>11.1f} {rate:>10.1f} {p50:>8.2f} "
               f"{p99:>8.2f} {mean_batch:>10.2f}", flush=True)
         return rate
 
-    print(f"{'max batch':>9} {'clients':>7} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'mean batch':>10}")
-    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        rates[batch_size] = row(batch_size, args.clients)
-    smallest, largest = min(rates), max(rates)
-    if args.many_clients:
-        row(largest, args.many_clients)
-    if largest != smallest:
-        print(f"inputs/s ratio, max batch {largest} / {smallest}: {rates[largest] / rates[smallest]:.2f}x")
+    print(f"{'server':>8} {'max batch':>9} {'clients':>7} {'requests/s':>11} {'inputs/s':>10} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'mean batch':>10}")
+    for bin_dir in [args.bin] + ([args.compare_bin] if args.compare_bin else []):
+        rates = {}
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+            rates[batch_size] = row(bin_dir, batch_size, args.clients)
+        smallest, largest = min(rates), max(rates)
+        if args.many_clients:
+            row(bin_dir, largest, args.many_clients)
+        if largest != smallest:
+            print(f"{'this' if bin_dir == args.bin else 'compare'}: inputs/s ratio, max batch {largest} / {smallest}: "
+                  f"{rates[largest] / rates[smallest]:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -121,17 +121,19 @@ std::vector<Route> PredictService::routes() {
         answer.headers.emplace_back("Retry-After", "1");
         return respond(std::move(answer));
       }
-      workers_.post(
-          [this, api, request = std::move(request), respond = std::move(respond)]() mutable {
-            const std::string path = request.path;
-            try {
-              predict(api, std::move(request), respond);
-            } catch (const std::exception& e) {
-              // A failure of the service's own: said on stderr, never to the client.
-              std::fprintf(stderr, "ls_serve: %s: internal error: %s\n", path.c_str(), e.what());
-              respond(error_answer(500, "internal error"));
-            }
-          });
+      // On its way in from here: the batcher may wait for it to fill a batch.
+      auto arrival = std::make_shared<Batcher::Arrival>(batcher_);
+      workers_.post([this, api, arrival, request = std::move(request),
+                     respond = std::move(respond)]() mutable {
+        const std::string path = request.path;
+        try {
+          predict(api, std::move(request), respond, *arrival);
+        } catch (const std::exception& e) {
+          // A failure of the service's own: said on stderr, never to the client.
+          std::fprintf(stderr, "ls_serve: %s: internal error: %s\n", path.c_str(), e.what());
+          respond(error_answer(500, "internal error"));
+        }
+      });
     };
   };
   routes.push_back({"POST", "/v1/predict", admit(Api::kLs)});
@@ -149,9 +151,8 @@ std::vector<Route> PredictService::routes() {
   return routes;
 }
 
-void PredictService::predict(Api api, Request request, Respond respond) {
+void PredictService::predict(Api api, Request request, Respond respond, Batcher::Arrival& arrival) {
   auto slot = std::make_shared<Slot>(in_flight_);
-  Batcher::Arrival arrival(batcher_);
   auto job = std::make_shared<PreparedJob>();
   auto client = std::make_shared<ClientRequest>();
   size_t characters = 0;

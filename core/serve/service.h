@@ -53,7 +53,8 @@ class PredictService {
 
  private:
   // A prediction in any API (POST /v1/predict, /, /predict, /classify), on a worker.
-  void predict(Api api, Request request, Respond respond);
+  // `arrival` marks it on its way in until its inputs are queued (or it is answered).
+  void predict(Api api, Request request, Respond respond, Batcher::Arrival& arrival);
   Answer health() const;          // GET /health
   Answer metrics_answer() const;  // GET /metrics
   void trim_memory();
