@@ -79,6 +79,32 @@ def ls_predict_lines(run, data_file, out):
     return lines
 
 
+def conll_sentences(path):
+    """The word lists of a CoNLL file's sentences."""
+    sentences, words = [], []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("-DOCSTART-"):
+                continue
+            if not line.strip():
+                if words:
+                    sentences.append(words)
+                words = []
+            else:
+                words.append(line.split()[0])
+    return sentences
+
+
+def ls_predict_sentences(run, sentences, work_dir):
+    """ls_predict's unbatched objects for word lists (written as CoNLL, tags unknown)."""
+    conll = os.path.join(work_dir, "inputs.conll")
+    with open(conll, "w") as f:
+        for s in sentences:
+            f.writelines(f"{w} NN O O\n" for w in s)
+            f.write("\n")
+    return ls_predict_lines(run, conll, os.path.join(work_dir, "pred.jsonl"))
+
+
 def in_threads(count, work):
     """Runs work(i) in `count` threads; returns their results in order."""
     results = [None] * count
@@ -288,24 +314,9 @@ class ServeTokenTask(unittest.TestCase):
         # NER, bidirectional, max_length 32; trained long enough to tag entities.
         ls_train(write_config(cls.dir, train={"max_steps": 80, "eval_every": "80", "lr": 1e-2}))
         cls.run_dir = os.path.join(cls.dir, "run")
-        sentences, words = [], []
-        with open(f"{DATA}/ner_validation.conll") as f:
-            for line in f:
-                if line.startswith("-DOCSTART-"):
-                    continue
-                if not line.strip():
-                    if words:
-                        sentences.append(words)
-                    words = []
-                else:
-                    words.append(line.split()[0])
+        sentences = conll_sentences(f"{DATA}/ner_validation.conll")
         cls.sentences = sentences[:30] + [sentences[0] + sentences[1] + sentences[2] + sentences[3]]
-        conll = os.path.join(cls.dir, "inputs.conll")
-        with open(conll, "w") as f:
-            for s in cls.sentences:
-                f.writelines(f"{w} NN O O\n" for w in s)
-                f.write("\n")
-        cls.expected = ls_predict_lines(cls.run_dir, conll, os.path.join(cls.dir, "pred.jsonl"))
+        cls.expected = ls_predict_sentences(cls.run_dir, cls.sentences, cls.dir)
         cls.server = Server(cls.run_dir, log_dir=cls.dir)
 
     @classmethod

@@ -18,8 +18,8 @@ import unittest  # noqa: E402
 
 from huggingface_hub import InferenceClient  # noqa: E402
 
-from test_serve import Server, ls_predict_lines
-from test_train_e2e import ASSETS, ls_train, setUpModule, write_config  # noqa: F401
+from test_serve import Server, conll_sentences, ls_predict_lines, ls_predict_sentences  # noqa: E402
+from test_train_e2e import ASSETS, ls_train, setUpModule, write_config  # noqa: E402,F401
 
 DATA = f"{ASSETS}/data"
 
@@ -152,24 +152,8 @@ class TokenClients(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="ls_serve_clients_ner_")
         ls_train(write_config(cls.dir, train={"max_steps": 80, "eval_every": "80", "lr": 1e-2}))
         cls.run_dir = os.path.join(cls.dir, "run")
-        sentences, words = [], []
-        with open(f"{DATA}/ner_validation.conll") as f:
-            for line in f:
-                if line.startswith("-DOCSTART-"):
-                    continue
-                if not line.strip():
-                    if words:
-                        sentences.append(words)
-                    words = []
-                else:
-                    words.append(line.split()[0])
-        cls.sentences = sentences[:12]
-        conll = os.path.join(cls.dir, "inputs.conll")
-        with open(conll, "w") as f:
-            for s in cls.sentences:
-                f.writelines(f"{w} NN O O\n" for w in s)
-                f.write("\n")
-        cls.expected = ls_predict_lines(cls.run_dir, conll, os.path.join(cls.dir, "pred.jsonl"))
+        cls.sentences = conll_sentences(f"{DATA}/ner_validation.conll")[:12]
+        cls.expected = ls_predict_sentences(cls.run_dir, cls.sentences, cls.dir)
         cls.server = Server(cls.run_dir, log_dir=cls.dir)
         cls.url = f"http://127.0.0.1:{cls.server.port}"
 
