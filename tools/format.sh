@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 want_major=14
-tool="${CLANG_FORMAT:-clang-format}"
+tool="${CLANG_FORMAT:-$(command -v clang-format-14 || echo clang-format)}"
 check=0; [ "${1:-}" = "--check" ] && check=1
 if ! command -v "$tool" >/dev/null 2>&1; then
   echo "format: $tool not found; skipped" >&2; exit 77

@@ -33,6 +33,7 @@ need_file /usr/include/nlohmann/json.hpp nlohmann-json3-dev
 need_file /usr/include/gtest/gtest.h libgtest-dev
 need_file /usr/include/CLI/CLI.hpp libcli11-dev
 need_cmd ccache ccache
+need_cmd clang-format-14 clang-format-14  # tools/format.sh --check: the style is pinned to 14
 need_cmd git git
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || ls_die "missing ${missing[*]} and no apt-get to install them"

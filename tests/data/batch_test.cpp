@@ -225,7 +225,13 @@ TEST(BatchLoader, PinsBatchesWhenAskedOrWhenCudaIsPresent) {
   ASSERT_TRUE(batch);
   EXPECT_EQ(batch->input_ids.is_pinned(), at::globalContext().hasCUDA());
   EXPECT_EQ(batch->labels.is_pinned(), at::globalContext().hasCUDA());
+}
+
+// (A *Cuda* case: the data_batch_test_cuda test, reported skipped without a GPU.)
+TEST(BatchLoader, CudaPinsBatchesWhenAsked) {
   if (!at::globalContext().hasCUDA()) GTEST_SKIP() << "no CUDA device: pin_memory=true not tried";
+  const Dataset dataset = make_dataset(TaskType::kSequence, {2, 5, 1, 7});
+  const Sampler sampler = make_sampler(dataset, 2);
   BatchLoader pinned(dataset, sampler, {}, {0, 0}, 1, 2, /*pin_memory=*/true);
   EXPECT_TRUE(pinned.next()->attention_mask.is_pinned());
 }
