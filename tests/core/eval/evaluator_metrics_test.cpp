@@ -230,6 +230,40 @@ TEST(EvaluatorMetrics, LeftPaddedTokenLogitsMapToTheSameWordsAsRightPadded) {
     EXPECT_EQ(from_left.predictions[row].scores, from_right.predictions[row].scores);
 }
 
+// A word split into several pieces is tagged at its first piece (as training labels it), whether
+// only the first piece carries the label or every piece does (data.label_all_subwords). The other
+// pieces here predict another tag more strongly: an evaluator reading the last piece (or any but
+// the first) gets every multi-piece word wrong.
+TEST(EvaluatorMetrics, MultiPieceWordsAreTaggedAtTheirFirstPieceWithOrWithoutLabelAllSubwords) {
+  const ls::data::LabelMap labels({"O", "B-PER", "I-PER", "B-LOC"});
+  for (const bool all_subwords : {false, true}) {
+    SCOPED_TRACE(all_subwords ? "label_all_subwords" : "first sub-word labelled");
+    ls::data::Dataset dataset;
+    dataset.task = ls::TaskType::kToken;
+    dataset.num_labels = labels.size();
+    dataset.examples.resize(1);
+    ls::data::Example& e = dataset.examples[0];
+    // BOS Johannes|burg|er is Ann|-|Marie EOS: words B-LOC, O, B-PER.
+    e.input_ids = {1, 20, 21, 22, 23, 24, 25, 26, 2};
+    e.word_ids = {-1, 0, 0, 0, 1, 2, 2, 2, -1};
+    const int32_t kIgnore = kIgnoreIndex;
+    e.labels = all_subwords ? std::vector<int32_t>{kIgnore, 3, 3, 3, 0, 1, 1, 1, kIgnore}
+                            : std::vector<int32_t>{kIgnore, 3,       kIgnore, kIgnore, 0,
+                                                   1,       kIgnore, kIgnore, kIgnore};
+    e.word_labels = {3, 0, 1};
+    e.num_words = 3, e.labeled = true;
+    EXPECT_EQ(ls::gold_word_tags(e), (std::vector<int>{3, 0, 1}));
+    at::Tensor logits = at::zeros({1, 9, 4});
+    for (int64_t t : {1, 4, 5}) logits[0][t][e.labels[static_cast<size_t>(t)]] = 5;  // first pieces
+    for (int64_t t : {2, 3, 6, 7}) logits[0][t][2] = 9;  // the other pieces: I-PER, more sure
+    const ls::EvalResult result = ls::evaluate_logits(logits, all_rows(dataset), dataset, labels);
+    ASSERT_EQ(result.predictions.size(), 1u);
+    EXPECT_EQ(result.predictions[0].tags, (std::vector<int>{3, 0, 1}));
+    EXPECT_DOUBLE_EQ(result.metrics.at("entity_f1"), 1.0);
+    EXPECT_DOUBLE_EQ(result.metrics.at("tag_accuracy"), 1.0);
+  }
+}
+
 // The scores other answer formats start from (ls_serve's HF and vLLM routes): a sequence kind's
 // raw logits, whatever its probabilities are made of.
 TEST(EvaluatorMetrics, SequenceScoresAreTheRawLogitsOfEveryClass) {
