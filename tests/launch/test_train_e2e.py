@@ -104,6 +104,25 @@ class EndToEnd(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(run, name)), name)
         self.assertFalse([n for n in os.listdir(run) if n.endswith(".tmp")])
 
+    def test_the_configured_lora_is_what_trains_and_what_is_saved(self):
+        """r 6 / alpha 20 (not the defaults, not alpha = 2r) reach adapter_config.json, every target
+        gets its LoRA pair, and every lora_B moved from its zero init: the adapters learned, not
+        only the head (a LoRA left out of the optimizer keeps every lora_B at zero)."""
+        ls_train(write_config(self.dir, lora={"r": 6, "alpha": 20, "targets": ["q_proj", "v_proj", "down_proj"]},
+                              train={"max_steps": 4, "eval_every": "4"}))
+        adapter = os.path.join(self.dir, "run", "adapter_last")
+        with open(os.path.join(adapter, "adapter_config.json")) as f:
+            recorded = json.load(f)
+        self.assertEqual((recorded["r"], recorded["lora_alpha"]), (6, 20))
+        tensors = load_file(os.path.join(adapter, "adapter_model.safetensors"))
+        lora_b = {name: t for name, t in tensors.items() if "lora_B" in name}
+        self.assertEqual(len(lora_b), 2 * 3)  # 2 layers x 3 targets
+        for name, tensor in lora_b.items():
+            self.assertEqual(tensor.shape[1], 6, name)
+            self.assertGreater(float(abs(tensor).max()), 0.0, f"{name} is still zero: LoRA did not train")
+        for target in ("q_proj", "v_proj", "down_proj"):
+            self.assertTrue(any(target in name for name in lora_b), target)
+
     def test_resume_after_sigkill_reaches_bit_identical_losses(self):
         expected = self.reference(output={"state_every": 1})
         cfg = write_config(self.dir, output={"state_every": 1})

@@ -130,8 +130,8 @@ TEST(Config, DocsConfigCarriesTheGeneratedKeyTable) {
 TEST(Config, EveryShippedRecipeIsValid) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(LS_SOURCE_DIR "/configs")) {
-    // sweep_*.yaml are sweep specs (launch/ls_sweep), not run configs; tests/launch/test_sweep.py
-    // owns them.
+    // sweep_*.yaml are sweep specs (launch/ls_sweep), not run configs:
+    // tests/launch/test_shipped_scripts.py dry-runs them.
     if (entry.path().extension() != ".yaml" ||
         entry.path().filename().string().rfind("sweep_", 0) == 0)
       continue;
