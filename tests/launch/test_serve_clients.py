@@ -146,6 +146,34 @@ class SequenceClients(unittest.TestCase):
                 self.assertIsInstance(json.loads(answer)["error"], str)
 
 
+class ByteLevelTokenizerClients(unittest.TestCase):
+    """A run on the LLaMA-3-style model (byte-level BPE tokenizer.json, "!" is id 0, the specials at
+    the end of the vocabulary): texts ending in "!" are served through InferenceClient with
+    ls_predict's scores."""
+
+    def test_texts_ending_in_an_exclamation_mark(self):
+        work = tempfile.mkdtemp(prefix="ls_serve_clients_llama3_")
+        self.addCleanup(shutil.rmtree, work, True)
+        ls_train(write_config(work, model={"path": f"{ASSETS}/model_llama3", "attention": "causal"},
+                              task={"type": "sequence", "labels": ["negative", "positive"]},
+                              data={"train": f"{DATA}/sentiment_train.jsonl",
+                                    "validation": f"{DATA}/sentiment_validation.jsonl"},
+                              train={"max_steps": 10}))
+        run = os.path.join(work, "run")
+        with open(f"{DATA}/sentiment_validation.jsonl") as f:
+            texts = [json.loads(line)["text"] + "!" for line in f][:6] + ["!", "great!!!"]
+        inputs = os.path.join(work, "inputs.jsonl")
+        with open(inputs, "w") as f:
+            f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+        expected = ls_predict_lines(run, inputs, os.path.join(work, "pred.jsonl"))
+        server = Server(run, log_dir=work)
+        self.addCleanup(server.close)
+        client = InferenceClient(f"http://127.0.0.1:{server.port}")
+        for text, want in zip(texts, expected):
+            for element in client.text_classification(text):
+                self.assertAlmostEqual(element.score, want["probabilities"][element.label], delta=1e-5)
+
+
 class TokenClients(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
