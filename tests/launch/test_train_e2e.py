@@ -161,11 +161,26 @@ class EndToEnd(unittest.TestCase):
         no_dropout = {"lora": {"dropout": 0.0}, "task": {"head_dropout": 0.0}}
         expected = self.reference(train={"shuffle": False}, **no_dropout)
         mpirun = shutil.which("mpirun")
-        for np in (2, 4):
+        # dp 2 and 4 under mpirun, and dp 2 through launch/mpirun_hosts.sh with a one-host hostfile
+        # (2 ranks on localhost): the shipped multi-node script runs the same job.
+        for np in (2, 4, "hosts"):
             d = os.path.join(self.dir, f"dp{np}")
             os.makedirs(d)
             cfg = write_config(d, train={"shuffle": False}, **no_dropout)
-            subprocess.run([mpirun, "-np", str(np), os.path.join(BIN, "ls_train"), cfg], check=True, capture_output=True)
+            if np == "hosts":
+                hostfile = os.path.join(d, "hosts.txt")
+                with open(hostfile, "w") as f:
+                    f.write("# one node, two ranks\nlocalhost slots=2\n")
+                script = os.path.join(SOURCE, "launch", "mpirun_hosts.sh")
+                result = subprocess.run([script, hostfile, "2", cfg], capture_output=True, text=True,
+                                        env={**os.environ, "LS_TRAIN": os.path.join(BIN, "ls_train"),
+                                             "LS_CORES_PER_RANK": "1"})
+                self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+                with open(os.path.join(d, "run", "state", "trainer.json")) as f:
+                    self.assertEqual(json.load(f)["world_size"], 2)  # two ranks, not one
+            else:
+                subprocess.run([mpirun, "-np", str(np), os.path.join(BIN, "ls_train"), cfg], check=True,
+                               capture_output=True)
             got = train_losses(os.path.join(d, "run"))
             self.assertEqual([s for s, _ in got], [s for s, _ in expected])
             for (_, a), (_, b) in zip(got, expected):
