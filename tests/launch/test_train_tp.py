@@ -105,7 +105,7 @@ class TensorParallelEndToEnd(unittest.TestCase):
         self.assertTrue(ranks, "no rank process under mpirun")
         os.kill(int(ranks[0]), signal.SIGTERM)
         out, err = proc.communicate(timeout=300)
-        self.assertNotEqual(proc.returncode, 0, out + err)
+        self.assertGreater(proc.returncode, 0, out + err)  # the stop's exit status, not mpirun killed
         with open(os.path.join(run, "state", "trainer.json")) as f:
             state = json.load(f)
         self.assertLess(state["step"], 12, "the run finished before it could be stopped")

@@ -1,5 +1,6 @@
 """Reference-stack smoke: the Python side the parity tests compare against (HF transformers + PEFT
 on torch) imports, has the pinned versions, and runs LS-LLaMA's model on CPU."""
+import os
 import unittest
 
 import torch
@@ -27,7 +28,11 @@ class ReferenceEnvironment(unittest.TestCase):
         out.loss.backward()
         trainable = [n for n, p in model.named_parameters() if p.requires_grad]
         self.assertTrue(any("lora_A" in n for n in trainable), trainable)
-        self.assertTrue(transformers.__version__ and peft.__version__)
+        # The pinned reference stack (tools/requirements.txt), the one the golden files came from.
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "tools", "requirements.txt")) as f:
+            pins = dict(line.strip().split("==") for line in f if "==" in line and not line.startswith("#"))
+        self.assertEqual(transformers.__version__, pins["transformers"])
+        self.assertEqual(peft.__version__, pins["peft"])
 
 
 if __name__ == "__main__":
