@@ -46,18 +46,23 @@ ls_build() {
   [ -n "$py" ] || ls_die "no Python with torch $LS_TORCH_VERSION found: run tools/setup.sh first"
   torch_prefix=$("$py" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
   [ "${LS_SANITIZE:-0}" = "1" ] && sanitize=ON
-  # LS_REQUIRE_OPTIONAL=1 (tools/test.sh): ls_serve and tokenizer.json support must build.
-  local optional=AUTO
-  [ "${LS_REQUIRE_OPTIONAL:-0}" = "1" ] && optional=ON
+  # LS_REQUIRE_OPTIONAL=1 (tools/test.sh): ls_serve and tokenizer.json support must build (ON);
+  # otherwise a build directory keeps what it was configured with (AUTO when new).
+  local required=() optional_ok=1
+  if [ "${LS_REQUIRE_OPTIONAL:-0}" = "1" ]; then
+    required=(-DLS_WITH_SERVE=ON -DLS_WITH_HF_TOKENIZER=ON)
+    { grep -q "^LS_WITH_SERVE:STRING=ON\$" "$cache" && grep -q "^LS_WITH_HF_TOKENIZER:STRING=ON\$" "$cache"; } 2>/dev/null ||
+      optional_ok=0
+  fi
   if [ ! -f "$cache" ] || ! grep -q "^LS_PYTHON:FILEPATH=$py\$" "$cache" || ! grep -q "^LS_SANITIZE:BOOL=$sanitize\$" "$cache" ||
-     ! grep -q "^LS_WITH_SERVE:STRING=$optional\$" "$cache" || ! grep -q "^LS_WITH_HF_TOKENIZER:STRING=$optional\$" "$cache"; then
+     [ "$optional_ok" = 0 ]; then
     ls_log "configuring $build_dir"
     # shellcheck disable=SC2086
     cmake -S "$LS_ROOT" -B "$build_dir" -G Ninja \
       -DCMAKE_BUILD_TYPE="${LS_BUILD_TYPE:-Release}" \
       -DCMAKE_PREFIX_PATH="$torch_prefix" \
       -DLS_PYTHON="$py" -DLS_SANITIZE="$sanitize" \
-      -DLS_WITH_SERVE="$optional" -DLS_WITH_HF_TOKENIZER="$optional" \
+      "${required[@]}" \
       ${LS_CMAKE_ARGS:-} >"$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log" >&2; ls_die "configure failed (log: $build_dir.configure.log)"; }
     grep -E '^-- ls-train:' "$build_dir.configure.log" >&2 || true
   fi
