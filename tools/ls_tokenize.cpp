@@ -1,7 +1,8 @@
 // ls_tokenize: UTF-8 lines on stdin -> one JSON array of token ids per line on stdout.
-// The tokenizer is a sentencepiece tokenizer.model or a HF tokenizer.json (data/tokenizer/tokenizer.h).
-// BOS as the file has it (sentencepiece: BOS first; tokenizer.json: what its post-processor
-// adds), no EOS, unless --no-bos / --eos say otherwise. --words prints the NER word alignment.
+// The tokenizer is a sentencepiece tokenizer.model or a HF tokenizer.json
+// (data/tokenizer/tokenizer.h). BOS as the file has it (sentencepiece: BOS first; tokenizer.json:
+// what its post-processor adds), no EOS, unless --no-bos / --eos say otherwise. --words prints the
+// NER word alignment.
 #include <iostream>
 #include <string>
 
