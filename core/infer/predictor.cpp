@@ -10,6 +10,7 @@
 
 #include "core/adapter/peft_adapter.h"
 #include "core/base/error.h"
+#include "core/base/utf8.h"
 
 namespace fs = std::filesystem;
 
@@ -31,21 +32,10 @@ Predictor::Predictor(TrainedRun run, const Placement& placement)
 
 namespace {
 
-// The C locale's whitespace (what std::istringstream >> splits words at).
-bool is_ascii_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-// Unicode code points in valid UTF-8: the bytes that do not continue a character.
-size_t code_points(std::string_view text) {
-  return static_cast<size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
-
 // The byte offset where code point `n` begins (the size when the text is shorter).
 size_t byte_offset_of_code_point(std::string_view text, size_t n) {
   for (size_t byte = 0; byte < text.size(); ++byte)
-    if ((text[byte] & 0xC0) != 0x80 && n-- == 0) return byte;
+    if (!is_utf8_continuation(text[byte]) && n-- == 0) return byte;
   return text.size();
 }
 
@@ -73,7 +63,7 @@ std::optional<std::pair<std::string, size_t>> cut_text(const std::string& text, 
 size_t words_that_fit(const std::vector<std::string>& words, size_t max_chars) {
   size_t length = 0, kept = 0;
   for (; kept < words.size(); ++kept) {
-    length += code_points(words[kept]) + (kept > 0);
+    length += utf8_code_points(words[kept]) + (kept > 0);
     if (length > max_chars) break;
   }
   return kept;
@@ -127,10 +117,10 @@ PreparedInputs prepare_inputs(const std::vector<PredictInput>& inputs,
     data::RawRecord& record = tokenized.records[i];
     size_t length = 0;
     if (token_task) {
-      for (const auto& word : record.words) length += code_points(word);
+      for (const auto& word : record.words) length += utf8_code_points(word);
       length += record.words.size() - 1;
     } else {
-      length = code_points(record.text);
+      length = utf8_code_points(record.text);
     }
     if (length <= limits.max_chars) continue;
     if (!limits.truncate)

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "core/base/utf8.h"
 #include "core/infer/predictor.h"
 
 namespace fs = std::filesystem;
@@ -315,7 +316,7 @@ json hf_sequence(const Output& output, const ClientRequest& request, const Model
 std::string code_point_substr(const std::string& text, size_t start, size_t end) {
   size_t point = 0, begin_byte = text.size(), end_byte = text.size();
   for (size_t byte = 0; byte < text.size(); ++byte) {
-    if ((text[byte] & 0xC0) == 0x80) continue;
+    if (is_utf8_continuation(text[byte])) continue;
     if (point == start) begin_byte = byte;
     if (point == end) {
       end_byte = byte;
@@ -598,15 +599,14 @@ std::vector<WordSpan> split_words(const std::string& text) {
   bool in_word = false;
   for (size_t byte = 0; byte < text.size(); ++byte) {
     const char c = text[byte];
-    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-    if (space) {
+    if (is_ascii_space(c)) {
       in_word = false;
     } else {
       if (!in_word) words.push_back({"", point, point});
       in_word = true;
       words.back().word += c;
     }
-    if ((c & 0xC0) != 0x80) ++point;
+    if (!is_utf8_continuation(c)) ++point;
     // A word's end: after its last code point, whose continuation bytes follow it.
     if (in_word) words.back().end = point;
   }

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "core/base/error.h"
+#include "core/base/utf8.h"
 #include "core/infer/predictor.h"
 #include "core/serve/metrics.h"
 
@@ -46,12 +47,6 @@ std::vector<Output> predict_batch(Predictor& predictor, const std::vector<BatchI
     if (i < scores.size()) outputs[i].scores = std::move(scores[i]);
   }
   return outputs;
-}
-
-size_t utf8_length(const std::string& text) {
-  size_t n = 0;
-  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
-  return n;
 }
 
 double seconds(Clock::duration d) {
@@ -166,8 +161,9 @@ void PredictService::predict(Api api, Request request, Respond respond, Batcher:
     job->inputs =
         predictor_.prepare(client->inputs, InputLimits{max_input_chars_, client->truncate});
     for (const PredictInput& input : client->inputs) {
-      characters += utf8_length(input.text) + (input.text_pair ? utf8_length(*input.text_pair) : 0);
-      for (const std::string& word : input.words) characters += utf8_length(word);
+      characters +=
+          utf8_code_points(input.text) + (input.text_pair ? utf8_code_points(*input.text_pair) : 0);
+      for (const std::string& word : input.words) characters += utf8_code_points(word);
     }
   } catch (const InputTooLong& e) {
     return respond(error_answer(413, e.what()));

@@ -33,7 +33,22 @@ def char_offsets(text):
     return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
-class SequenceClients(unittest.TestCase):
+class ServedRun(unittest.TestCase):
+    """A class whose setUpClass trains cls.run_dir under cls.dir, then calls serve(); the server and
+    the directory go at tearDownClass."""
+
+    @classmethod
+    def serve(cls):
+        cls.server = Server(cls.run_dir, log_dir=cls.dir)
+        cls.url = f"http://127.0.0.1:{cls.server.port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+
+class SequenceClients(ServedRun):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="ls_serve_clients_seq_")
@@ -49,13 +64,7 @@ class SequenceClients(unittest.TestCase):
         with open(inputs, "w") as f:
             f.writelines(json.dumps({"text": t}) + "\n" for t in cls.texts)
         cls.expected = ls_predict_lines(cls.run_dir, inputs, os.path.join(cls.dir, "pred.jsonl"))
-        cls.server = Server(cls.run_dir, log_dir=cls.dir)
-        cls.url = f"http://127.0.0.1:{cls.server.port}"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.serve()
 
     def test_inference_client_text_classification_gets_ls_predicts_scores(self):
         client = InferenceClient(self.url)
@@ -174,7 +183,7 @@ class ByteLevelTokenizerClients(unittest.TestCase):
                 self.assertAlmostEqual(element.score, want["probabilities"][element.label], delta=1e-5)
 
 
-class TokenClients(unittest.TestCase):
+class TokenClients(ServedRun):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="ls_serve_clients_ner_")
@@ -182,13 +191,7 @@ class TokenClients(unittest.TestCase):
         cls.run_dir = os.path.join(cls.dir, "run")
         cls.sentences = conll_sentences(f"{DATA}/ner_validation.conll")[:12]
         cls.expected = ls_predict_sentences(cls.run_dir, cls.sentences, cls.dir)
-        cls.server = Server(cls.run_dir, log_dir=cls.dir)
-        cls.url = f"http://127.0.0.1:{cls.server.port}"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.serve()
 
     def test_inference_client_token_classification_gets_ls_predicts_entities(self):
         client = InferenceClient(self.url)

@@ -64,6 +64,19 @@ def wait_for_saved_step(state_json, step, timeout=120):
         time.sleep(0.02)
 
 
+def sigkill_after_saved_step(cfg, run, step):
+    """Starts ls_train on `cfg`, SIGKILLs it once `run`'s saved state reaches `step`; returns the
+    step the state holds."""
+    proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = os.path.join(run, "state", "trainer.json")
+    wait_for_saved_step(state, step)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(state) as f:
+        return json.load(f)["step"]
+
+
 def assert_one_line_error(test, result, *needles):
     """A refused run: exit 2 and one line on stderr holding every needle (a TestCase method)."""
     test.assertEqual(result.returncode, 2, result.stderr)
@@ -127,14 +140,7 @@ class EndToEnd(unittest.TestCase):
         expected = self.reference(output={"state_every": 1})
         cfg = write_config(self.dir, output={"state_every": 1})
         run = os.path.join(self.dir, "run")
-        proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        state = os.path.join(run, "state", "trainer.json")
-        wait_for_saved_step(state, 4)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        with open(state) as f:
-            killed_at = json.load(f)["step"]
+        killed_at = sigkill_after_saved_step(cfg, run, 4)
         self.assertLess(killed_at, 12, "the run finished before it could be killed")
         ls_train("--resume", run)
         self.assertEqual(train_losses(run), expected)

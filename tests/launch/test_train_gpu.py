@@ -5,14 +5,14 @@ ls_predict --device cuda gives the CPU's probabilities within 1e-2."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import unittest
 
 import torch
 
-from test_train_e2e import ASSETS, BIN, ls_train, setUpModule, train_losses, wait_for_saved_step, write_config  # noqa: F401
+from test_train_e2e import (ASSETS, BIN, ls_train, setUpModule, sigkill_after_saved_step,  # noqa: F401
+                            train_losses, write_config)
 
 DATA = f"{ASSETS}/data"
 
@@ -51,14 +51,7 @@ class OnTheGpu(unittest.TestCase):
         ls_train(cfg)
         expected = train_losses(run)
         cfg, run = self.config("killed", model={"device": "cuda"}, output={"state_every": 1})
-        proc = subprocess.Popen([os.path.join(BIN, "ls_train"), cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        state = os.path.join(run, "state", "trainer.json")
-        wait_for_saved_step(state, 4)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        with open(state) as f:
-            self.assertLess(json.load(f)["step"], 12, "the run finished before it could be killed")
+        self.assertLess(sigkill_after_saved_step(cfg, run, 4), 12, "the run finished before it could be killed")
         ls_train("--resume", run)
         self.assertEqual(train_losses(run), expected)
 
